@@ -1,0 +1,32 @@
+# The two commands of the README: `make demo` and `make test`.
+# Each creates .venv when missing (with uv inside it when uv is absent), syncs the lock, then runs.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(shell command -v uv 2>/dev/null || echo $(VENV)/bin/uv)
+# A directory of local wheels (pip's find-links) holds the CPU build of torch on machines that have one.
+export UV_FIND_LINKS ?= $(PIP_FIND_LINKS)
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+export DO_NOT_TRACK ?= 1
+
+.PHONY: demo test venv bench clean-outputs
+
+$(VENV)/.synced: pyproject.toml uv.lock
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@command -v uv >/dev/null 2>&1 || test -x $(VENV)/bin/uv || $(PY) -m pip install --quiet uv
+	@if $(UV) sync --frozen --quiet 2>/dev/null; then :; else \
+	  echo "locked local torch wheel not found here: installing torch==2.13.0 from the registry"; \
+	  $(PY) -m pip install --quiet torch==2.13.0 && $(UV) sync --frozen --quiet --inexact --no-install-package torch; fi
+	@touch $@
+
+venv: $(VENV)/.synced
+
+demo: venv
+	$(VENV)/bin/drivefine retrain
+
+test: venv
+	$(PY) -m pytest -q
+
+bench: venv
+	for b in bench/*.py; do $(PY) $$b || exit 1; done
