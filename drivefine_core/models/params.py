@@ -1,0 +1,106 @@
+"""Knobs of the planners. Small by default (CPU, tests); every size grows by configuration."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from drivefine_core.features.tokenizer import VOCAB_SIZE
+
+NUM_ANSWER_TOKENS = 24
+NUM_POSES = 8
+NUM_HISTORY_POSES = 4
+
+
+class ModelParams(BaseModel):
+    """Sizes and decoding settings shared by the DriveFine (MDM) and SpanVLA (AR + flow) planners."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # backbone (shared shape for the masked-diffusion LM and the autoregressive LM)
+    width: int = Field(128, ge=8)
+    depth: int = Field(4, ge=1)
+    heads: int = Field(4, ge=1)
+    mlp_ratio: float = Field(4.0, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    # DriveFine block-MoE: the last n blocks are duplicated into the refinement expert
+    n_refine_blocks: int = Field(1, ge=0)
+
+    # vision tower (a from-scratch ViT; patches of every view, shared weights + a view embedding)
+    image_height: int = Field(64, ge=8)
+    image_width: int = Field(128, ge=8)
+    patch_size: int = Field(16, ge=2)
+    num_views: int = Field(1, ge=1)
+    vision_width: int = Field(96, ge=8)
+    vision_depth: int = Field(2, ge=0)
+    vision_heads: int = Field(4, ge=1)
+
+    # SpanVLA flow-matching action expert: same head count as the backbone, smaller width
+    flow_width: int = Field(64, ge=8)
+    flow_depth: int | None = Field(None, ge=1, description="None: one expert layer per read backbone layer")
+    flow_every_k: int = Field(2, ge=1, description="read the KV of every k-th backbone layer")
+    flow_steps: int = Field(5, ge=0)
+    flow_tau_mu: float = 0.0  # tau = sigmoid(N(mu, sigma)) in training
+    flow_tau_sigma: float = Field(1.0, gt=0)
+    flow_train_noise: float = Field(0.05, ge=0, description="std of noise added to a_his in training (normalised units)")
+    flow_sample_noise: float = Field(0.1, ge=0, description="std of the initial-state noise when sampling stochastically")
+    flow_noise_steps: int = Field(10, ge=0, description="Euler steps of the noise-initialised (pi0) ablation")
+
+    # masked diffusion (DriveFine generation expert)
+    mdm_steps: int = Field(12, ge=1, le=NUM_ANSWER_TOKENS)
+    temperature: float = Field(0.0, ge=0, description="0 = greedy")
+    remasking: Literal["confidence", "random"] = "confidence"
+    complementary_masking: bool = True  # LaViDa
+    inverse_t_weighting: bool = False  # LLaDA's 1/t weight
+    refine_draft: Literal["noise", "decode"] = Field(
+        "noise", description="SFT drafts for the refinement expert: perturbed targets, or the generation expert's decode")
+    refine_noise_bins: float = Field(20.0, ge=0, description="std of the draft perturbation, in bins (20 = 1 m, 2 deg)")
+    constrain_vocab: bool = Field(True, description="x/y positions may only emit x/y bins, heading positions heading bins")
+
+    # fixed normalisation scales
+    action_scale: tuple[float, float, float] = (30.0, 10.0, 0.5)  # x m, y m, heading rad
+    velocity_scale: float = Field(10.0, gt=0)
+    acceleration_scale: float = Field(3.0, gt=0)
+    frame_dt_s: float = Field(0.5, gt=0, description="spacing of both history and future poses")
+
+    vocab_size: int = VOCAB_SIZE
+
+    @model_validator(mode="after")
+    def _check(self) -> "ModelParams":
+        if self.width % self.heads:
+            raise ValueError(f"ModelParams.width={self.width} must be divisible by heads={self.heads}")
+        if self.vision_width % self.vision_heads:
+            raise ValueError(
+                f"ModelParams.vision_width={self.vision_width} must be divisible by vision_heads={self.vision_heads}"
+            )
+        if self.n_refine_blocks > self.depth:
+            raise ValueError(f"ModelParams.n_refine_blocks={self.n_refine_blocks} exceeds depth={self.depth}")
+        if self.image_height % self.patch_size or self.image_width % self.patch_size:
+            raise ValueError(
+                f"ModelParams.image_height/image_width ({self.image_height}x{self.image_width}) "
+                f"must be multiples of patch_size={self.patch_size}"
+            )
+        n_read = len(self.flow_read_layers)
+        if n_read == 0:
+            raise ValueError(f"ModelParams.flow_every_k={self.flow_every_k} reads no layer of depth={self.depth}")
+        if self.flow_depth is not None and self.flow_depth > n_read:
+            raise ValueError(f"ModelParams.flow_depth={self.flow_depth} exceeds the {n_read} backbone layers read")
+        return self
+
+    @property
+    def head_dim(self) -> int:
+        return self.width // self.heads
+
+    @property
+    def num_patches(self) -> int:
+        return (self.image_height // self.patch_size) * (self.image_width // self.patch_size)
+
+    @property
+    def flow_read_layers(self) -> list[int]:
+        """Backbone layers whose KV the flow expert reads: every k-th, counted from 1 (k=2: 1, 3, 5, ...)."""
+        return list(range(self.flow_every_k - 1, self.depth, self.flow_every_k))
+
+    @property
+    def flow_layers(self) -> int:
+        return self.flow_depth if self.flow_depth is not None else len(self.flow_read_layers)
