@@ -1,0 +1,1 @@
+"""Synthetic NAVSIM-format world: nuPlan-style maps, OpenScene logs and camera images."""

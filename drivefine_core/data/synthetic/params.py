@@ -1,0 +1,55 @@
+"""Knobs of the synthetic world generator (composed into params.yaml by the lead)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class GenerateParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    seed: int = 0
+    # maps
+    num_maps: int = Field(1, ge=1)
+    map_version: str = "1.0.0"
+    grid_nodes_x: int = Field(4, ge=2)  # intersections per row of the road grid
+    grid_nodes_y: int = Field(4, ge=2)
+    block_size_m: float = Field(150.0, ge=80.0)  # distance between neighbouring intersections
+    node_jitter_m: float = Field(12.0, ge=0.0)
+    road_bend_m: float = Field(18.0, ge=0.0)  # max lateral bulge of a road between two intersections
+    max_lanes_per_direction: int = Field(3, ge=1, le=3)
+    lane_width_m: float = 3.5
+    edge_removal_fraction: float = Field(0.1, ge=0.0, le=0.5)  # removed grid edges -> 3-way junctions
+    utm_origin: tuple[float, float] = (664000.0, 3997000.0)
+    crs: str = "EPSG:32611"
+    # logs
+    num_logs: int = Field(4, ge=1)
+    frames_per_log: int = Field(60, ge=16)
+    splits: dict[str, float] = Field(default_factory=lambda: {"train": 0.8, "test": 0.2})
+    # agents (per 100 m of lane near the ego route)
+    vehicle_density_per_100m: float = Field(1.4, ge=0.0)
+    slow_leader_prob: float = Field(0.35, ge=0.0, le=1.0)  # per log: a slow vehicle ahead of the ego
+    cut_in_prob: float = Field(0.35, ge=0.0, le=1.0)  # per multi-lane roadblock on the route
+    lane_change_prob: float = Field(0.3, ge=0.0, le=1.0)  # extra voluntary lane changes of the ego
+    pedestrians_per_crosswalk: float = Field(1.0, ge=0.0)
+    sidewalk_pedestrians_per_100m: float = Field(0.5, ge=0.0)
+    static_objects_per_100m: float = Field(0.6, ge=0.0)
+    annotation_radius_m: float = Field(70.0, ge=10.0)
+    # cameras
+    image_width: int = Field(256, ge=32)
+    image_height: int = Field(144, ge=18)
+    cameras: list[str] = Field(default_factory=lambda: ["CAM_F0"])
+    render_images: bool = True
+    jpeg_quality: int = Field(85, ge=10, le=100)
+    raster_resolution_m: float = Field(0.1, gt=0.0)
+
+    @model_validator(mode="after")
+    def _check(self) -> "GenerateParams":
+        if "CAM_F0" not in self.cameras:
+            raise ValueError("GenerateParams.cameras: CAM_F0 is always rendered and must be listed")
+        bad = [c for c in self.cameras if c not in ("CAM_F0", "CAM_L0", "CAM_R0")]
+        if bad:
+            raise ValueError(f"GenerateParams.cameras: only CAM_F0, CAM_L0, CAM_R0 can be rendered, got {bad}")
+        if not self.splits or any(v < 0 for v in self.splits.values()) or sum(self.splits.values()) <= 0:
+            raise ValueError("GenerateParams.splits: needs at least one split with a positive share")
+        return self
