@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from drivefine_core.features.tokenizer import encode
+from drivefine_core.models import ModelParams, Planner
+
+torch.set_num_threads(1)
+
+
+def tiny_params(**overrides: object) -> ModelParams:
+    base: dict[str, object] = dict(
+        width=32, depth=4, heads=2, mlp_ratio=2.0, n_refine_blocks=1, image_height=32, image_width=32,
+        patch_size=16, vision_width=16, vision_depth=1, vision_heads=2, flow_width=16, mdm_steps=6,
+    )
+    base.update(overrides)
+    return ModelParams(**base)  # type: ignore[arg-type]
+
+
+def make_batch(p: ModelParams, b: int = 3, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Plausible scenes: forward motion with some curvature, a history consistent with it."""
+    g = torch.Generator().manual_seed(seed)
+    speed = 3 + 7 * torch.rand(b, generator=g)
+    yaw_rate = 0.1 * (torch.rand(b, generator=g) - 0.5)
+    t_future = torch.arange(1, 9) * 0.5
+    t_hist = torch.arange(-3, 1) * 0.5
+
+    def arc(t: torch.Tensor) -> torch.Tensor:
+        h = yaw_rate[:, None] * t
+        x = speed[:, None] * t * torch.cos(h / 2)
+        y = speed[:, None] * t * torch.sin(h / 2)
+        return torch.stack([x, y, h], -1)
+
+    target = arc(t_future)
+    tokens = torch.from_numpy(encode(target.numpy().astype(np.float64)))
+    return {
+        "image": torch.rand(b, 3 * p.num_views, p.image_height, p.image_width, generator=g),
+        "command": torch.nn.functional.one_hot(torch.randint(0, 4, (b,), generator=g), 4).float(),
+        "velocity": torch.stack([speed, torch.zeros(b)], -1),
+        "acceleration": torch.randn(b, 2, generator=g) * 0.3,
+        "history": arc(t_hist),
+        "target": target,
+        "target_tokens": tokens,
+    }
+
+
+@pytest.fixture
+def params() -> ModelParams:
+    return tiny_params()
+
+
+@pytest.fixture
+def planner(params: ModelParams) -> Planner:
+    torch.manual_seed(0)
+    return Planner(params).eval()
+
+
+@pytest.fixture
+def batch(params: ModelParams) -> dict[str, torch.Tensor]:
+    return make_batch(params)

@@ -1,0 +1,79 @@
+"""Masked-diffusion schedule, decoding traces and GRPO log-probabilities, AR log-probabilities."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from drivefine_core.models import Planner, cosine_commit_counts
+
+
+@pytest.mark.parametrize("steps", [1, 2, 4, 12, 24])
+def test_cosine_counts_exact(steps: int) -> None:
+    counts = cosine_commit_counts(24, steps)
+    assert len(counts) == steps and sum(counts) == 24 and min(counts) >= 1
+    if 4 <= steps < 24:
+        assert counts[0] < max(counts)  # cautious first, bolder later
+
+
+@pytest.mark.parametrize("steps", [0, 25])
+def test_cosine_counts_reject_bad_steps(steps: int) -> None:
+    with pytest.raises(ValueError, match="steps"):
+        cosine_commit_counts(24, steps)
+
+
+@pytest.mark.parametrize("steps,remasking,temperature", [(12, "confidence", 0.0), (4, "random", 1.0), (7, "confidence", 0.5)])
+def test_decoding_commits_scheduled_counts(planner: Planner, batch: dict, steps: int, remasking: str,
+                                           temperature: float) -> None:
+    out = planner.drivefine.decode(batch, steps=steps, remasking=remasking, temperature=temperature,
+                                   generator=torch.Generator().manual_seed(0), return_trace=True)
+    expected = torch.tensor(cosine_commit_counts(24, steps))
+    per_step = out.trace.commit_mask().sum(-1)  # (B, S)
+    assert torch.equal(per_step, expected.expand_as(per_step))
+    assert (out.tokens != planner.drivefine.mask_id).all()
+    assert ((out.confidences > 0) & (out.confidences <= 1)).all()
+
+
+def test_confidence_remasking_commits_most_confident_first(planner: Planner, batch: dict) -> None:
+    out = planner.drivefine.decode(batch, steps=24, remasking="confidence", return_trace=True)
+    # with one token per step, the committed token had the highest confidence among those still masked;
+    # recompute step 0's confidences and check the argmax was committed
+    dfm = planner.drivefine
+    state0 = out.trace.state_before(0, dfm.mask_id)
+    logits = dfm.backbone.forward_answer(state0, dfm.backbone.encode_prompt(batch, "generate"))
+    best = torch.softmax(logits, -1).amax(-1).argmax(-1)
+    first = (out.trace.step_of_token == 0).float().argmax(-1)
+    assert torch.equal(best, first)
+
+
+def test_trace_logprobs_match_decoding(planner: Planner, batch: dict) -> None:
+    dfm = planner.drivefine
+    out = dfm.decode(batch, steps=6, return_trace=True)  # greedy: confidences are plain-softmax probabilities
+    logp = dfm.trace_logprobs(batch, out.trace)
+    mask = out.trace.commit_mask()
+    assert logp.shape == (3, 6, 24)
+    assert torch.all(logp[~mask] == 0)
+    per_token = (logp * mask).sum(1)  # each token committed exactly once
+    assert torch.allclose(per_token.exp(), out.confidences, atol=1e-5)
+    per_token.sum().backward()
+    assert dfm.backbone.experts["generate"][0].attn.qkv.weight.grad is not None
+
+
+def test_trace_logprobs_sampled_temperature(planner: Planner, batch: dict) -> None:
+    dfm = planner.drivefine
+    out = dfm.decode(batch, steps=4, temperature=0.7, generator=torch.Generator().manual_seed(3), return_trace=True)
+    logp = dfm.trace_logprobs(batch, out.trace)
+    assert torch.allclose((logp * out.trace.commit_mask()).sum(1).exp(), out.confidences, atol=1e-5)
+
+
+def test_ar_logprobs_match_decoding(planner: Planner, batch: dict) -> None:
+    out = planner.ar.decode(batch, temperature=0.0)
+    logp = planner.ar.logprobs(batch, out.tokens)
+    assert torch.allclose(logp.exp(), out.confidences, atol=1e-5)
+
+
+def test_refine_logprobs(planner: Planner, batch: dict) -> None:
+    dfm = planner.drivefine
+    draft = dfm.decode(batch).tokens
+    refined, conf = dfm.refine(batch, draft)
+    assert torch.allclose(dfm.refine_logprobs(batch, draft, refined).exp(), conf, atol=1e-5)

@@ -1,0 +1,65 @@
+"""Gradient blocking between the experts, checked on parameter gradients."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from drivefine_core.models import Planner
+
+
+def _grads(module: nn.Module) -> dict[str, bool]:
+    """name -> whether the parameter received a non-zero gradient."""
+    return {n: p.grad is not None and bool(p.grad.abs().sum() > 0) for n, p in module.named_parameters()}
+
+
+def _zero(planner: Planner) -> None:
+    for p in planner.parameters():
+        p.grad = None
+
+
+def test_refinement_loss_updates_only_refinement_blocks(planner: Planner, batch: dict) -> None:
+    planner.train()
+    _zero(planner)
+    planner.losses(batch, "refine")["refine"].backward()
+    got = _grads(planner)
+    touched = {n for n, g in got.items() if g}
+    own = {n for n in got if n.startswith(("drivefine.backbone.experts.refine.", "drivefine.backbone.norms.refine."))}
+    assert touched == own
+    assert own  # the expert did learn something
+
+
+def test_generation_loss_never_touches_refinement_blocks(planner: Planner, batch: dict) -> None:
+    planner.train()
+    _zero(planner)
+    planner.losses(batch, "mdm")["mdm"].backward()
+    got = _grads(planner)
+    assert not any(g for n, g in got.items() if ".experts.refine." in n or ".norms.refine." in n)
+    for part in ("backbone.prompt.vision.", "backbone.shared.", "backbone.experts.generate.", "backbone.head."):
+        assert any(g for n, g in got.items() if n.startswith("drivefine." + part)), part
+
+
+def test_flow_loss_stops_at_the_backbone(planner: Planner, batch: dict) -> None:
+    planner.train()
+    for name, owner in (("flow", "flow."), ("flow-noise", "flow_noise.")):
+        _zero(planner)
+        planner.losses(batch, name)[name].backward()
+        touched = {n for n, g in _grads(planner).items() if g}
+        assert touched and all(n.startswith(owner) for n in touched), name
+
+
+def test_ar_loss_trains_ar_backbone_only(planner: Planner, batch: dict) -> None:
+    planner.train()
+    _zero(planner)
+    planner.losses(batch, "ar")["ar"].backward()
+    touched = {n for n, g in _grads(planner).items() if g}
+    assert touched and all(n.startswith("ar.") for n in touched)
+    assert any(".vision." in n for n in touched)
+
+
+def test_refinement_expert_is_warm_started(planner: Planner) -> None:
+    bb = planner.drivefine.backbone
+    gen, ref = bb.experts["generate"].state_dict(), bb.experts["refine"].state_dict()
+    assert gen.keys() == ref.keys()
+    assert all(torch.equal(gen[k], ref[k]) for k in gen)
+    assert all(gen[k].data_ptr() != ref[k].data_ptr() for k in gen)  # copies, not shared tensors
