@@ -1,0 +1,223 @@
+"""Ingest: NAVSIM logs (local dir or s3://) -> validated scenes Parquet per split + quarantine report.
+
+Library code: no Prefect, no DVC. One bad log never stops the others; it is quarantined with the file,
+field and frame that made it fail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from tqdm import tqdm
+
+from drivefine_core.data.errors import DataFormatError
+from drivefine_core.data.openscene_reader import load_log
+from drivefine_core.data.params import IngestParams
+from drivefine_core.data.scene_filter import assign_split, cut_scenes
+from drivefine_core.data.schema import Scene
+from drivefine_core.data.scenes_io import ScenesWriter
+
+Validator = Callable[[str, list[Scene]], list[str]]
+LOGS_DIR = "navsim_logs"
+
+
+@dataclass
+class QuarantineEntry:
+    log: str
+    reason: str
+    field: str
+    frame: int | None
+    path: str
+
+
+@dataclass
+class IngestReport:
+    logs_read: int = 0  # logs whose scenes were kept
+    logs_refused: int = 0
+    frames_read: int = 0
+    scenes_per_split: dict[str, int] = field(default_factory=dict)
+    scene_files: dict[str, str] = field(default_factory=dict)  # split -> parquet path
+    scene_digests: dict[str, str] = field(default_factory=dict)  # split -> sha256 of the file
+    quarantine: list[QuarantineEntry] = field(default_factory=list)
+    quarantine_path: str = ""
+
+    def metrics(self) -> dict[str, float]:
+        out = {
+            "logs_read": float(self.logs_read),
+            "logs_refused": float(self.logs_refused),
+            "frames_read": float(self.frames_read),
+            "scenes_total": float(sum(self.scenes_per_split.values())),
+        }
+        out.update({f"scenes_{split}": float(n) for split, n in self.scenes_per_split.items()})
+        return out
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass
+class _LogSource:
+    split_dir: str
+    name: str  # file stem
+    location: str  # local path or s3 URI, for reports
+
+
+def _s3_client():  # type: ignore[no-untyped-def]
+    import boto3  # imported lazily: only S3 sources need it
+
+    endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("MLFLOW_S3_ENDPOINT_URL") or None
+    return boto3.client("s3", endpoint_url=endpoint)
+
+
+def _split_uri(uri: str) -> tuple[str, str]:
+    bucket, _, prefix = uri[len("s3://") :].partition("/")
+    if not bucket:
+        raise ValueError(f"source_root '{uri}': no bucket in the S3 URI")
+    return bucket, prefix.strip("/")
+
+
+def _local_logs(root: Path, split_dirs: list[str]) -> list[tuple[_LogSource, Path]]:
+    out = []
+    for split_dir in split_dirs:
+        folder = root / LOGS_DIR / split_dir
+        if not folder.is_dir():
+            raise FileNotFoundError(f"source_root '{root}': split folder '{LOGS_DIR}/{split_dir}' not found")
+        for path in sorted(folder.glob("*.pkl")):
+            out.append((_LogSource(split_dir, path.stem, str(path)), path))
+    return out
+
+
+def _s3_logs(uri: str, split_dirs: list[str]) -> list[tuple[_LogSource, str]]:
+    bucket, prefix = _split_uri(uri)
+    client = _s3_client()
+    out = []
+    for split_dir in split_dirs:
+        folder = "/".join(p for p in (prefix, LOGS_DIR, split_dir) if p) + "/"
+        keys = []
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=folder):
+            keys += [o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(".pkl")]
+        for key in sorted(keys):
+            if "/" in key[len(folder) :]:
+                continue  # nested folders are not logs of this split
+            out.append((_LogSource(split_dir, Path(key).stem, f"s3://{bucket}/{key}"), key))
+    return out
+
+
+def _iter_local_files(
+    source_root: str, split_dirs: list[str]
+) -> tuple[list[_LogSource], Callable[[], Iterator[tuple[_LogSource, Path]]]]:
+    """The logs to read, and an iterator that yields each with a local path (S3: downloaded one at a time)."""
+    if source_root.startswith("s3://"):
+        entries = _s3_logs(source_root, split_dirs)
+        bucket, _ = _split_uri(source_root)
+
+        def fetch() -> Iterator[tuple[_LogSource, Path]]:
+            client = _s3_client()
+            with tempfile.TemporaryDirectory(prefix="drivefine-ingest-") as tmp:
+                for src, key in entries:
+                    local = Path(tmp) / f"{src.name}.pkl"
+                    client.download_file(bucket, key, str(local))
+                    yield src, local
+                    local.unlink(missing_ok=True)
+
+        return [e[0] for e in entries], fetch
+    local_entries = _local_logs(Path(source_root), split_dirs)
+    return [e[0] for e in local_entries], lambda: iter(local_entries)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _write_json_atomic(path: Path, payload: object) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(payload, fh, indent=2)
+    os.replace(tmp, path)
+
+
+def _expected_splits(params: IngestParams, split_dirs: list[str]) -> list[str]:
+    if params.split.mode == "hash":
+        return [params.split.train_name, params.split.test_name]
+    return [params.split.folder_map.get(d, d) for d in split_dirs]
+
+
+def ingest(
+    source_root: str | Path,
+    split_dirs: list[str],
+    out_dir: str | Path,
+    params: IngestParams | None = None,
+    progress: bool = True,
+    validate: Validator | None = None,
+) -> IngestReport:
+    """Read every log under `<source_root>/navsim_logs/<split_dir>/`, cut scenes, write
+    `out_dir/scenes/<split>.parquet` and `out_dir/quarantine.json`.
+
+    `validate(log_name, scenes)` may return failure messages; a non-empty list quarantines that log.
+    """
+    params = params or IngestParams()
+    out_dir = Path(out_dir)
+    scenes_dir = out_dir / "scenes"
+    scenes_dir.mkdir(parents=True, exist_ok=True)
+    sources, fetch = _iter_local_files(str(source_root), list(split_dirs))
+    report = IngestReport(scenes_per_split={s: 0 for s in _expected_splits(params, list(split_dirs))})
+    writers = {s: ScenesWriter(scenes_dir / f"{s}.parquet", params.row_group_scenes) for s in report.scenes_per_split}
+    max_scenes = params.scene_filter.max_scenes
+    total = 0
+    bar = tqdm(total=len(sources), desc="ingest logs", unit="log", disable=not progress)
+    try:
+        for src, local in fetch():
+            bar.update(1)
+            if max_scenes is not None and total >= max_scenes:
+                break
+            try:
+                log = load_log(local, params.require_annotations)
+            except DataFormatError as err:
+                report.quarantine.append(QuarantineEntry(src.name, err.reason, err.field, err.frame, src.location))
+                continue
+            except OSError as err:
+                report.quarantine.append(QuarantineEntry(src.name, f"unreadable: {err}", "<file>", None, src.location))
+                continue
+            limit = None if max_scenes is None else max_scenes - total
+            scenes = cut_scenes(log.frames, params.scene_filter, log.log_name, log.map_location, limit=limit)
+            failures = validate(log.log_name, scenes) if validate is not None else []
+            if failures:
+                report.quarantine.append(QuarantineEntry(src.name, "; ".join(failures), "validation", None, src.location))
+                continue
+            split = assign_split(log.log_name, src.split_dir, params.split)
+            if split not in writers:
+                writers[split] = ScenesWriter(scenes_dir / f"{split}.parquet", params.row_group_scenes)
+                report.scenes_per_split[split] = 0
+            writers[split].write(scenes, split)
+            report.scenes_per_split[split] += len(scenes)
+            report.logs_read += 1
+            report.frames_read += len(log.frames)
+            total += len(scenes)
+            bar.set_postfix(scenes=total, refused=len(report.quarantine))
+    except BaseException:
+        for writer in writers.values():
+            writer.abort()
+        raise
+    finally:
+        bar.close()
+    for split, writer in writers.items():
+        path = writer.close()
+        report.scene_files[split] = str(path)
+        report.scene_digests[split] = _sha256(path)
+    for stale in scenes_dir.glob("*.parquet"):  # splits of an earlier run that this run did not produce
+        if stale.stem not in writers:
+            stale.unlink()
+    report.logs_refused = len(report.quarantine)
+    report.quarantine_path = str(out_dir / "quarantine.json")
+    _write_json_atomic(Path(report.quarantine_path), [asdict(q) for q in report.quarantine])
+    return report
