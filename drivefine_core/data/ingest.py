@@ -181,7 +181,7 @@ def ingest(
             if max_scenes is not None and total >= max_scenes:
                 break
             try:
-                log = load_log(local, params.require_annotations)
+                log = load_log(local, params.require_annotations, params.required_cameras)
             except DataFormatError as err:
                 report.quarantine.append(QuarantineEntry(src.name, err.reason, err.field, err.frame, src.location))
                 continue

@@ -145,13 +145,18 @@ class _FrameParser:
             self.fail("anns.gt_names", f"unknown object types {unknown}")
         return Annotations(boxes=boxes, names=names, velocity_3d=velocity, track_tokens=tracks)
 
-    def cameras(self) -> dict[str, CameraInfo]:
+    def cameras(self, required: tuple[str, ...]) -> dict[str, CameraInfo]:
         cams = self.get("cams")
         if not isinstance(cams, dict):
             self.fail("cams", f"expected a dict, got {type(cams).__name__}")
+        unknown = sorted(set(cams) - set(CAMERA_NAMES), key=str)
+        if unknown:
+            self.fail("cams", f"unknown cameras {unknown}")
+        for name in required:
+            self.get(name, cams, "cams.")
         out: dict[str, CameraInfo] = {}
-        for name in CAMERA_NAMES:
-            cam = self.get(name, cams, "cams.")
+        for name in (n for n in CAMERA_NAMES if n in cams):  # canonical order
+            cam = cams[name]
             if not isinstance(cam, dict):
                 self.fail(f"cams.{name}", f"expected a dict, got {type(cam).__name__}")
             f = f"cams.{name}."
@@ -167,7 +172,7 @@ class _FrameParser:
             )
         return out
 
-    def frame(self, require_annotations: bool) -> Frame:
+    def frame(self, require_annotations: bool, required_cameras: tuple[str, ...]) -> Frame:
         for key in REQUIRED_FRAME_KEYS:
             self.get(key)
         for key in ("ego2global", "lidar2global"):
@@ -192,7 +197,7 @@ class _FrameParser:
             annotations=self.annotations(require_annotations),
             traffic_lights=lights,
             roadblock_ids=[self.element_id(r, "roadblock_ids") for r in roadblocks],
-            cameras=self.cameras(),
+            cameras=self.cameras(required_cameras),
             lidar2ego=self.array(self.raw["lidar2ego"], "lidar2ego", (4, 4)),
         )
 
@@ -213,15 +218,24 @@ def _load_frames(path: str) -> list[Any]:
     return raw
 
 
-def load_log(path: str | Path, require_annotations: bool = False) -> OpenSceneLog:
-    """Read and validate one log; LogFormatError on the first problem found."""
+def load_log(
+    path: str | Path, require_annotations: bool = False, required_cameras: tuple[str, ...] | list[str] = CAMERA_NAMES
+) -> OpenSceneLog:
+    """Read and validate one log; LogFormatError on the first problem found.
+
+    Cameras listed in `required_cameras` must be present; other known cameras are read when present.
+    """
+    required = tuple(required_cameras)
+    bad = [c for c in required if c not in CAMERA_NAMES]
+    if bad:
+        raise ValueError(f"required_cameras: unknown cameras {bad}")
     path = str(path)
     raw_frames = _load_frames(path)
     frames: list[Frame] = []
     log_name = map_location = ""
     for index, raw in enumerate(raw_frames):
         parser = _FrameParser(path, index, raw)
-        frame = parser.frame(require_annotations)
+        frame = parser.frame(require_annotations, required)
         name = parser.text(raw["log_name"], "log_name")
         location = parser.text(raw["map_location"], "map_location")
         if index == 0:
@@ -239,6 +253,8 @@ def load_log(path: str | Path, require_annotations: bool = False) -> OpenSceneLo
     return OpenSceneLog(path=path, log_name=log_name, map_location=map_location, frames=frames)
 
 
-def read_log(path: str | Path, require_annotations: bool = False) -> list[Frame]:
+def read_log(
+    path: str | Path, require_annotations: bool = False, required_cameras: tuple[str, ...] | list[str] = CAMERA_NAMES
+) -> list[Frame]:
     """The frames of one log `<root>/navsim_logs/<split>/<log>.pkl`, validated."""
-    return load_log(path, require_annotations).frames
+    return load_log(path, require_annotations, required_cameras).frames

@@ -54,6 +54,8 @@ class IngestParams(BaseModel):
     scene_filter: SceneFilter = Field(default_factory=SceneFilter)
     split: SplitParams = Field(default_factory=SplitParams)
     require_annotations: bool = False  # hidden test splits carry no `anns`
+    # cameras every frame must carry (others are read when present); real NAVSIM logs carry all eight
+    required_cameras: list[str] = Field(default_factory=lambda: ["CAM_F0"])
     row_group_scenes: int = Field(256, ge=1)  # scenes per Parquet row group (bounds memory while writing)
 
 

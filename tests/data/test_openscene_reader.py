@@ -133,3 +133,15 @@ def test_empty_route_frame_is_read(tmp_path):
     path = write_log(tmp_path, "mini", "noroute", make_log(5, empty_route_at=(2,)))
     frames = read_log(path)
     assert frames[2].roadblock_ids == [] and frames[1].roadblock_ids == ["1", "2"]
+
+
+def test_camera_subset(tmp_path):
+    frames = make_log(4)
+    for f in frames:
+        f["cams"] = {"CAM_F0": f["cams"]["CAM_F0"]}
+    path = write_log(tmp_path, "mini", "front-only", frames)
+    assert list(read_log(path, required_cameras=["CAM_F0"])[0].cameras) == ["CAM_F0"]
+    err = _error(tmp_path, frames)  # the default requires all eight cameras
+    assert (err.frame, err.field) == (0, "cams.CAM_L0")
+    frames[1]["cams"]["CAM_X9"] = frames[1]["cams"]["CAM_F0"]
+    assert _error(tmp_path, frames, required_cameras=["CAM_F0"]).field == "cams"
