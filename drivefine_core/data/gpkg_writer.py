@@ -48,11 +48,30 @@ def _optional_fid(element_id: str | None, field: str) -> int | None:
     return None if element_id is None else _fid(element_id, field)
 
 
-def _frame(rows: list[dict], geoms: list, crs: str, geom_type: str) -> gpd.GeoDataFrame:
-    df = pd.DataFrame(rows)
+LAYER_COLUMNS = {
+    "lanes_polygons": ["fid", "lane_fid", "lane_group_fid", "lane_index", "left_boundary_fid", "right_boundary_fid",
+                       "speed_limit_mps"],
+    "lane_connectors": ["fid", "entry_lane_fid", "exit_lane_fid", "lane_group_connector_fid", "intersection_fid",
+                        "speed_limit_mps", "traffic_light_stop_line_fids"],
+    "gen_lane_connectors_scaled_width_polygons": ["fid", "lane_connector_fid", "left_boundary_fid",
+                                                  "right_boundary_fid"],
+    "baseline_paths": ["fid", "lane_fid", "lane_connector_fid"],
+    "boundaries": ["fid", "boundary_type_fid"],
+    "lane_group_connectors": ["fid", "from_lane_group_fid", "to_lane_group_fid", "intersection_fid"],
+    "stop_polygons": ["fid", "stop_polygon_type_fid"],
+}
+
+
+def _frame(name: str, rows: list[dict], geoms: list, crs: str, geom_type: str) -> tuple[gpd.GeoDataFrame, str]:
+    # explicit columns so that empty layers still carry the real schema
+    df = pd.DataFrame(rows, columns=LAYER_COLUMNS.get(name, ["fid"]))
     for col in df.columns:
         if col.endswith("_fid") or col in ("fid", "lane_index"):
             df[col] = df[col].astype("Int64")
+        elif col == "speed_limit_mps":
+            df[col] = df[col].astype("float64")
+        elif col == "traffic_light_stop_line_fids":
+            df[col] = df[col].astype("str")
     return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(geoms, crs=crs), crs=crs), geom_type
 
 
@@ -78,7 +97,8 @@ def build_layers(net: RoadNetwork, walkways: dict[str, np.ndarray] | None = None
         for bid, side in ((ln.left_boundary_id, 1.0), (ln.right_boundary_id, -1.0)):
             if bid and bid not in boundaries:
                 boundaries[bid] = LineString(_left_offset(ln.centerline, side * ln.width / 2))
-    layers["lanes_polygons"] = _frame(rows, geoms, crs, "Polygon")
+    layers["lanes_polygons"] = _frame(
+        "lanes_polygons", rows, geoms, crs, "Polygon")
 
     rows, geoms, prow, pgeo = [], [], [], []
     for lc in net.lane_connectors.values():
@@ -93,8 +113,10 @@ def build_layers(net: RoadNetwork, walkways: dict[str, np.ndarray] | None = None
         prow.append({"fid": next(next_fid), "lane_connector_fid": _fid(lc.id, "lane connector"),
                      "left_boundary_fid": None, "right_boundary_fid": None})
         pgeo.append(_polygon(lc.polygon, lc.centerline, lc.width))
-    layers["lane_connectors"] = _frame(rows, geoms, crs, "LineString")
-    layers["gen_lane_connectors_scaled_width_polygons"] = _frame(prow, pgeo, crs, "Polygon")
+    layers["lane_connectors"] = _frame(
+        "lane_connectors", rows, geoms, crs, "LineString")
+    layers["gen_lane_connectors_scaled_width_polygons"] = _frame(
+        "gen_lane_connectors_scaled_width_polygons", prow, pgeo, crs, "Polygon")
 
     rows, geoms = [], []
     for ln in net.lanes.values():
@@ -103,35 +125,36 @@ def build_layers(net: RoadNetwork, walkways: dict[str, np.ndarray] | None = None
     for lc in net.lane_connectors.values():
         rows.append({"fid": next(next_fid), "lane_fid": None, "lane_connector_fid": _fid(lc.id, "lane connector")})
         geoms.append(LineString(lc.centerline))
-    layers["baseline_paths"] = _frame(rows, geoms, crs, "LineString")
+    layers["baseline_paths"] = _frame(
+        "baseline_paths", rows, geoms, crs, "LineString")
 
     layers["boundaries"] = _frame(
-        [{"fid": _fid(b, "boundary"), "boundary_type_fid": BOUNDARY_TYPE_LANE_DIVIDER} for b in boundaries],
+        "boundaries", [{"fid": _fid(b, "boundary"), "boundary_type_fid": BOUNDARY_TYPE_LANE_DIVIDER} for b in boundaries],
         list(boundaries.values()), crs, "LineString")
     layers["lane_groups_polygons"] = _frame(
-        [{"fid": _fid(k, "roadblock")} for k in net.roadblocks],
+        "lane_groups_polygons", [{"fid": _fid(k, "roadblock")} for k in net.roadblocks],
         [Polygon(r.polygon) for r in net.roadblocks.values()], crs, "Polygon")
     layers["lane_group_connectors"] = _frame(
-        [{"fid": _fid(k, "roadblock connector"),
+        "lane_group_connectors", [{"fid": _fid(k, "roadblock connector"),
           "from_lane_group_fid": _fid(r.from_roadblock_id, f"roadblock connector {k} from"),
           "to_lane_group_fid": _fid(r.to_roadblock_id, f"roadblock connector {k} to"),
           "intersection_fid": _optional_fid(r.intersection_id, f"roadblock connector {k} intersection")}
          for k, r in net.roadblock_connectors.items()],
         [Polygon(r.polygon) for r in net.roadblock_connectors.values()], crs, "Polygon")
     layers["intersections"] = _frame(
-        [{"fid": _fid(k, "intersection")} for k in net.intersections],
+        "intersections", [{"fid": _fid(k, "intersection")} for k in net.intersections],
         [Polygon(i.polygon) for i in net.intersections.values()], crs, "Polygon")
     layers["stop_polygons"] = _frame(
-        [{"fid": _fid(k, "stop polygon"), "stop_polygon_type_fid": int(t)} for k, (t, _) in net.stop_polygons.items()],
+        "stop_polygons", [{"fid": _fid(k, "stop polygon"), "stop_polygon_type_fid": int(t)} for k, (t, _) in net.stop_polygons.items()],
         [Polygon(p) for _, p in net.stop_polygons.values()], crs, "Polygon")
     for name, polys in (("crosswalks", net.crosswalks), ("walkways", walkways or {}), ("carpark_areas", net.carparks)):
-        layers[name] = _frame([{"fid": _fid(k, name)} for k in polys], [Polygon(p) for p in polys.values()],
+        layers[name] = _frame(name, [{"fid": _fid(k, name)} for k in polys], [Polygon(p) for p in polys.values()],
                               crs, "Polygon")
     layers["road_segments"] = _frame(
-        [{"fid": next(next_fid)} for _ in net.roadblocks], [Polygon(r.polygon) for r in net.roadblocks.values()],
+        "road_segments", [{"fid": next(next_fid)} for _ in net.roadblocks], [Polygon(r.polygon) for r in net.roadblocks.values()],
         crs, "Polygon")
     layers["generic_drivable_areas"] = _frame(
-        [{"fid": next(next_fid)} for _ in net.carparks], [Polygon(p) for p in net.carparks.values()], crs, "Polygon")
+        "generic_drivable_areas", [{"fid": next(next_fid)} for _ in net.carparks], [Polygon(p) for p in net.carparks.values()], crs, "Polygon")
     return layers
 
 

@@ -31,7 +31,7 @@ COLUMNS = {
 
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
-    smap = generate_map(GenerateParams(seed=5, grid_nodes_x=3, grid_nodes_y=2))
+    smap = generate_map(GenerateParams(seed=5, grid_nodes_x=3, grid_nodes_y=3, edge_removal_fraction=0.0))
     root = tmp_path_factory.mktemp("maps")
     path = write_gpkg(smap.network, root, smap.walkways)
     return smap, root, path
@@ -78,3 +78,11 @@ def test_values_and_fids(written):
     assert len(all_fids) == len(set(all_fids)), "fids must be unique across layers"
     stops = pyogrio.read_dataframe(path, layer="stop_polygons", fid_as_index=True)
     assert set(stops["stop_polygon_type_fid"]) == {2}
+
+
+def test_empty_layers_keep_their_schema(tmp_path):
+    smap = generate_map(GenerateParams(seed=1, grid_nodes_x=2, grid_nodes_y=2))
+    assert not smap.network.stop_polygons  # a ring of corners has no signals
+    path = write_gpkg(smap.network, tmp_path)
+    assert "stop_polygon_type_fid" in pyogrio.read_info(path, layer="stop_polygons")["fields"]
+    assert pyogrio.read_info(path, layer="walkways")["features"] == 0
