@@ -1,0 +1,36 @@
+"""Params of the pipeline itself (not of a model or a data stage): run, tracking, promotion."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RunParams(_Section):
+    seed: int = 0
+    stage_retries: int = Field(2, ge=0, description="retries of a stage that failed transiently")
+    retry_delay_s: float = Field(5.0, ge=0.0)
+    push_to_remote: bool = True  # `dvc push` the outputs to the default remote at the end of a flow run
+    # Packages whose versions the check_env stage records (lineage of the software, not just the code).
+    record_packages: list[str] = Field(
+        default_factory=lambda: ["torch", "numpy", "pyarrow", "mlflow", "prefect", "dvc", "accelerate", "great_expectations"]
+    )
+
+
+class TrackingParams(_Section):
+    experiment: str = "drivefine"
+    # Used only when MLFLOW_TRACKING_URI is unset: the embedded default.
+    default_tracking_uri: str = "sqlite:///mlflow.db"
+    registered_model: str = "drivefine-planner"
+
+
+class PromotionParams(_Section):
+    primary_metric: Literal["v2/epdms", "v1/pdms"] = "v2/epdms"
+    min_gain: float = Field(0.0, ge=0.0, description="candidate must beat the champion by more than this")
+    max_regression_nc: float = Field(0.01, ge=0.0)
+    max_regression_dac: float = Field(0.01, ge=0.0)

@@ -1,0 +1,75 @@
+"""One call opens an MLflow run for a pipeline stage, with its lineage and params attached."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import mlflow
+
+from drivefine_core.config import flatten
+from drivefine_core.tracking.lineage import data_digest, dep_hashes, git_state, is_secret, stage_deps
+
+PARENT_RUN_ENV = "DRIVEFINE_PARENT_RUN_ID"
+# Environment variables worth recording (where the run pointed), minus anything secret-looking.
+RUNTIME_ENV = ("MLFLOW_TRACKING_URI", "PREFECT_API_URL", "AWS_ENDPOINT_URL", "MLFLOW_S3_ENDPOINT_URL",
+               "AWS_DEFAULT_REGION", "CUDA_VISIBLE_DEVICES")
+_MAX_PARAM_LEN = 6000
+
+
+def tracking_uri(default: str = "sqlite:///mlflow.db") -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or default
+
+
+def configure(default_uri: str, experiment: str) -> str:
+    """Point MLflow at the tracking server (env first) and select the experiment; returns the URI."""
+    uri = tracking_uri(default_uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME") or experiment)
+    return uri
+
+
+def public_params(params: Any) -> dict[str, str]:
+    """Flattened params with secret-looking keys dropped and values made loggable."""
+    out = {}
+    for key, value in flatten(params).items():
+        if is_secret(key):
+            continue
+        out[key] = str(value)[:_MAX_PARAM_LEN]
+    return out
+
+
+def lineage_tags(repo_root: Path, stage: str, extra_inputs: list[str] | None = None) -> dict[str, str]:
+    commit, dirty = git_state(repo_root)
+    hashes = dep_hashes(repo_root, stage_deps(repo_root, stage) + list(extra_inputs or []))
+    tags = {"drivefine.stage": stage, "git.commit": commit, "git.dirty": str(dirty).lower(),
+            "data.digest": data_digest(hashes)}
+    tags.update({f"dvc.dep.{path}": md5 for path, md5 in hashes.items()})
+    for name in RUNTIME_ENV:
+        if name in os.environ and not is_secret(name):
+            tags[f"env.{name}"] = os.environ[name]
+    return tags
+
+
+@contextmanager
+def stage_run(stage: str, params: Any, *, default_uri: str = "sqlite:///mlflow.db",
+              experiment: str = "drivefine", repo_root: str | Path = ".",
+              extra_inputs: list[str] | None = None) -> Iterator[mlflow.ActiveRun]:
+    """Open the MLflow run of `stage`: lineage tags, flattened params, nested under the flow's run.
+
+    The parent run id comes from DRIVEFINE_PARENT_RUN_ID (set by the Prefect flow, which runs each
+    stage in its own `dvc repro` process), so stage runs nest under the flow run in the MLflow UI.
+    """
+    configure(default_uri, experiment)
+    tags = lineage_tags(Path(repo_root), stage, extra_inputs)
+    parent = os.environ.get(PARENT_RUN_ENV)
+    if parent:
+        tags["mlflow.parentRunId"] = parent
+    with mlflow.start_run(run_name=stage, tags=tags) as run:
+        items = list(public_params(params).items())
+        for i in range(0, len(items), 100):  # MLflow's batch limit
+            mlflow.log_params(dict(items[i : i + 100]))
+        yield run

@@ -1,0 +1,47 @@
+"""What every stage script shares: load params.yaml, open the stage's MLflow run, exit codes.
+
+A stage exits with EXIT_TRANSIENT when it failed for a reason worth retrying (a tracking server or
+S3 endpoint that did not answer); the Prefect flow retries only those.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from drivefine_core.config import Params, ParamsError, load_params
+from drivefine_core.tracking.runs import stage_run
+
+EXIT_TRANSIENT = 75  # EX_TEMPFAIL
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Atomic JSON write (temp name, then rename) so DVC never caches half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
+def open_run(stage: str, params: Params, section: Any, extra_inputs: list[str] | None = None):
+    return stage_run(stage, section, default_uri=params.tracking.default_tracking_uri,
+                     experiment=params.tracking.experiment, extra_inputs=extra_inputs)
+
+
+def main(stage_main: Callable[[Params], None]) -> None:
+    """Run a stage's main with params.yaml, mapping failures to exit codes the flow understands."""
+    try:
+        params = load_params("params.yaml")
+    except ParamsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    try:
+        stage_main(params)
+    except TRANSIENT_ERRORS as exc:
+        print(f"transient failure (retryable): {type(exc).__name__}: {exc}", file=sys.stderr)
+        sys.exit(EXIT_TRANSIENT)
