@@ -22,6 +22,7 @@ from drivefine_core.data.params import IngestParams
 from drivefine_core.data.scene_filter import assign_split, cut_scenes
 from drivefine_core.data.schema import Scene
 from drivefine_core.data.scenes_io import ScenesWriter
+from drivefine_core.storage import download, is_s3, list_prefix
 
 Validator = Callable[[str, list[Scene]], list[str]]
 LOGS_DIR = "navsim_logs"
@@ -68,20 +69,6 @@ class _LogSource:
     location: str  # local path or s3 URI, for reports
 
 
-def _s3_client():  # type: ignore[no-untyped-def]
-    import boto3  # imported lazily: only S3 sources need it
-
-    endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("MLFLOW_S3_ENDPOINT_URL") or None
-    return boto3.client("s3", endpoint_url=endpoint)
-
-
-def _split_uri(uri: str) -> tuple[str, str]:
-    bucket, _, prefix = uri[len("s3://") :].partition("/")
-    if not bucket:
-        raise ValueError(f"source_root '{uri}': no bucket in the S3 URI")
-    return bucket, prefix.strip("/")
-
-
 def _local_logs(root: Path, split_dirs: list[str]) -> list[tuple[_LogSource, Path]]:
     out = []
     for split_dir in split_dirs:
@@ -93,42 +80,40 @@ def _local_logs(root: Path, split_dirs: list[str]) -> list[tuple[_LogSource, Pat
     return out
 
 
-def _s3_logs(uri: str, split_dirs: list[str]) -> list[tuple[_LogSource, str]]:
-    bucket, prefix = _split_uri(uri)
-    client = _s3_client()
+def _s3_logs(uri: str, split_dirs: list[str]) -> list[_LogSource]:
+    root = uri.rstrip("/")
     out = []
     for split_dir in split_dirs:
-        folder = "/".join(p for p in (prefix, LOGS_DIR, split_dir) if p) + "/"
-        keys = []
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=folder):
-            keys += [o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(".pkl")]
-        for key in sorted(keys):
-            if "/" in key[len(folder) :]:
-                continue  # nested folders are not logs of this split
-            out.append((_LogSource(split_dir, Path(key).stem, f"s3://{bucket}/{key}"), key))
+        folder = f"{root}/{LOGS_DIR}/{split_dir}/"
+        objects = list_prefix(folder)
+        if not objects:  # S3 has no empty folders: nothing there means a wrong root or split name
+            raise FileNotFoundError(f"source_root '{uri}': nothing under '{LOGS_DIR}/{split_dir}/'")
+        for obj in objects:
+            rest = obj.uri[len(folder) :]
+            if rest.endswith(".pkl") and "/" not in rest:  # nested folders are not logs of this split
+                out.append(_LogSource(split_dir, rest[: -len(".pkl")], obj.uri))
     return out
 
 
-def _iter_local_files(
-    source_root: str, split_dirs: list[str]
-) -> tuple[list[_LogSource], Callable[[], Iterator[tuple[_LogSource, Path]]]]:
-    """The logs to read, and an iterator that yields each with a local path (S3: downloaded one at a time)."""
-    if source_root.startswith("s3://"):
-        entries = _s3_logs(source_root, split_dirs)
-        bucket, _ = _split_uri(source_root)
+def _log_files(source_root: str, split_dirs: list[str]) -> tuple[int, Iterator[tuple[_LogSource, Path]]]:
+    """How many logs there are, and an iterator over them with a local path.
+
+    S3 logs are downloaded one at a time into a temp dir (endpoint and credentials from the environment:
+    AWS_ENDPOINT_URL or MLFLOW_S3_ENDPOINT_URL), so local disk holds one log at a time.
+    """
+    if is_s3(source_root):
+        sources = _s3_logs(source_root, split_dirs)
 
         def fetch() -> Iterator[tuple[_LogSource, Path]]:
-            client = _s3_client()
             with tempfile.TemporaryDirectory(prefix="drivefine-ingest-") as tmp:
-                for src, key in entries:
-                    local = Path(tmp) / f"{src.name}.pkl"
-                    client.download_file(bucket, key, str(local))
+                for src in sources:
+                    local = download(src.location, Path(tmp) / f"{src.name}.pkl")
                     yield src, local
                     local.unlink(missing_ok=True)
 
-        return [e[0] for e in entries], fetch
+        return len(sources), fetch()
     local_entries = _local_logs(Path(source_root), split_dirs)
-    return [e[0] for e in local_entries], lambda: iter(local_entries)
+    return len(local_entries), iter(local_entries)
 
 
 def _sha256(path: Path) -> str:
@@ -169,14 +154,14 @@ def ingest(
     out_dir = Path(out_dir)
     scenes_dir = out_dir / "scenes"
     scenes_dir.mkdir(parents=True, exist_ok=True)
-    sources, fetch = _iter_local_files(str(source_root), list(split_dirs))
+    num_logs, log_files = _log_files(str(source_root), list(split_dirs))
     report = IngestReport(scenes_per_split={s: 0 for s in _expected_splits(params, list(split_dirs))})
     writers = {s: ScenesWriter(scenes_dir / f"{s}.parquet", params.row_group_scenes) for s in report.scenes_per_split}
     max_scenes = params.scene_filter.max_scenes
     total = 0
-    bar = tqdm(total=len(sources), desc="ingest logs", unit="log", disable=not progress)
+    bar = tqdm(total=num_logs, desc="ingest logs", unit="log", disable=not progress)
     try:
-        for src, local in fetch():
+        for src, local in log_files:
             bar.update(1)
             if max_scenes is not None and total >= max_scenes:
                 break

@@ -99,6 +99,8 @@ def test_ingest_from_s3(tmp_path, monkeypatch):
             s3.upload_file(str(path), "logs", f"v1/{path.relative_to(root).as_posix()}")
         params = IngestParams(split=SplitParams(mode="folder"))
         report = ingest("s3://logs/v1", ["trainval", "test"], tmp_path / "out", params, progress=False)
+        with pytest.raises(FileNotFoundError, match="navsim_logs/navtrain"):
+            ingest("s3://logs/v1", ["navtrain"], tmp_path / "out3", params, progress=False)
     finally:
         server.stop()
     assert report.scenes_per_split == {"trainval": 3, "test": 1}
