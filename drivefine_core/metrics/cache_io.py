@@ -1,0 +1,124 @@
+"""Parquet serialisation of MetricCaches: one file per log (<dir>/<log_name>.parquet), one row per scene.
+
+Arrays are stored as raw little-endian bytes with their dtype and shape, so a reader never depends on
+pickle and a broken file fails loudly (naming the file, scene and field) instead of silently going wrong.
+Writing is incremental: only the logs present in `caches` are (re)written, each atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections import defaultdict
+from dataclasses import fields
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from drivefine_core.metrics.cache import MetricCache
+
+_FORMAT_VERSION = 1
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9._\-]+$")
+
+
+def _kinds() -> dict[str, str]:
+    out = {}
+    for f in fields(MetricCache):
+        if f.name.startswith("_"):
+            continue
+        out[f.name] = {"np.ndarray": "array", "list[str]": "strings"}.get(str(f.type), str(f.type))
+    return out
+
+
+def _log_file(root: Path, log_name: str) -> Path:
+    if not _SAFE_NAME.match(log_name):
+        raise ValueError(f"metric cache: log name {log_name!r} is not a safe file name")
+    return root / f"{log_name}.parquet"
+
+
+def _to_table(caches: list[MetricCache]) -> pa.Table:
+    cols: dict[str, list] = defaultdict(list)
+    for c in caches:
+        for name, kind in _kinds().items():
+            value = getattr(c, name)
+            if kind == "array":
+                arr = np.ascontiguousarray(value)
+                cols[name].append(arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes())
+                cols[f"{name}__dtype"].append(arr.dtype.newbyteorder("<").str)
+                cols[f"{name}__shape"].append(list(arr.shape))
+            elif kind == "strings":
+                cols[name].append(list(value))
+            else:
+                cols[name].append(value)
+    table = pa.table(dict(cols))
+    return table.replace_schema_metadata({b"drivefine_metric_cache": str(_FORMAT_VERSION).encode()})
+
+
+def write_metric_caches(caches: Iterable[MetricCache], path: str | os.PathLike) -> list[Path]:
+    """Write caches grouped by log, one Parquet file per log under `path`; returns the files written."""
+    root = Path(path)
+    root.mkdir(parents=True, exist_ok=True)
+    by_log: dict[str, list[MetricCache]] = defaultdict(list)
+    for c in caches:
+        by_log[c.log_name].append(c.validate())
+    written = []
+    for log_name, group in sorted(by_log.items()):
+        group.sort(key=lambda c: c.timestamp_us)
+        target = _log_file(root, log_name)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=root)
+        os.close(fd)
+        try:
+            pq.write_table(_to_table(group), tmp)
+            os.replace(tmp, target)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        written.append(target)
+    return written
+
+
+def _row_to_cache(row: dict, source: str) -> MetricCache:
+    kwargs = {}
+    token = row.get("token", "?")
+    for name, kind in _kinds().items():
+        if name not in row:
+            raise ValueError(f"{source}: metric cache {token!r}: missing field {name!r}")
+        value = row[name]
+        if kind == "array":
+            try:
+                dtype = np.dtype(row[f"{name}__dtype"])
+                shape = tuple(int(s) for s in row[f"{name}__shape"])
+                arr = np.frombuffer(value, dtype=dtype).reshape(shape)
+            except (KeyError, TypeError, ValueError) as e:
+                raise ValueError(f"{source}: metric cache {token!r} field {name!r}: unreadable array ({e})") from e
+            kwargs[name] = arr.astype(dtype.newbyteorder("="), copy=True)
+        elif kind == "strings":
+            kwargs[name] = [str(s) for s in value]
+        else:
+            kwargs[name] = value
+    return MetricCache(**kwargs).validate(source)
+
+
+def read_metric_caches(path: str | os.PathLike, logs: Iterable[str] | None = None) -> list[MetricCache]:
+    """Read every log file under `path` (or only `logs`), ordered by log then timestamp."""
+    root = Path(path)
+    if logs is None:
+        files = sorted(root.glob("*.parquet"))
+    else:
+        files = [_log_file(root, name) for name in logs]
+    out: list[MetricCache] = []
+    for f in files:
+        if not f.exists():
+            raise FileNotFoundError(f"metric cache file {f} does not exist")
+        try:
+            table = pq.read_table(f)
+        except Exception as e:  # pyarrow raises several types for corrupt files
+            raise ValueError(f"{f}: not a readable Parquet metric cache ({e})") from e
+        for row in table.to_pylist():
+            out.append(_row_to_cache(row, str(f)))
+    return out

@@ -1,0 +1,165 @@
+"""Fast batched scoring: PDMS v1 and EPDMS v2 for S scenes x G candidate trajectories.
+
+Per scene the simulated rows are [PDM-Closed reference, G candidates, logged human]. All rows of all scenes
+are simulated in one array call; geometry is vectorised over a scene's rows. Every key is labelled with
+its version ("v1/pdms", "v2/epdms", "v2/ttc", ...) so the two are never confused.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from drivefine_core.metrics import constants as K
+from drivefine_core.metrics import scene_metrics as M
+from drivefine_core.metrics.cache import MetricCache
+from drivefine_core.metrics.comfort import comfort_v1, extended_comfort, history_comfort
+from drivefine_core.metrics.simulator import initial_states, interpolate_plans, simulate
+
+V1_KEYS = ("nc", "dac", "ddc", "ttc", "ep", "c", "pdms")
+V2_KEYS = ("nc", "dac", "ddc", "tlc", "ep", "ttc", "lk", "hc", "ec", "epdms")
+V2_FILTERED = ("nc", "dac", "ddc", "tlc", "ep", "ttc", "lk", "hc")  # EC is never human-filtered
+
+
+def _versions(version: str) -> tuple[bool, bool]:
+    if version not in ("v1", "v2", "both"):
+        raise ValueError(f"score version must be 'v1', 'v2' or 'both', got {version!r}")
+    return version in ("v1", "both"), version in ("v2", "both")
+
+
+def simulate_rows(caches: Sequence[MetricCache], trajectories: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """-> states (S, G + 2, 41, 11) for rows [reference, candidates, human] and human_ok (S,)."""
+    s, g = trajectories.shape[:2]
+    plans = np.empty((s, g + 1, K.PLAN_POSES, 3))
+    plans[:, :g] = trajectories
+    human_ok = np.array([np.all(np.isfinite(c.human_future)) for c in caches], dtype=bool)
+    for i, c in enumerate(caches):
+        plans[i, g] = c.human_future if human_ok[i] else 0.0
+    ref = np.stack([c.reference[: K.NUM_STATES] for c in caches])[:, None]
+    poses = np.concatenate([ref, interpolate_plans(plans.reshape(-1, K.PLAN_POSES, 3)).reshape(s, g + 1, K.NUM_STATES, 3)], axis=1)
+    init = initial_states(np.stack([c.ego_velocity for c in caches]), np.stack([c.ego_acceleration for c in caches]),
+                          np.array([c.ego_steering for c in caches]), np.array([c.ego_yaw_rate for c in caches]))
+    init = np.repeat(init, g + 2, axis=0)
+    states = simulate(poses.reshape(-1, K.NUM_STATES, 3), init).reshape(s, g + 2, K.NUM_STATES, -1)
+    return states, human_ok
+
+
+def raw_scene_metrics(cache: MetricCache, states: np.ndarray, v1: bool, v2: bool) -> dict[str, np.ndarray]:
+    """Unaggregated sub-metrics of every row of one scene: 'v1/...' and 'v2/...' (R,) arrays."""
+    areas = M.ego_areas(cache, states)
+    out: dict[str, np.ndarray] = {}
+    dac = (~areas["non_drivable"].any(axis=1)).astype(float)
+    ddc = M.driving_direction(areas)
+    raw_progress = M.progress(cache, areas)
+    none_ignored = np.zeros(cache.num_agents, dtype=bool)
+    if v1:
+        nc, touched = M.collisions(cache, states, areas, none_ignored)
+        out.update({"v1/nc": nc, "v1/dac": dac, "v1/ddc": ddc, "v1/progress": raw_progress,
+                    "v1/ttc": M.time_to_collision(cache, states, areas, none_ignored, touched, K.NUM_SIM_STEPS),
+                    "v1/c": comfort_v1(states).astype(float)})
+    if v2:
+        removed = M.removed_at_start(cache)
+        nc, touched = M.collisions(cache, states, areas, removed)
+        past = np.broadcast_to(cache.past_states, (len(states),) + cache.past_states.shape)
+        out.update({"v2/nc": nc, "v2/dac": dac, "v2/ddc": ddc, "v2/progress": raw_progress,
+                    "v2/ttc": M.time_to_collision(cache, states, areas, removed, touched, K.V2_TTC_LAST_STEP),
+                    "v2/tlc": M.traffic_lights(cache, areas), "v2/lk": M.lane_keeping(cache, areas),
+                    "v2/hc": history_comfort(states, past).astype(float)})
+    return out
+
+
+def _ep_v1(raw: np.ndarray, ref_raw: float) -> np.ndarray:
+    """raw is already masked by NC * DAC; M = max(reference, candidate) per candidate."""
+    best = np.maximum(raw, ref_raw)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ep = np.where(best > K.PROGRESS_DISTANCE_THRESHOLD, raw / best, 1.0)
+    return ep
+
+
+def aggregate_v1(m: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Rows: 0 reference, 1..G candidates, last human (unused in v1) -> per-candidate v1 sub-scores."""
+    mult = m["v1/nc"] * m["v1/dac"]
+    masked = m["v1/progress"] * mult
+    ep = _ep_v1(masked[1:-1], masked[0])
+    ep = np.where(mult[1:-1] == 0.0, 0.0, ep)
+    res = {k: m[f"v1/{k}"][1:-1] for k in ("nc", "dac", "ddc", "ttc", "c")}
+    res["ep"] = ep
+    w = K.V1_WEIGHTS
+    res["pdms"] = res["nc"] * res["dac"] * (w["ttc"] * res["ttc"] + w["ep"] * ep + w["c"] * res["c"]) / sum(w.values())
+    return {f"v1/{k}": v for k, v in res.items()}
+
+
+def _ep_v2(raw: np.ndarray, ref_raw: float) -> np.ndarray:
+    best = np.maximum(raw, ref_raw)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(best > K.PROGRESS_DISTANCE_THRESHOLD, np.clip(raw / best, 0.0, 1.0), 1.0)
+
+
+def epdms(sub: dict[str, np.ndarray], ec_valid: np.ndarray) -> np.ndarray:
+    w = K.V2_WEIGHTS
+    weighted = w["ep"] * sub["ep"] + w["ttc"] * sub["ttc"] + w["lk"] * sub["lk"] + w["hc"] * sub["hc"]
+    ec = np.where(ec_valid, np.nan_to_num(sub["ec"], nan=0.0), 0.0)
+    total = np.where(ec_valid, sum(w.values()), sum(w.values()) - w["ec"])
+    return sub["nc"] * sub["dac"] * sub["ddc"] * sub["tlc"] * (weighted + w["ec"] * ec) / total
+
+
+def aggregate_v2(m: dict[str, np.ndarray], ec: np.ndarray, human_filter: bool) -> dict[str, np.ndarray]:
+    """Rows: 0 reference, 1..G candidates, last human. ec: (G,) float with nan where no predecessor."""
+    raw = m["v2/progress"]
+    res = {k: m[f"v2/{k}"][1:-1].copy() for k in ("nc", "dac", "ddc", "tlc", "ttc", "lk", "hc")}
+    res["ep"] = _ep_v2(raw[1:-1], raw[0])
+    if human_filter:
+        human = {k: m[f"v2/{k}"][-1] for k in ("nc", "dac", "ddc", "tlc", "ttc", "lk", "hc")}
+        human["ep"] = _ep_v2(raw[-1:], raw[0])[0]
+        for k in V2_FILTERED:
+            if human[k] == 0.0:
+                res[k] = np.ones_like(res[k])
+    res["ec"] = ec
+    res["epdms"] = epdms(res, np.isfinite(ec))
+    return {f"v2/{k}": v for k, v in res.items()}
+
+
+def predecessors(caches: Sequence[MetricCache]) -> list[int | None]:
+    """Index of the scene 0.5 s earlier in the same log within the batch (for EC), else None."""
+    by_key = {(c.log_name, c.timestamp_us): i for i, c in enumerate(caches)}
+    times: dict[str, list[int]] = {}
+    for c in caches:
+        times.setdefault(c.log_name, []).append(c.timestamp_us)
+    out: list[int | None] = []
+    for c in caches:
+        prev = [t for t in times[c.log_name] if 0 < c.timestamp_us - t <= K.EC_MAX_DT_US]
+        out.append(by_key[(c.log_name, max(prev))] if prev else None)
+    return out
+
+
+def score_trajectories(caches: Sequence[MetricCache], trajectories: np.ndarray, version: str = "both",
+                       extended_comfort_pairs: bool = True, human_filter: bool = True) -> dict[str, np.ndarray]:
+    """Score (S, G, 8, 3) ego-frame trajectories -> {"v1/pdms": (S, G), "v2/epdms": (S, G), ...}.
+
+    EC pairs candidate g of a scene with candidate g of its predecessor in the batch (same log, 0.5 s
+    earlier); without one "v2/ec" is nan and its weight is dropped. Synthetic scenes get no human filter."""
+    v1, v2 = _versions(version)
+    trajectories = np.asarray(trajectories, dtype=np.float64)
+    if trajectories.ndim != 4 or trajectories.shape[0] != len(caches) or trajectories.shape[2:] != (K.PLAN_POSES, 3):
+        raise ValueError(f"trajectories must be (S={len(caches)}, G, {K.PLAN_POSES}, 3), got {trajectories.shape}")
+    if not np.all(np.isfinite(trajectories)):
+        raise ValueError("trajectories contain non-finite values")
+    s, g = trajectories.shape[:2]
+    states, human_ok = simulate_rows(caches, trajectories)
+    raw = [raw_scene_metrics(c, states[i], v1, v2) for i, c in enumerate(caches)]
+    out: dict[str, list[np.ndarray]] = {}
+    if v1:
+        for r in raw:
+            for k, v in aggregate_v1(r).items():
+                out.setdefault(k, []).append(v)
+    if v2:
+        prev = predecessors(caches) if extended_comfort_pairs else [None] * s
+        for i, (c, r) in enumerate(zip(caches, raw)):
+            ec = np.full(g, np.nan)
+            if prev[i] is not None:
+                ec = extended_comfort(states[i, 1:-1], states[prev[i], 1:-1]).astype(float)
+            agg = aggregate_v2(r, ec, human_filter and human_ok[i] and not c.is_synthetic)
+            for k, v in agg.items():
+                out.setdefault(k, []).append(v)
+    return {k: np.stack(v) for k, v in out.items()}
