@@ -113,6 +113,24 @@ class MapAPI:
             inside[pairs[0]] = True
         return inside
 
+    def lanes_at(self, points: np.ndarray) -> list[list[str]]:
+        """For each of the (N, 2) points, the lanes / connectors whose polygon contains it."""
+        points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        out: list[list[str]] = [[] for _ in range(len(points))]
+        if len(points) and len(self._lanes.ids):
+            pairs = self._lanes.tree.query(shapely.points(points), predicate="within")
+            for p, g in zip(*pairs):
+                out[p].append(self._lanes.ids[g])
+        return out
+
+    def on_drivable(self, points: np.ndarray) -> np.ndarray:
+        """(N,) bool: the point lies inside a roadblock, roadblock connector, intersection or car park."""
+        points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        inside = np.zeros(len(points), dtype=bool)
+        if len(points) and len(self._drivable.ids):
+            inside[self._drivable.tree.query(shapely.points(points), predicate="within")[0]] = True
+        return inside
+
     # --- relations ---------------------------------------------------------------------------
     def _require(self, element_id: str, table: dict, what: str) -> None:
         if element_id not in table:

@@ -53,6 +53,12 @@ def test_in_intersection(api):
     assert inside.tolist() == [True, False, True]
 
 
+def test_points_in_lanes_and_drivable(api):
+    pts = np.array([p(25, 1)[:2], p(25, -1)[:2], p(60, 1)[:2], p(20, 25)[:2], p(40, 30)[:2]])
+    assert [sorted(x) for x in api.lanes_at(pts)] == [["1"], ["2"], ["5"], [], []]
+    assert api.on_drivable(pts).tolist() == [True, True, True, True, False]  # (20, 25) is in the car park
+
+
 def test_route_lane_ids(api):
     assert api.route_lane_ids(["10", "30", "20"]) == ["1", "2", "5", "6", "3", "4"]
     assert api.route_lane_ids(["unknown", "60"]) == ["7"]
