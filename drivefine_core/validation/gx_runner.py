@@ -88,6 +88,8 @@ def _json_default(o: Any) -> Any:
 
 def _plain(v: Any) -> Any:
     """GX / numpy values -> JSON-friendly Python values."""
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
     if hasattr(v, "item"):
         v = v.item()
     if isinstance(v, float) and not math.isfinite(v):
