@@ -183,7 +183,7 @@ def ingest(
             if split not in writers:
                 writers[split] = ScenesWriter(scenes_dir / f"{split}.parquet", params.row_group_scenes)
                 report.scenes_per_split[split] = 0
-            writers[split].write(scenes, split)
+            writers[split].write(scenes, split, src.split_dir)
             report.scenes_per_split[split] += len(scenes)
             report.logs_read += 1
             report.frames_read += len(log.frames)

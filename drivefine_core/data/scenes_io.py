@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Iterable, Iterator
@@ -67,13 +68,14 @@ SCENE_SCHEMA = pa.schema(
         ("token", pa.string()),
         ("log_name", pa.string()),
         ("map_location", pa.string()),
-        ("split", pa.string()),
+        ("split", pa.string()),  # the assigned split (train / test / ...)
+        ("source_split", pa.string()),  # the navsim_logs/<folder> it came from; sensor blobs live under it
         ("num_history_frames", pa.int32()),
         ("frames", pa.list_(FRAME_TYPE)),
     ],
     metadata={SCHEMA_VERSION_KEY: str(SCHEMA_VERSION).encode()},
 )
-INDEX_COLUMNS = ["token", "log_name", "map_location", "split", "num_history_frames"]
+INDEX_COLUMNS = ["token", "log_name", "map_location", "split", "source_split", "num_history_frames"]
 
 
 def _flat(a: np.ndarray) -> list[float]:
@@ -112,13 +114,14 @@ def _frame_row(f: Frame) -> dict[str, Any]:
     }
 
 
-def scene_row(scene: Scene, split: str) -> dict[str, Any]:
+def scene_row(scene: Scene, split: str, source_split: str = "") -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
         "token": scene.token,
         "log_name": scene.log_name,
         "map_location": scene.map_location,
         "split": split,
+        "source_split": source_split,
         "num_history_frames": scene.num_history_frames,
         "frames": [_frame_row(f) for f in scene.frames],
     }
@@ -185,9 +188,9 @@ class ScenesWriter:
         self._pending: list[dict[str, Any]] = []
         self.count = 0
 
-    def write(self, scenes: Iterable[Scene], split: str) -> None:
+    def write(self, scenes: Iterable[Scene], split: str, source_split: str = "") -> None:
         for scene in scenes:
-            self._pending.append(scene_row(scene, split))
+            self._pending.append(scene_row(scene, split, source_split))
             self.count += 1
             if len(self._pending) >= self.row_group_scenes:
                 self._flush()
@@ -219,10 +222,12 @@ class ScenesWriter:
             self.abort()
 
 
-def write_scenes(scenes: Iterable[Scene], path: str | Path, split: str = "", row_group_scenes: int = 256) -> Path:
-    """Write scenes to one Parquet file (atomic). `split` is stored per row."""
+def write_scenes(
+    scenes: Iterable[Scene], path: str | Path, split: str = "", row_group_scenes: int = 256, source_split: str = ""
+) -> Path:
+    """Write scenes to one Parquet file (atomic). `split` and `source_split` are stored per row."""
     with ScenesWriter(path, row_group_scenes) as writer:
-        writer.write(scenes, split)
+        writer.write(scenes, split, source_split)
     return Path(path)
 
 
@@ -235,15 +240,26 @@ def _check_version(path: Path, schema: pa.Schema) -> None:
         raise DataFormatError(str(path), "schema_version", f"version {int(version)}, this reader reads {SCHEMA_VERSION}")
 
 
-def read_scenes(path: str | Path, batch_size: int = 64) -> Iterator[Scene]:
-    """Yield the scenes of one file in order, batch by batch (memory stays bounded)."""
+@dataclass(frozen=True)
+class SceneMeta:
+    split: str
+    source_split: str  # images: <sensor_blobs>/<source_split>/<camera data_path>
+
+
+def read_scenes_with_meta(path: str | Path, batch_size: int = 64) -> Iterator[tuple[Scene, SceneMeta]]:
+    """Like read_scenes, with each scene's split and source folder."""
     path = Path(path)
     parquet = pq.ParquetFile(path)
     _check_version(path, parquet.schema_arrow)
-    for batch in parquet.iter_batches(batch_size=batch_size, columns=["token", "log_name", "map_location",
-                                                                      "num_history_frames", "frames"]):
+    for batch in parquet.iter_batches(batch_size=batch_size):
         for row in batch.to_pylist():
-            yield scene_from_row(row)
+            yield scene_from_row(row), SceneMeta(row["split"], row["source_split"])
+
+
+def read_scenes(path: str | Path, batch_size: int = 64) -> Iterator[Scene]:
+    """Yield the scenes of one file in order, batch by batch (memory stays bounded)."""
+    for scene, _ in read_scenes_with_meta(path, batch_size):
+        yield scene
 
 
 def read_scene_index(path: str | Path) -> pa.Table:

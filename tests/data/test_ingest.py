@@ -8,7 +8,7 @@ from readers_factory import make_log, write_log
 
 from drivefine_core.data.ingest import ingest
 from drivefine_core.data.params import IngestParams, SceneFilter, SplitParams
-from drivefine_core.data.scenes_io import read_scenes
+from drivefine_core.data.scenes_io import read_scenes, read_scenes_with_meta
 
 
 def _source(tmp_path):
@@ -35,6 +35,8 @@ def test_quarantines_bad_log_and_keeps_good(tmp_path):
     assert sorted({s.log_name for s in train}) == ["log-good-1", "log-good-2"]
     assert [s.token for s in read_scenes(tmp_path / "out" / "scenes" / "test.parquet")] == [f"{3:016x}"]
     assert len(report.scene_digests["train"]) == 64
+    metas = {m.source_split for _, m in read_scenes_with_meta(tmp_path / "out" / "scenes" / "train.parquet")}
+    assert metas == {"trainval"}  # images are found under sensor_blobs/<source folder>
 
 
 def test_hostile_and_truncated_logs_are_quarantined(tmp_path):

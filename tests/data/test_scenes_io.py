@@ -9,7 +9,14 @@ from drivefine_core.data.errors import DataFormatError
 from drivefine_core.data.openscene_reader import read_log
 from drivefine_core.data.params import SceneFilter
 from drivefine_core.data.scene_filter import cut_scenes
-from drivefine_core.data.scenes_io import SCENE_SCHEMA, ScenesWriter, read_scene_index, read_scenes, write_scenes
+from drivefine_core.data.scenes_io import (
+    SCENE_SCHEMA,
+    ScenesWriter,
+    read_scene_index,
+    read_scenes,
+    read_scenes_with_meta,
+    write_scenes,
+)
 
 
 def assert_same(a, b, where="scene"):
@@ -47,7 +54,7 @@ def _scenes(tmp_path):
 def test_round_trip_exact(tmp_path):
     scenes = _scenes(tmp_path)
     assert len(scenes) == 4
-    path = write_scenes(scenes, tmp_path / "out" / "train.parquet", split="train", row_group_scenes=3)
+    path = write_scenes(scenes, tmp_path / "out" / "train.parquet", split="train", row_group_scenes=3, source_split="mini")
     back = list(read_scenes(path, batch_size=2))
     assert len(back) == len(scenes)
     assert np.isnan(back[0].frames[7].annotations.velocity_3d[0, 0])
@@ -57,6 +64,7 @@ def test_round_trip_exact(tmp_path):
     index = read_scene_index(path)
     assert index.column("token").to_pylist() == [s.token for s in scenes]
     assert set(index.column("split").to_pylist()) == {"train"}
+    assert {(m.split, m.source_split) for _, m in read_scenes_with_meta(path)} == {("train", "mini")}
     stored = pq.read_schema(path)
     assert stored.names == SCENE_SCHEMA.names and stored.metadata == SCENE_SCHEMA.metadata
     assert pq.ParquetFile(path).metadata.num_row_groups == 2
