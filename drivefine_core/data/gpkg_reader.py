@@ -124,6 +124,9 @@ class _GpkgFile:
         if geometry:
             if not isinstance(df, gpd.GeoDataFrame) or df.geometry.isna().any():
                 self.fail(f"{layer}.geometry", "missing geometry")
+            empty = df.index[df.geometry.is_empty]
+            if len(empty):
+                self.fail(f"{layer}.geometry", f"empty geometry in row fid {empty[0]}")
             if crs is not None and df.crs is not None and not df.crs.equals(crs):
                 df = df.to_crs(crs)  # stored geographic (or other) coordinates -> the map's projected CRS
         return df

@@ -159,6 +159,7 @@ def ingest(
     writers = {s: ScenesWriter(scenes_dir / f"{s}.parquet", params.row_group_scenes) for s in report.scenes_per_split}
     max_scenes = params.scene_filter.max_scenes
     total = 0
+    seen_tokens: set[str] = set()
     bar = tqdm(total=num_logs, desc="ingest logs", unit="log", disable=not progress)
     try:
         for src, local in log_files:
@@ -175,6 +176,11 @@ def ingest(
                 continue
             limit = None if max_scenes is None else max_scenes - total
             scenes = cut_scenes(log.frames, params.scene_filter, log.log_name, log.map_location, limit=limit)
+            clashes = sorted({s.token for s in scenes} & seen_tokens)
+            if clashes:  # downstream keys rows by scene token
+                reason = f"scene tokens already seen in an earlier log: {clashes[:3]}"
+                report.quarantine.append(QuarantineEntry(src.name, reason, "token", None, src.location))
+                continue
             failures = validate(log.log_name, scenes) if validate is not None else []
             if failures:
                 report.quarantine.append(QuarantineEntry(src.name, "; ".join(failures), "validation", None, src.location))
@@ -188,6 +194,7 @@ def ingest(
             report.logs_read += 1
             report.frames_read += len(log.frames)
             total += len(scenes)
+            seen_tokens.update(s.token for s in scenes)
             bar.set_postfix(scenes=total, refused=len(report.quarantine))
     except BaseException:
         for writer in writers.values():

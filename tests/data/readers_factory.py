@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import pickle
 from pathlib import Path
@@ -12,6 +13,10 @@ import numpy as np
 CAMS = ("CAM_F0", "CAM_L0", "CAM_L1", "CAM_L2", "CAM_R0", "CAM_R1", "CAM_R2", "CAM_B0")
 
 
+def token(log_name: str, i: int) -> str:
+    return hashlib.sha256(f"{log_name}/{i}".encode()).hexdigest()[:16]
+
+
 def make_frame(i: int, log_name: str = "log-a", roadblocks: list[str] | None = None, n_boxes: int = 2) -> dict[str, Any]:
     """Frame i of a log driving along +x at 5 m/s with a slight left turn; heading = 0.01 * i rad."""
     x, y, yaw = 100.0 + 2.5 * i, 50.0 + 0.1 * i, 0.01 * i
@@ -20,7 +25,7 @@ def make_frame(i: int, log_name: str = "log-a", roadblocks: list[str] | None = N
     ego2global[:3, 3] = [x, y, 0.0]
     boxes = np.array([[10.0 + k, -2.0 * k, 0.5, 4.5, 1.9, 1.6, 0.1 * k] for k in range(n_boxes)]).reshape(-1, 7)
     return {
-        "token": f"{i:016x}",
+        "token": token(log_name, i),
         "frame_idx": i,
         "timestamp": 1_600_000_000_000_000 + 500_000 * i,
         "log_name": log_name,
@@ -29,8 +34,8 @@ def make_frame(i: int, log_name: str = "log-a", roadblocks: list[str] | None = N
         "scene_token": "scenetoken",
         "map_location": "las_vegas",
         "vehicle_name": "car",
-        "sample_prev": None if i == 0 else f"{i - 1:016x}",
-        "sample_next": f"{i + 1:016x}",
+        "sample_prev": None if i == 0 else token(log_name, i - 1),
+        "sample_next": token(log_name, i + 1),
         "roadblock_ids": ["1", "2"] if roadblocks is None else roadblocks,
         "can_bus": np.concatenate([[x, y, 0.0], quat, np.zeros(11)]),
         "ego2global_translation": np.array([x, y, 0.0]),
@@ -43,10 +48,10 @@ def make_frame(i: int, log_name: str = "log-a", roadblocks: list[str] | None = N
         "ego_dynamic_state": [5.0, 0.1, 0.2, 0.01],
         "driving_command": np.array([0, 1, 0, 0]),
         "traffic_lights": [(7, True), ("8", False)],
-        "lidar_path": f"{log_name}/MergedPointCloud/{i:016x}.pcd",
+        "lidar_path": f"{log_name}/MergedPointCloud/{token(log_name, i)}.pcd",
         "cams": {
             c: {
-                "data_path": f"{log_name}/{c}/{i:016x}.jpg",
+                "data_path": f"{log_name}/{c}/{token(log_name, i)}.jpg",
                 "sensor2lidar_rotation": np.eye(3),
                 "sensor2lidar_translation": np.array([0.1, 0.2, 0.3]),
                 "cam_intrinsic": np.array([[1545.0, 0, 960], [0, 1545.0, 560], [0, 0, 1]]),

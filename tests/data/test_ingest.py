@@ -4,7 +4,7 @@ import socket
 
 import numpy as np
 import pytest
-from readers_factory import make_log, write_log
+from readers_factory import make_log, token, write_log
 
 from drivefine_core.data.ingest import ingest
 from drivefine_core.data.params import IngestParams, SceneFilter, SplitParams
@@ -33,7 +33,7 @@ def test_quarantines_bad_log_and_keeps_good(tmp_path):
     assert [(q["log"], q["field"], q["frame"]) for q in quarantine] == [("log-bad", "ego2global_translation", 5)]
     train = list(read_scenes(tmp_path / "out" / "scenes" / "train.parquet"))
     assert sorted({s.log_name for s in train}) == ["log-good-1", "log-good-2"]
-    assert [s.token for s in read_scenes(tmp_path / "out" / "scenes" / "test.parquet")] == [f"{3:016x}"]
+    assert [s.token for s in read_scenes(tmp_path / "out" / "scenes" / "test.parquet")] == [token("log-test", 3)]
     assert len(report.scene_digests["train"]) == 64
     metas = {m.source_split for _, m in read_scenes_with_meta(tmp_path / "out" / "scenes" / "train.parquet")}
     assert metas == {"trainval"}  # images are found under sensor_blobs/<source folder>
@@ -50,6 +50,13 @@ def test_hostile_and_truncated_logs_are_quarantined(tmp_path):
     assert "os.system" in by_log["log-evil"].reason
     assert by_log["log-cut"].field == "<pickle>"
     assert report.logs_read == 2 and sum(report.scenes_per_split.values()) == 3
+
+
+def test_duplicate_scene_tokens_quarantine_the_later_log(tmp_path):
+    root = _source(tmp_path)
+    write_log(root, "trainval", "log-good-3", make_log(16, "log-good-2"))  # a copy of log-good-2 under a new name
+    report = ingest(root, ["trainval"], tmp_path / "out", IngestParams(), progress=False)
+    assert [(q.log, q.field) for q in report.quarantine] == [("log-bad", "ego2global_translation"), ("log-good-3", "token")]
 
 
 def test_validate_hook_and_max_scenes(tmp_path):

@@ -22,7 +22,7 @@ def test_reads_frames(tmp_path):
     assert f.traffic_lights == [("7", True), ("8", False)]  # int fids become strings
     assert f.roadblock_ids == ["1", "2"]
     assert sorted(f.cameras) == sorted(["CAM_F0", "CAM_L0", "CAM_L1", "CAM_L2", "CAM_R0", "CAM_R1", "CAM_R2", "CAM_B0"])
-    assert f.cameras["CAM_F0"].data_path == "log-a/CAM_F0/0000000000000003.jpg"
+    assert f.cameras["CAM_F0"].data_path == f"log-a/CAM_F0/{f.token}.jpg" and len(f.token) == 16
     assert f.cameras["CAM_F0"].intrinsic.shape == (3, 3)
     assert f.annotations.boxes.shape == (2, 7) and f.annotations.names == ["vehicle", "pedestrian"]
     assert f.annotations.track_tokens == ["track0", "track1"]
