@@ -1,0 +1,80 @@
+"""A seeded, random-access data order over a map-style dataset, and the adapter to the planners' batch.
+
+Batch k of a run is a pure function of (seed, k, rank): epoch e = k // batches_per_epoch uses the permutation
+seeded by (seed, e), and each rank takes its own stride of every global batch. A resumed run therefore needs
+only the step counter to continue with exactly the samples the uninterrupted run would have seen - no
+iterator state to save. (The streaming Parquet dataset is for data that does not fit in memory; its
+row-group order is seeded too, but resuming it means skipping samples, so the loops here use this one.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from drivefine_core.features.dataset import collate_features
+from drivefine_core.training.schedule import derive_seed
+
+
+class SeededBatches:
+    """`batches(k)` -> the k-th batch (a dict of stacked tensors, strings as lists) for this rank.
+
+    Every global batch holds `batch_size * world_size` samples; the last partial batch of an epoch is
+    dropped so every step has the same size on every rank.
+    """
+
+    def __init__(
+        self,
+        dataset: Sequence[Any],
+        batch_size: int,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        collate: Callable[[list[Any]], Any] = collate_features,
+    ) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is outside world_size {world_size}")
+        self.dataset, self.batch_size, self.seed = dataset, batch_size, seed
+        self.rank, self.world_size, self.collate = rank, world_size, collate
+        self.global_batch = batch_size * world_size
+        n = len(dataset)
+        if n < self.global_batch:
+            raise ValueError(f"dataset has {n} samples, fewer than one global batch "
+                             f"({batch_size} x {world_size} processes)")
+        self.per_epoch = n // self.global_batch
+        self._perm_epoch = -1
+        self._perm = np.arange(n)
+
+    def indices(self, k: int) -> list[int]:
+        epoch, pos = divmod(k, self.per_epoch)
+        if epoch != self._perm_epoch:
+            rng = np.random.default_rng(derive_seed(self.seed, "epoch", epoch))
+            self._perm, self._perm_epoch = rng.permutation(len(self.dataset)), epoch
+        start = pos * self.global_batch + self.rank * self.batch_size
+        return [int(i) for i in self._perm[start : start + self.batch_size]]
+
+    def __call__(self, k: int) -> Any:
+        return self.collate([self.dataset[i] for i in self.indices(k)])
+
+
+TENSOR_FIELDS = ("image", "command", "velocity", "acceleration", "history", "target", "target_tokens")
+
+
+def to_model_batch(samples: dict[str, Any], device: torch.device | str = "cpu") -> dict[str, Tensor]:
+    """The feature dataset's collated dict -> the planners' batch: views folded into channels
+    ((B, V, 3, H, W) -> (B, 3V, H, W)), tensors moved to `device`, strings dropped."""
+    out: dict[str, Tensor] = {}
+    for name in TENSOR_FIELDS:
+        if name not in samples:
+            continue
+        t = samples[name]
+        if not isinstance(t, Tensor):
+            raise ValueError(f"feature batch field '{name}': expected a tensor, got {type(t).__name__}")
+        if name == "image" and t.dim() == 5:
+            t = t.flatten(1, 2)
+        out[name] = t.to(device)
+    return out

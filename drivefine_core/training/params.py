@@ -1,0 +1,102 @@
+"""Knobs of SFT and RL. Small defaults (CPU, tests); the paper's settings are noted where they differ."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Precision = Literal["no", "bf16", "fp16"]
+Variant = Literal["drivefine", "spanvla"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OptimParams(_Section):
+    """One optimisation run: AdamW + cosine schedule with linear warm-up."""
+
+    steps: int = Field(60, ge=1, description="optimizer steps (after gradient accumulation)")
+    batch_size: int = Field(8, ge=1, description="samples per micro-batch per process")
+    grad_accum: int = Field(1, ge=1)
+    lr: float = Field(1e-3, gt=0)  # paper SFT: 4e-5 on a pretrained 8B backbone; from scratch needs more
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="cosine floor as a fraction of lr")
+    warmup_steps: int = Field(5, ge=0)
+    weight_decay: float = Field(0.01, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    max_grad_norm: float = Field(1.0, ge=0, description="0 = no clipping")
+    mixed_precision: Precision = "no"
+    seed: int = 0
+    checkpoint_every: int = Field(0, ge=0, description="save a resumable checkpoint every N steps (0 = never)")
+    log_every: int = Field(1, ge=1)
+
+
+class SFTParams(_Section):
+    """Stage sft: which planners to train and how long each phase runs."""
+
+    variants: list[Variant] = Field(default_factory=lambda: ["drivefine", "spanvla"])
+    # DriveFine: generation (masked diffusion) + refinement expert in one run, one loss each
+    drivefine: OptimParams = OptimParams()
+    refine_weight: float = Field(1.0, ge=0)
+    # SpanVLA: the autoregressive VLM first (also the AR baseline), then the flow expert on the frozen VLM
+    ar: OptimParams = OptimParams()
+    flow: OptimParams = OptimParams()
+    train_flow_noise: bool = Field(True, description="also train the noise-initialised flow (pi0 ablation)")
+    max_samples: int = Field(0, ge=0, description="cap on training samples (0 = all)")
+
+
+class GRPOParams(_Section):
+    """DriveFine GRPO on the generation expert (paper: G=10, lr 1e-6 on 8B, 1 epoch, batch 16)."""
+
+    group_size: int = Field(6, ge=2)
+    decode_steps: int = Field(6, ge=1, le=24, description="s: masked-diffusion steps while sampling")
+    merge_tau: int = Field(2, ge=1, description="merge every tau neighbouring steps (keep floor(s/tau) states)")
+    temperature: float = Field(1.0, gt=0, description="sampling temperature of the rollouts")
+    clip_eps: float = Field(0.2, gt=0)
+    kl_beta: float = Field(0.05, ge=0, description="KL to the frozen SFT policy (anchor)")
+    bc_weight: float = Field(0.1, ge=0, description="behaviour-cloning (SFT loss on the logged target) anchor")
+
+
+class RefineRLParams(_Section):
+    """Refinement-expert RL: offline pairs from the G drafts + K online refinements per draft."""
+
+    enabled: bool = True
+    online_k: int = Field(2, ge=0, description="K refinements sampled per draft (paper: 6)")
+    max_pairs: int = Field(16, ge=0, description="offline (i, j) pairs per scene, sampled (0 = none)")
+    temperature: float = Field(1.0, gt=0)
+    weight: float = Field(1.0, ge=0)
+
+
+class FlowGRPOParams(_Section):
+    """SpanVLA GRPO on the flow expert with negative and recovery rewards (paper G=64, lr 3e-5)."""
+
+    group_size: int = Field(8, ge=2)
+    step_noise: float = Field(0.05, gt=0, description="std of the Gaussian per Euler step (normalised units)")
+    init_noise: float = Field(0.0, ge=0, description="std of the initial-state noise (no log-prob: a_his is fixed)")
+    kl_beta: float = Field(0.05, ge=0)
+    w_negative: float = Field(0.5, ge=0)
+    w_recovery: float = Field(0.3, ge=0)
+    closeness_sigma_m: float = Field(2.0, gt=0, description="sigma of exp(-mean ||a-b||^2 / sigma^2)")
+    recovery_converge_s: float = Field(2.0, gt=0, description="time to return to the centreline")
+    negative_shifts_m: list[float] = Field(default_factory=lambda: [-4.0, -2.5, 2.5, 4.0])
+    negative_speed_factors: list[float] = Field(default_factory=lambda: [0.0, 1.6, 2.2])
+
+
+class RLParams(_Section):
+    """Stage rl: reward, steps and the per-algorithm settings."""
+
+    variants: list[Variant] = Field(default_factory=lambda: ["drivefine", "spanvla"])
+    reward: Literal["v1/pdms", "v2/epdms"] = "v1/pdms"
+    optim: OptimParams = OptimParams(steps=20, batch_size=4, lr=1e-4, warmup_steps=0, min_lr_ratio=1.0)
+    grpo: GRPOParams = GRPOParams()
+    refine: RefineRLParams = RefineRLParams()
+    flow: FlowGRPOParams = FlowGRPOParams()
+    eval_scenes: int = Field(16, ge=1, description="scenes for the mean reward before / after")
+    max_samples: int = Field(0, ge=0, description="cap on RL scenes (0 = all with a metric cache)")
+
+    @model_validator(mode="after")
+    def _check(self) -> "RLParams":
+        if self.grpo.merge_tau > self.grpo.decode_steps:
+            raise ValueError(f"rl.grpo.merge_tau={self.grpo.merge_tau} exceeds decode_steps={self.grpo.decode_steps}")
+        return self

@@ -1,0 +1,135 @@
+"""Hybrid RL runs on the shared loop: DriveFine (GRPO on the generation expert + refinement RL) and SpanVLA
+(GRPO on the flow expert with negative / recovery rewards). Each keeps a frozen copy of its SFT policy for
+the KL anchor; the copy is taken before a checkpoint is resumed, so it is always the SFT policy."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from torch import Tensor, nn
+
+from drivefine_core.metrics.cache import MetricCache
+from drivefine_core.models import Planner
+from drivefine_core.training.data import SeededBatches, to_model_batch
+from drivefine_core.training.grpo_flow import grpo_flow_loss, rollout_flow
+from drivefine_core.training.grpo_mdm import grpo_mdm_loss, rollout_mdm
+from drivefine_core.training.loop import MetricsCallback, Trainer, TrainResult, make_accelerator
+from drivefine_core.training.negatives import build_scene_targets
+from drivefine_core.training.params import RLParams
+from drivefine_core.training.refine_rl import refine_rl_loss
+from drivefine_core.training.reward import RewardFn, collate_scenes
+
+Scenes = Sequence[tuple[dict[str, Any], MetricCache]]
+EVAL_MODES = {"drivefine": "mdm+refine", "spanvla": "flow"}
+
+
+def frozen_copy(module: nn.Module) -> nn.Module:
+    ref = copy.deepcopy(module).eval()
+    for q in ref.parameters():
+        q.requires_grad_(False)
+    return ref
+
+
+@torch.no_grad()
+def mean_reward(planner: Planner, scenes: Scenes, mode: str, reward_fn: RewardFn, batch_size: int = 16) -> float:
+    """Mean reward of the planner's deterministic plan (seed 0) over the scenes."""
+    was_training = planner.training
+    planner.eval()
+    total, n = 0.0, 0
+    for start in range(0, len(scenes), batch_size):
+        samples, caches = collate_scenes(list(scenes[start : start + batch_size]))
+        poses = planner.plan(to_model_batch(samples, planner.device), mode, seed=0).poses
+        r = reward_fn(caches, poses.cpu().numpy()[:, None].astype(np.float64))
+        total, n = total + float(np.sum(r)), n + len(caches)
+    planner.train(was_training)
+    return total / max(n, 1)
+
+
+def _trainer(planner: Planner, params: list[nn.Parameter], rl: RLParams, name: str, acc: Accelerator | None,
+             checkpoint_dir: str | Path | None, log_metrics: MetricsCallback | None) -> Trainer:
+    return Trainer(planner, params, rl.optim, accelerator=acc or make_accelerator(rl.optim.mixed_precision),
+                   checkpoint_dir=checkpoint_dir, log_metrics=log_metrics, name=name,
+                   run_key=f"{name}/{rl.model_dump_json()}")
+
+
+def _scene_batches(scenes: Scenes, trainer: Trainer):
+    p, acc = trainer.p, trainer.acc
+    order = SeededBatches(scenes, p.batch_size, p.seed, acc.process_index, acc.num_processes, collate=collate_scenes)
+
+    def batch_fn(k: int) -> tuple[dict[str, Tensor], list[MetricCache]]:
+        samples, caches = order(k)
+        return to_model_batch(samples, acc.device), caches
+
+    return batch_fn
+
+
+def train_rl_drivefine(planner: Planner, scenes: Scenes, rl: RLParams, reward_fn: RewardFn, *,
+                       accelerator: Accelerator | None = None, checkpoint_dir: str | Path | None = None,
+                       log_metrics: MetricsCallback | None = None) -> TrainResult:
+    """GRPO on the generation expert + offline / online refinement RL, one optimizer over DriveFine."""
+    model = planner.drivefine
+    ref = frozen_copy(model) if rl.grpo.kl_beta > 0 else None
+    trainer = _trainer(planner, list(model.parameters()), rl, "rl_drivefine", accelerator, checkpoint_dir,
+                       log_metrics)
+    g_p, r_p = rl.grpo, rl.refine
+
+    def loss_fn(item: tuple[dict[str, Tensor], list[MetricCache]], g: torch.Generator) -> tuple[Tensor, dict[str, float]]:
+        batch, caches = item
+        ro = rollout_mdm(model, ref, batch, caches, reward_fn, g_p, g)  # type: ignore[arg-type]
+        loss, logs = grpo_mdm_loss(model, ro, g_p)
+        logs["loss_grpo"] = float(loss.detach())
+        if g_p.bc_weight > 0:
+            bc = model.generation_loss(batch, g)
+            loss = loss + g_p.bc_weight * bc
+            logs["loss_bc"] = float(bc.detach())
+        if r_p.enabled and r_p.weight > 0:
+            rloss, rlogs = refine_rl_loss(model, batch, caches, ro.trace.tokens, ro.rewards, reward_fn, r_p, g)
+            loss = loss + r_p.weight * rloss
+            logs.update({"loss_refine": float(rloss.detach()), **{f"refine_{k}": v for k, v in rlogs.items()}})
+        logs["loss"] = float(loss.detach())
+        return loss, logs
+
+    return trainer.fit(_scene_batches(scenes, trainer), loss_fn)
+
+
+def train_rl_spanvla(planner: Planner, scenes: Scenes, rl: RLParams, reward_fn: RewardFn, *,
+                     accelerator: Accelerator | None = None, checkpoint_dir: str | Path | None = None,
+                     log_metrics: MetricsCallback | None = None) -> TrainResult:
+    """GRPO on the flow expert (VLM frozen) with the negative / recovery shaped reward."""
+    f_p = rl.flow
+    policy = planner.flow
+    ref = frozen_copy(policy) if f_p.kl_beta > 0 else None
+    targets = build_scene_targets([c for _, c in scenes], f_p.negative_shifts_m, f_p.negative_speed_factors,
+                                  f_p.recovery_converge_s)
+    trainer = _trainer(planner, list(policy.parameters()), rl, "rl_spanvla", accelerator, checkpoint_dir,
+                       log_metrics)
+
+    def loss_fn(item: tuple[dict[str, Tensor], list[MetricCache]], g: torch.Generator) -> tuple[Tensor, dict[str, float]]:
+        batch, caches = item
+        with torch.no_grad():
+            kv = planner.ar.encode_prompt(batch).kv
+        ro = rollout_flow(policy, ref, kv, batch, caches, [targets[c.token] for c in caches], reward_fn, f_p,  # type: ignore[arg-type]
+                          planner.params.flow_steps, g)
+        loss, logs = grpo_flow_loss(policy, ro, f_p)
+        logs["loss"] = float(loss.detach())
+        return loss, logs
+
+    result = trainer.fit(_scene_batches(scenes, trainer), loss_fn)
+    result.history.append({"negatives_found": float(sum(t.negative is not None for t in targets.values())),
+                           "scenes": float(len(targets))})
+    return result
+
+
+def train_rl(planner: Planner, variant: str, scenes: Scenes, rl: RLParams, reward_fn: RewardFn,
+             **kwargs: Any) -> TrainResult:
+    if variant == "drivefine":
+        return train_rl_drivefine(planner, scenes, rl, reward_fn, **kwargs)
+    if variant == "spanvla":
+        return train_rl_spanvla(planner, scenes, rl, reward_fn, **kwargs)
+    raise ValueError(f"unknown RL variant '{variant}' (variants: drivefine, spanvla)")
