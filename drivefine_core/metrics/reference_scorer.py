@@ -6,6 +6,7 @@ scorer (scorer.py) against it on random and adversarial candidates."""
 from __future__ import annotations
 
 import numpy as np
+import shapely
 from scipy.signal import savgol_filter
 from shapely.geometry import LineString, Point, Polygon
 
@@ -55,33 +56,54 @@ class _Scene:
             speed = float(np.linalg.norm(cache.agent_velocity[n, first]))
             self.stopped.append((not self.is_agent[n]) or not (speed > K.NC_STOPPED_SPEED))
         self.size = [np.nanmax(cache.agent_boxes[n, :, 3:5], axis=0) / 2 for n in range(cache.num_agents)]
+        self._agent_polygons: dict[tuple[int, int], Polygon] = {}
+        self._ego_polygons: dict[tuple, Polygon] = {}  # keyed by exact pose; bounded by the states scored
+        self.memo: dict = {}  # reference / human results, shared by every plan scored on this scene
+        self.last_areas: tuple = (None, None)
+
+    def ego_polygon(self, state) -> Polygon:
+        key = tuple(state[:3])
+        if key not in self._ego_polygons:
+            self._ego_polygons[key] = Polygon(_ego_corners(state))
+        return self._ego_polygons[key]
+
+    def far_apart(self, ego_center, n: int, t: int) -> bool:
+        """Bounding circles do not touch: no polygon test needed (keeps this plain scorer bearable)."""
+        gap = np.hypot(ego_center[0] - self.cache.agent_boxes[n, t, 0], ego_center[1] - self.cache.agent_boxes[n, t, 1])
+        return gap > np.hypot(K.EGO_HALF_LENGTH, K.EGO_HALF_WIDTH) + np.hypot(*self.size[n]) + 1e-6
 
     def agent_polygon(self, n: int, t: int) -> Polygon:
-        x, y, h = self.cache.agent_boxes[n, t, :3]
-        return Polygon(_corners(x, y, h, self.size[n][0], self.size[n][1]))
+        key = (n, t)
+        if key not in self._agent_polygons:
+            x, y, h = self.cache.agent_boxes[n, t, :3]
+            self._agent_polygons[key] = Polygon(_corners(x, y, h, self.size[n][0], self.size[n][1]))
+        return self._agent_polygons[key]
 
     def areas(self, state) -> dict[str, bool]:
-        corners = [Point(p) for p in _ego_corners(state)]
-        center = Point(_ego_center(state))
-        non_drivable = any(not any(poly.contains(c) for poly in self.drivable) for c in corners)
-        touched = [sum(poly.contains(c) for c in corners) for poly in self.lanes]
+        corners = np.array(_ego_corners(state))
+        center = _ego_center(state)
+        xs, ys = corners[:, 0], corners[:, 1]
+        in_drivable = np.zeros(4, dtype=bool)
+        for poly in self.drivable:
+            in_drivable |= shapely.contains_xy(poly, xs, ys)
+        touched = [int(shapely.contains_xy(poly, xs, ys).sum()) for poly in self.lanes]
         multiple = sum(n > 0 for n in touched) > 1 and not any(n == 4 for n in touched)
         on_route = [poly for poly, r in zip(self.lanes, self.cache.lane_on_route) if r]
         return {
-            "non_drivable": non_drivable,
+            "non_drivable": not in_drivable.all(),
             "multiple_lanes": multiple,
-            "oncoming": not any(poly.contains(center) for poly in on_route),
-            "center_in_intersection": any(poly.contains(center) for poly in self.intersections),
-            "rear_in_intersection": any(poly.contains(Point(state[0], state[1])) for poly in self.intersections),
+            "oncoming": not any(shapely.contains_xy(poly, *center) for poly in on_route),
+            "center_in_intersection": any(shapely.contains_xy(poly, *center) for poly in self.intersections),
+            "rear_in_intersection": any(shapely.contains_xy(poly, state[0], state[1]) for poly in self.intersections),
         }
 
 
 def _collisions(scene: _Scene, states, areas, removed) -> tuple[float, set[int]]:
     nc, judged = 1.0, set()
     for t, state in enumerate(states):
-        ego = Polygon(_ego_corners(state))
+        ego = scene.ego_polygon(state)
         for n in range(scene.cache.num_agents):
-            if n in judged or n in removed or not scene.cache.agent_valid[n, t]:
+            if n in judged or n in removed or not scene.cache.agent_valid[n, t] or scene.far_apart(_ego_center(state), n, t):
                 continue
             obj = scene.agent_polygon(n, t)
             if not ego.intersects(obj):
@@ -108,14 +130,19 @@ def _ttc(scene: _Scene, states, areas, removed, collided, last_step) -> float:
     for t in range(last_step + 1):
         state = states[t]
         speed = np.hypot(state[3], state[4])
+        if speed < K.TTC_STOPPED_SPEED:
+            continue
         for look in K.TTC_LOOKAHEAD_STEPS:
             shift = speed * look * K.DT
-            moved = [(x + shift * np.cos(state[2]), y + shift * np.sin(state[2])) for x, y in _ego_corners(state)]
-            ego = Polygon(moved)
-            for n in range(scene.cache.num_agents):
-                if n in ignored or not scene.cache.agent_valid[n, t + look] or speed < K.TTC_STOPPED_SPEED:
-                    continue
-                if not ego.intersects(scene.agent_polygon(n, t + look)):
+            cx, cy = _ego_center(state)
+            moved_center = (cx + shift * np.cos(state[2]), cy + shift * np.sin(state[2]))
+            candidates = [n for n in range(scene.cache.num_agents) if n not in ignored and scene.cache.agent_valid[n, t + look]
+                          and not scene.far_apart(moved_center, n, t + look)]
+            if not candidates:
+                continue
+            ego = Polygon([(x + shift * np.cos(state[2]), y + shift * np.sin(state[2])) for x, y in _ego_corners(state)])
+            for n in candidates:
+                if n in ignored or not ego.intersects(scene.agent_polygon(n, t + look)):
                     continue
                 angle = _angle_to(state, scene.cache.agent_boxes[n, t + look, :2])
                 a = areas[t]
@@ -161,7 +188,11 @@ def _center_signals(states, acc_window, jerk_window, past=None):
 
 def _raw(scene: _Scene, states, version: str) -> dict[str, float]:
     cache = scene.cache
-    areas = [scene.areas(s) for s in states]
+    key = states.tobytes()
+    if scene.last_areas[0] != key:  # v1 and v2 of the same plan share the ego areas
+        scene._ego_polygons.clear()
+        scene.last_areas = (key, [scene.areas(s) for s in states])
+    areas = scene.last_areas[1]
     centers = [_ego_center(s) for s in states]
     out = {"dac": 0.0 if any(a["non_drivable"] for a in areas) else 1.0}
     steps = [0.0] + [float(np.hypot(centers[t][0] - centers[t - 1][0], centers[t][1] - centers[t - 1][1]))
@@ -182,7 +213,7 @@ def _raw(scene: _Scene, states, version: str) -> dict[str, float]:
         return out
     tlc = 1.0
     for t, s in enumerate(states):
-        ego = Polygon(_ego_corners(s))
+        ego = scene.ego_polygon(s)
         for li, lane in enumerate(cache.light_lane_index):
             if cache.light_red[li, t] and ego.intersects(Polygon(cache.lane_polygon(int(lane)))):
                 tlc = 0.0
@@ -211,12 +242,32 @@ def _simulate(cache: MetricCache, poses41) -> np.ndarray:
     return simulate_one(poses41, cache.ego_velocity, cache.ego_acceleration, cache.ego_steering, cache.ego_yaw_rate)
 
 
+def simulate_plan(cache: MetricCache, plan: np.ndarray) -> np.ndarray:
+    """(8, 3) ego-frame plan -> (41, 11) simulated states, plain simulator."""
+    return _simulate(cache, interpolate_plan(plan))
+
+
+def _plain_scene(cache: MetricCache) -> _Scene:
+    if "plain" not in cache._runtime:
+        cache._runtime["plain"] = _Scene(cache)
+    return cache._runtime["plain"]
+
+
+def _memo(scene: _Scene, key: tuple, make):
+    if key not in scene.memo:
+        scene.memo[key] = make()
+    return scene.memo[key]
+
+
 def reference_score(cache: MetricCache, plan: np.ndarray, version: str, previous: tuple[MetricCache, np.ndarray] | None = None,
-                    human_filter: bool = True) -> dict[str, float]:
-    """Score one (8, 3) plan; keys '<version>/<metric>'. `previous` = (cache, plan) 0.5 s earlier, for EC."""
-    scene = _Scene(cache)
-    agent = _raw(scene, _simulate(cache, interpolate_plan(plan)), version)
-    ref = _raw(scene, _simulate(cache, cache.reference[: K.NUM_STATES]), version)
+                    human_filter: bool = True, states: np.ndarray | None = None) -> dict[str, float]:
+    """Score one (8, 3) plan; keys '<version>/<metric>'. `previous` = (cache, plan) 0.5 s earlier, for EC.
+    `states` may pass the plan's already simulated (41, 11) states (from simulate_plan) to share them."""
+    scene = _plain_scene(cache)
+    if states is None:
+        states = simulate_plan(cache, plan)
+    agent = _raw(scene, states, version)
+    ref = _memo(scene, ("ref", version), lambda: _raw(scene, _simulate(cache, cache.reference[: K.NUM_STATES]), version))
     if version == "v1":
         mult = agent["nc"] * agent["dac"]
         masked, ref_masked = agent["progress"] * mult, ref["progress"] * ref["nc"] * ref["dac"]
@@ -235,7 +286,7 @@ def reference_score(cache: MetricCache, plan: np.ndarray, version: str, previous
     res = {k: agent[k] for k in ("nc", "dac", "ddc", "tlc", "ttc", "lk", "hc")}
     res["ep"] = ep_v2(agent["progress"])
     if human_filter and not cache.is_synthetic and np.all(np.isfinite(cache.human_future)):
-        human = _raw(scene, _simulate(cache, interpolate_plan(cache.human_future)), "v2")
+        human = dict(_memo(scene, ("human", "v2"), lambda: _raw(scene, simulate_plan(cache, cache.human_future), "v2")))
         human["ep"] = ep_v2(human["progress"])
         for k in ("nc", "dac", "ddc", "tlc", "ep", "ttc", "lk", "hc"):
             if human[k] == 0.0:
@@ -244,7 +295,7 @@ def reference_score(cache: MetricCache, plan: np.ndarray, version: str, previous
     weights = 14.0
     if previous is not None:
         prev_cache, prev_plan = previous
-        res["ec"] = _ec(_simulate(cache, interpolate_plan(plan)), _simulate(prev_cache, interpolate_plan(prev_plan)))
+        res["ec"] = _ec(states, simulate_plan(prev_cache, prev_plan))
         weights = 16.0
     ec_term = 0.0 if previous is None else 2 * res["ec"]
     res["epdms"] = (res["nc"] * res["dac"] * res["ddc"] * res["tlc"]

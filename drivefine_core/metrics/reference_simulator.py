@@ -57,7 +57,8 @@ def _one_step_lqr(x0, ref, q, r, a, b, g, angle_idx) -> float:
     err = a @ x0 + g - ref
     for i in angle_idx:
         err[i] = _angle(err[i])
-    return float(-(np.linalg.pinv(b.T @ q @ b + r) @ b.T @ q @ err).item())
+    # One input, so (B^T Q B + R) is 1 x 1 and its inverse is a division.
+    return float(-(b.T @ q @ err).item() / (b.T @ q @ b + r).item())
 
 
 def simulate_one(ref: np.ndarray, velocity0: np.ndarray, accel0: np.ndarray, steering0: float = 0.0,
