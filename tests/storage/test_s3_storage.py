@@ -1,0 +1,96 @@
+import io
+import threading
+
+import pytest
+
+from drivefine_core.storage import (
+    StorageError,
+    StorageParams,
+    abort_incomplete_uploads,
+    download,
+    list_prefix,
+    open_uri,
+    read_bytes,
+    stat,
+    upload,
+    write_bytes_atomic,
+)
+
+MB = 1024 * 1024
+FAST = StorageParams(retry_attempts=2, retry_base_delay_s=0.05, connect_timeout_s=1, read_timeout_s=5, multipart_threshold_mb=5, multipart_chunk_mb=5)
+
+
+def test_put_get_list_delete(s3_bucket, tmp_path):
+    base = f"s3://{s3_bucket}/dir"
+    write_bytes_atomic(f"{base}/a.bin", b"aaa")
+    write_bytes_atomic(f"{base}/sub/b.bin", b"bb")
+    write_bytes_atomic(f"s3://{s3_bucket}/dirx/c.bin", b"c")  # a sibling prefix, not under dir/
+    assert read_bytes(f"{base}/a.bin") == b"aaa"
+    assert [(o.uri, o.size) for o in list_prefix(base)] == [(f"{base}/a.bin", 3), (f"{base}/sub/b.bin", 2)]
+    assert stat(f"{base}/nope") is None
+    with pytest.raises(FileNotFoundError, match="nope"):
+        read_bytes(f"{base}/nope")
+    (tmp_path / "src.bin").write_bytes(b"payload")
+    upload(tmp_path / "src.bin", f"{base}/up.bin")
+    assert download(f"{base}/up.bin", tmp_path / "back.bin").read_bytes() == b"payload"
+    with open_uri(f"{base}/w.bin", "wb") as f:
+        f.write(b"written")
+    assert open_uri(f"{base}/w.bin").read() == b"written"
+
+
+def test_multipart_round_trip(s3_bucket):
+    data = bytes(range(256)) * (11 * MB // 256 + 7)  # three parts, the last one short
+    uri = f"s3://{s3_bucket}/big.bin"
+    assert write_bytes_atomic(uri, io.BytesIO(data), FAST) == len(data)
+    assert read_bytes(uri) == data
+
+
+class StopsEndpoint(io.RawIOBase):
+    """A source stream that takes the S3 endpoint down once `after` bytes were read (mid multipart upload)."""
+
+    def __init__(self, data: bytes, after: int, server) -> None:
+        self.buf = io.BytesIO(data)
+        self.after = after
+        self.server = server
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        if self.buf.tell() >= self.after and self.server.running:
+            self.server.stop()
+        return self.buf.readinto(b)
+
+
+def test_endpoint_stopped_mid_write_leaves_no_object_and_retry_succeeds(s3_server, s3_bucket):
+    data = b"z" * (12 * MB)
+    uri = f"s3://{s3_bucket}/features/log=a/part-0.parquet"
+    with pytest.raises(StorageError, match="part-0.parquet"):
+        write_bytes_atomic(uri, StopsEndpoint(data, 6 * MB, s3_server), FAST)
+    assert not s3_server.running
+    s3_server.start()
+    assert stat(uri, FAST) is None
+    assert list_prefix(f"s3://{s3_bucket}/features") == []
+    # The upload could not be aborted while the endpoint was down: clear it now.
+    assert abort_incomplete_uploads(f"s3://{s3_bucket}/features") == 1
+    assert write_bytes_atomic(uri, io.BytesIO(data), FAST) == len(data)
+    assert stat(uri).size == len(data) and read_bytes(uri) == data
+
+
+def test_transient_outage_is_retried_with_backoff(s3_server, s3_bucket):
+    s3_server.stop()
+    timer = threading.Timer(0.6, s3_server.start)
+    timer.start()
+    try:
+        patient = StorageParams(retry_attempts=8, retry_base_delay_s=0.1, retry_max_delay_s=0.5, connect_timeout_s=1)
+        write_bytes_atomic(f"s3://{s3_bucket}/x.bin", b"after the outage", patient)
+    finally:
+        timer.join()
+    assert read_bytes(f"s3://{s3_bucket}/x.bin") == b"after the outage"
+
+
+def test_client_errors_are_not_retried(s3_env):
+    with pytest.raises(Exception) as info:
+        write_bytes_atomic("s3://no-such-bucket-here/x", b"1", FAST)
+    assert "NoSuchBucket" in str(info.value)
+    assert not isinstance(info.value, StorageError)
