@@ -85,6 +85,8 @@ class FlowExpert(nn.Module):
         self.action_in = nn.Linear(3, w)
         self.slot = nn.Parameter(torch.zeros(1, NUM_POSES, w))
         self.time = nn.Sequential(nn.Linear(w, w), nn.SiLU(), nn.Linear(w, w))
+        # pi0's action-time MLP: lets the time scale the action embedding (a sum alone cannot)
+        self.fuse = nn.Sequential(nn.Linear(2 * w, w), nn.SiLU(), nn.Linear(w, w))
         self.layers = nn.ModuleList(FlowLayer(w, p.heads, p.head_dim, p.mlp_ratio) for _ in range(n))
         self.norm = nn.LayerNorm(w)
         self.action_out = nn.Linear(w, 3)
@@ -92,8 +94,9 @@ class FlowExpert(nn.Module):
         nn.init.normal_(self.slot, std=0.02)
 
     def forward(self, a: Tensor, tau: Tensor, backbone_kv: list[KV]) -> Tensor:
-        temb = self.time(sinusoidal_embedding(tau, self.slot.shape[-1]))
-        x = self.action_in(a) + self.slot + temb[:, None]
+        temb = self.time(sinusoidal_embedding(tau, self.slot.shape[-1]))[:, None].expand(-1, a.shape[1], -1)
+        emb = self.action_in(a)
+        x = emb + temb + self.fuse(torch.cat([emb, temb], -1)) + self.slot
         for layer, src in zip(self.layers, self.layer_map):
             k, v = backbone_kv[src]
             x = layer(x, (k.detach(), v.detach()))  # stop-gradient into the backbone

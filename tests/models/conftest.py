@@ -20,27 +20,28 @@ def tiny_params(**overrides: object) -> ModelParams:
 
 
 def make_batch(p: ModelParams, b: int = 3, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Plausible scenes: forward motion with some curvature, a history consistent with it."""
+    """Plausible scenes: a history at constant speed and turn rate, a future that accelerates and turns
+    differently (so the history extrapolation is not already the answer)."""
     g = torch.Generator().manual_seed(seed)
     speed = 3 + 7 * torch.rand(b, generator=g)
     yaw_rate = 0.1 * (torch.rand(b, generator=g) - 0.5)
-    t_future = torch.arange(1, 9) * 0.5
-    t_hist = torch.arange(-3, 1) * 0.5
+    accel = 4 * (torch.rand(b, generator=g) - 0.5)
+    future_yaw_rate = yaw_rate + 0.2 * (torch.rand(b, generator=g) - 0.5)
 
-    def arc(t: torch.Tensor) -> torch.Tensor:
-        h = yaw_rate[:, None] * t
-        x = speed[:, None] * t * torch.cos(h / 2)
-        y = speed[:, None] * t * torch.sin(h / 2)
-        return torch.stack([x, y, h], -1)
+    def arc(t: torch.Tensor, acc: torch.Tensor, rate: torch.Tensor) -> torch.Tensor:
+        h = rate[:, None] * t
+        dist = speed[:, None] * t + 0.5 * acc[:, None] * t**2
+        return torch.stack([dist * torch.cos(h / 2), dist * torch.sin(h / 2), h], -1)
 
-    target = arc(t_future)
+    target = arc(torch.arange(1, 9) * 0.5, accel, future_yaw_rate)
+    history = arc(torch.arange(-3, 1) * 0.5, torch.zeros(b), yaw_rate)
     tokens = torch.from_numpy(encode(target.numpy().astype(np.float64)))
     return {
         "image": torch.rand(b, 3 * p.num_views, p.image_height, p.image_width, generator=g),
         "command": torch.nn.functional.one_hot(torch.randint(0, 4, (b,), generator=g), 4).float(),
         "velocity": torch.stack([speed, torch.zeros(b)], -1),
-        "acceleration": torch.randn(b, 2, generator=g) * 0.3,
-        "history": arc(t_hist),
+        "acceleration": torch.stack([accel, torch.zeros(b)], -1),
+        "history": history,
         "target": target,
         "target_tokens": tokens,
     }
