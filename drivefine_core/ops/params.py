@@ -1,0 +1,110 @@
+"""Knobs of the operations layer: new-log ingestion from S3, the DVC remote, which stages need a GPU.
+
+The lead composes `OpsParams` into params.yaml as the `ops` section. Until then (or when the section is
+absent) `load_ops_params` returns these defaults, so the flows run on a laptop with no configuration.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+# Where the S3 remote URL comes from when it is not in params.yaml (set by compose / k8s).
+REMOTE_URL_ENV = "DRIVEFINE_DVC_REMOTE_URL"
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class IngestLogsParams(_Section):
+    bucket: str = Field("drivefine-raw", min_length=3, description="S3 bucket that receives new driving logs")
+    prefix: str = Field("navsim_logs", description="logs are <prefix>/<split>/<log>.pkl")
+    splits: list[str] = Field(default_factory=list, description="splits to take; empty = every split found")
+    # Outside /data/ because the repository git-ignores /data/ and DVC refuses a git-ignored .dvc file.
+    dest_dir: str = Field("incoming/navsim_logs", description="DVC-tracked folder, relative to the repo root")
+    max_new_per_run: int = Field(0, ge=0, description="cap on logs downloaded per run; 0 = no cap")
+    trigger: Literal["subflow", "deployment", "none"] = "subflow"
+    retrain_deployment: str = Field("retrain-routed/nightly-retrain",
+                                    description="<flow>/<deployment> run when trigger=deployment")
+    commit: bool = True  # git commit the .dvc file of the new data version
+    push: bool = True  # dvc push the new data version to the default remote
+    git_push: bool = False  # also `git push` the commit (workers with a git remote and credentials)
+
+    @field_validator("dest_dir")
+    @classmethod
+    def _relative(cls, v: str) -> str:
+        p = Path(v)
+        if p.is_absolute() or ".." in p.parts or not p.parts:
+            raise ValueError(f"must be a relative path inside the repository, got {v!r}")
+        return v
+
+    @field_validator("splits")
+    @classmethod
+    def _safe_splits(cls, v: list[str]) -> list[str]:
+        bad = [s for s in v if not _SAFE_NAME.match(s)]
+        if bad:
+            raise ValueError(f"split names must be plain folder names, got {bad}")
+        return v
+
+
+class DvcRemoteParams(_Section):
+    name: str = Field("s3", pattern=r"^[A-Za-z0-9_-]+$")
+    # s3://bucket/prefix. Empty: use DRIVEFINE_DVC_REMOTE_URL, else keep the repository's own default remote.
+    url: str = ""
+    region: str | None = None
+    make_default: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _s3_url(cls, v: str) -> str:
+        if v and not v.startswith("s3://"):
+            raise ValueError(f"must be an s3://bucket/prefix URL (or empty), got {v!r}")
+        return v
+
+
+class RoutingParams(_Section):
+    gpu_stages: list[str] = Field(default_factory=lambda: ["sft", "rl", "evaluate"])
+    # <flow>/<deployment> that runs GPU stages on the GPU pool; empty = run them in this process.
+    gpu_deployment: str = ""
+    gpu_timeout_s: float = Field(6 * 3600.0, gt=0.0, description="wait at most this long for the GPU run")
+
+
+class OpsParams(_Section):
+    ingest: IngestLogsParams = IngestLogsParams()
+    remote: DvcRemoteParams = DvcRemoteParams()
+    routing: RoutingParams = RoutingParams()
+
+
+class OpsParamsError(ValueError):
+    """The `ops` section of params.yaml is invalid; the message names the file and the key."""
+
+
+def parse_ops_params(section: Any, source: str = "params.yaml") -> OpsParams:
+    if section is None:
+        return OpsParams()
+    try:
+        return OpsParams.model_validate(section)
+    except ValidationError as exc:
+        lines = "\n  ".join(f"ops.{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r})"
+                            for e in exc.errors())
+        raise OpsParamsError(f"{source} is invalid:\n  {lines}") from None
+
+
+def load_ops_params(repo_root: str | Path = ".") -> OpsParams:
+    """The `ops` section of <repo_root>/params.yaml (defaults when the file or the section is absent)."""
+    path = Path(repo_root) / "params.yaml"
+    if not path.exists():
+        return OpsParams()
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise OpsParamsError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise OpsParamsError(f"{path}: the top level must be a mapping of sections")
+    return parse_ops_params(data.get("ops"), str(path))
