@@ -233,6 +233,7 @@ def load_log(
     raw_frames = _load_frames(path)
     frames: list[Frame] = []
     log_name = map_location = ""
+    seen_tokens: set[str] = set()
     for index, raw in enumerate(raw_frames):
         parser = _FrameParser(path, index, raw)
         frame = parser.frame(require_annotations, required)
@@ -245,11 +246,14 @@ def load_log(
                 parser.fail("log_name", f"'{name}' differs from frame 0's '{log_name}'")
             if location != map_location:
                 parser.fail("map_location", f"'{location}' differs from frame 0's '{map_location}'")
+            if frame.token in seen_tokens:
+                parser.fail("token", f"'{frame.token}' repeats an earlier frame's token")
             if frame.timestamp_us <= frames[-1].timestamp_us:
                 parser.fail(
                     "timestamp", f"not increasing: {frame.timestamp_us} after {frames[-1].timestamp_us}"
                 )
         frames.append(frame)
+        seen_tokens.add(frame.token)
     return OpenSceneLog(path=path, log_name=log_name, map_location=map_location, frames=frames)
 
 

@@ -95,6 +95,13 @@ def test_missing_key(tmp_path, key):
     assert f"frame 1: field '{key}'" in str(err)
 
 
+def test_repeated_frame_token(tmp_path):
+    frames = make_log(5)
+    frames[4]["token"] = frames[1]["token"]
+    err = _error(tmp_path, frames)
+    assert (err.frame, err.field) == (4, "token")
+
+
 def test_missing_nested_keys(tmp_path):
     frames = make_log(4)
     del frames[2]["cams"]["CAM_L1"]["cam_intrinsic"]
