@@ -236,7 +236,12 @@ def load_log(
     seen_tokens: set[str] = set()
     for index, raw in enumerate(raw_frames):
         parser = _FrameParser(path, index, raw)
-        frame = parser.frame(require_annotations, required)
+        try:
+            frame = parser.frame(require_annotations, required)
+        except LogFormatError:
+            raise
+        except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:  # a value of the wrong kind
+            raise LogFormatError(path, "<frame>", f"malformed value ({type(exc).__name__}: {exc})", index) from None
         name = parser.text(raw["log_name"], "log_name")
         location = parser.text(raw["map_location"], "map_location")
         if index == 0:

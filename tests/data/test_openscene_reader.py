@@ -136,6 +136,19 @@ def test_bad_shapes_and_values(tmp_path):
     assert (_error(tmp_path, frames).frame, _error(tmp_path, frames).field) == (3, "map_location")
 
 
+def test_values_of_the_wrong_kind(tmp_path):
+    frames = make_log(4)
+    frames[2]["anns"]["gt_boxes"] = 5  # not a sequence at all
+    err = _error(tmp_path, frames)
+    assert err.frame == 2 and err.field in ("anns.gt_boxes", "<frame>")
+    frames = make_log(4)
+    frames[1]["traffic_lights"] = [("x", True, 3)]
+    assert _error(tmp_path, frames).field == "traffic_lights"
+    frames = make_log(4)
+    frames[1]["roadblock_ids"] = [1.5]
+    assert _error(tmp_path, frames).field == "roadblock_ids"
+
+
 def test_empty_route_frame_is_read(tmp_path):
     path = write_log(tmp_path, "mini", "noroute", make_log(5, empty_route_at=(2,)))
     frames = read_log(path)
