@@ -176,13 +176,19 @@ class MapAPI:
         return out
 
     def start_element(self, start_pose: np.ndarray, candidates: list[str] | None = None) -> str | None:
-        """The lane / connector under a pose: distance to the centerline plus a heading penalty."""
+        """The lane / connector under a pose: distance to the centerline plus a heading penalty.
+
+        Without `candidates`, only elements within start_search_radius_m count; with them, the closest
+        candidate counts even when it is further away.
+        """
         p = self.params
         x, y, heading = (float(v) for v in start_pose[:3])
         near = self.lanes_near(np.array([x, y]), p.start_search_radius_m)
         if candidates is not None:
             allowed = set(candidates)
             near = [e for e in near if e in allowed]
+            if not near:  # the pose is far from the route: PDM still starts on the closest route lane
+                near = [e for e in candidates if e in self._graph.length]
         best, best_score = None, math.inf
         point = shapely.Point(x, y)
         for element in near:

@@ -91,5 +91,7 @@ def test_route_repair(api):
     # the route starts ahead of the ego: the ego's roadblock is joined by BFS
     plan = api.route_plan(["60"], p(10, 1.75))
     assert plan.roadblock_ids == ["10", "31", "60"] and plan.lane_path == ["1", "8", "7"]
-    # a pose far from every lane gets no lane path
-    assert api.route_plan(["10"], p(500, 500)).lane_path == []
+    # a pose far from every lane still starts on the closest route lane, as PDM does
+    assert api.route_plan(["10", "30", "20"], p(10, -60)).lane_path == ["2", "6", "4"]
+    # a route of unknown ids gives an empty plan
+    assert api.route_plan(["nope"], p(500, 500)).lane_path == []
