@@ -82,7 +82,7 @@ V2_WEIGHTS = {"ep": 5.0, "ttc": 5.0, "lk": 2.0, "hc": 2.0, "ec": 2.0}
 
 # PDM-Closed.
 IDM_FRACTIONS = (0.2, 0.4, 0.6, 0.8, 1.0)
-LATERAL_OFFSETS = (-1.0, 0.0, 1.0)
+LATERAL_OFFSETS = (0.0, -1.0, 1.0)  # centerline first: ties keep it
 IDM_FALLBACK_SPEED = 15.0
 IDM_MIN_GAP = 1.0
 IDM_HEADWAY = 1.5
