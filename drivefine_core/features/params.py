@@ -24,8 +24,9 @@ _BUILD_FIELDS = ("image_width", "image_height", "cameras", "image_format", "jpeg
 class FeatureParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    image_width: int = Field(160, ge=8, le=4096)
-    image_height: int = Field(90, ge=8, le=4096)
+    # Must equal the planner's ModelParams.image_width / image_height (and len(cameras) its num_views).
+    image_width: int = Field(128, ge=8, le=4096)
+    image_height: int = Field(64, ge=8, le=4096)
     # Views of the current frame, in the order they are stacked. ("CAM_L0", "CAM_F0", "CAM_R0") for the
     # multi-view planner.
     cameras: list[str] = Field(default_factory=lambda: ["CAM_F0"], min_length=1)

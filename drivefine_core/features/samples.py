@@ -45,15 +45,15 @@ def decode_image(data: bytes) -> np.ndarray:
 def decode_rows(row: dict[str, Any], decode_images: bool = True) -> dict[str, Any]:
     """One row -> the sample a model sees.
 
-    image: (3, H, W) float32 in [0, 1] for one camera, (V, 3, H, W) for V cameras (params order);
+    image: (3 * V, H, W) float32 in [0, 1]: the V camera views (params order) concatenated along the
+    channels, RGB each, as the planners' vision tower reads them (models/batch.py);
     command / velocity / acceleration / history / target float32, target_tokens int64; token, log_name str.
     With decode_images=False, `image_bytes` (list of encoded views) replaces `image`.
     """
     out: dict[str, Any] = {"token": row["token"], "log_name": row["log_name"]}
     if decode_images:
         views = [torch.from_numpy(decode_image(b)).permute(2, 0, 1) for b in row["images"]]
-        img = views[0] if len(views) == 1 else torch.stack(views)
-        out["image"] = img.to(torch.float32).div_(255.0)
+        out["image"] = torch.cat(views, dim=0).to(torch.float32).div_(255.0)
     else:
         out["image_bytes"] = list(row["images"])
     for name in ("command", "velocity", "acceleration", "history", "target"):

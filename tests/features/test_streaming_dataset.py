@@ -85,9 +85,9 @@ def test_multi_view_and_in_memory(tmp_path):
     scenes = make_log(tmp_path, "log-m", 3, size=(64, 36), cameras=("CAM_F0", "CAM_L0", "CAM_R0"))
     build_feature_store(scenes, str(tmp_path / "sensor_blobs"), str(tmp_path / "f"), "trainval", params)
     sample = next(iter(StreamingFeatureDataset(str(tmp_path / "f"), params)))
-    assert sample["image"].shape == (3, 3, 18, 32)
+    assert sample["image"].shape == (9, 18, 32)  # views concatenated along channels
     mem = InMemoryFeatureDataset(str(tmp_path / "f"))
-    assert len(mem) == 3 and mem[1]["token"] == scenes[1].token and mem[1]["image"].shape == (3, 3, 18, 32)
+    assert len(mem) == 3 and mem[1]["token"] == scenes[1].token and mem[1]["image"].shape == (9, 18, 32)
     with pytest.raises(IndexError):
         mem[3]
 
