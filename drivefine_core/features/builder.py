@@ -79,8 +79,13 @@ def build_scene_features(
     split: str,
     params: FeatureParams,
     read: Callable[[str], bytes] = read_bytes,
+    image_split: str | None = None,
 ) -> SceneFeatures:
-    """Features of one scene. Images are read with `read` from <sensor_blobs>/<split>/<data_path>."""
+    """Features of one scene, labelled `split`.
+
+    Images are read with `read` from <sensor_blobs>/<image_split>/<data_path>; image_split is the
+    source folder of the log (SceneMeta.source_split), `split` when None.
+    """
     where = f"log {scene.log_name}: scene {scene.token}"
     need = scene.num_history_frames + TRAJECTORY_POSES
     if scene.num_history_frames != HISTORY_POSES:
@@ -93,7 +98,7 @@ def build_scene_features(
         info = frame.cameras.get(cam)
         if info is None:
             raise FeatureBuildError(where, f"cams.{cam}", "camera missing from the current frame", scene.current_index)
-        uri = image_uri(sensor_blobs, split, info.data_path)
+        uri = image_uri(sensor_blobs, image_split or split, info.data_path)
         try:
             raw = read(uri)
         except FileNotFoundError:

@@ -87,11 +87,16 @@ def _update_array(h: "hashlib._Hash", a: object) -> None:
 
 
 def log_content_digest(
-    scenes: list[Scene], sensor_blobs: str, split: str, params: FeatureParams, storage: StorageParams | None = None
+    scenes: list[Scene],
+    sensor_blobs: str,
+    split: str,
+    params: FeatureParams,
+    storage: StorageParams | None = None,
+    image_split: str | None = None,
 ) -> str:
     """Digest of everything the builder reads for these scenes (see the module doc for images)."""
     h = hashlib.sha256()
-    h.update(split.encode())
+    h.update(f"{split}|{image_split or split}".encode())
     sizes: dict[str, int] = {}
     listed: set[str] = set()
     for scene in scenes:
@@ -108,7 +113,7 @@ def log_content_digest(
             if info is None:
                 h.update(f"{cam}:missing".encode())
                 continue
-            uri = image_uri(sensor_blobs, split, info.data_path)
+            uri = image_uri(sensor_blobs, image_split or split, info.data_path)
             parent = uri.rsplit("/", 1)[0]
             if parent not in listed:  # one listing per camera directory, not one stat per image
                 listed.add(parent)
@@ -140,18 +145,26 @@ def table_to_parquet_bytes(table: pa.Table, params: FeatureParams) -> bytes:
     return buf.getvalue()
 
 
-def _group_by_log(scenes: Iterable[Scene]) -> Iterable[tuple[str, list[Scene]]]:
-    """Consecutive scenes of one log form its group; a log that comes back later is an error."""
+def _group_by_log(items: Iterable[Scene | tuple[Scene, str]]) -> Iterable[tuple[str, list[Scene], str | None]]:
+    """Consecutive scenes of one log form its group: (log, scenes, image split or None).
+
+    A log that comes back later, or whose scenes name different image folders, is an error.
+    """
     seen: set[str] = set()
-    for name, group in groupby(scenes, key=lambda s: s.log_name):
+    pairs = ((i, None) if isinstance(i, Scene) else (i[0], i[1]) for i in items)
+    for name, group in groupby(pairs, key=lambda p: p[0].log_name):
         if name in seen:
             raise ValueError(f"log {name}: field 'log_name': scenes of this log are not contiguous in the input")
         seen.add(name)
-        yield name, list(group)
+        members = list(group)
+        folders = {f for _, f in members}
+        if len(folders) > 1:
+            raise ValueError(f"log {name}: field 'source_split': scenes name several image folders {sorted(map(str, folders))}")
+        yield name, [s for s, _ in members], folders.pop()
 
 
 def build_feature_store(
-    scenes: Iterable[Scene],
+    scenes: Iterable[Scene] | Iterable[tuple[Scene, str]],
     sensor_blobs: str,
     out_uri: str,
     split: str,
@@ -163,8 +176,11 @@ def build_feature_store(
 ) -> StoreResult:
     """Build (or reuse) one partition per log of `scenes` under out_uri (local dir or s3://).
 
-    scenes: grouped by log (as a reader yields them log by log); only one log is held in memory.
-    sensor_blobs: the `<root>/sensor_blobs` dir or URI; images are read from <sensor_blobs>/<split>/<data_path>.
+    scenes: grouped by log (as a reader yields them log by log); only one log is held in memory. Items
+        are scenes, or (scene, image folder) pairs when the images live under another folder than `split`
+        (SceneMeta.source_split).
+    sensor_blobs: the `<root>/sensor_blobs` dir or URI; images are read from
+        <sensor_blobs>/<image folder or split>/<data_path>.
     prune: drop partitions of this split whose log is not in the input (the cache mirrors its input).
     on_log(log_name, "written" | "reused" | "failed", n_scenes): progress callback.
     A log whose scenes or images are bad is reported in `failed` (and its stale partition removed); the
@@ -174,7 +190,7 @@ def build_feature_store(
     result = StoreResult()
     seen: set[str] = set()
     t_build = 0.0
-    for log_name, log_scenes in _group_by_log(scenes):
+    for log_name, log_scenes, image_split in _group_by_log(scenes):
         seen.add(log_name)
         if not _LOG_NAME.match(log_name):
             result.failed[log_name] = f"log {log_name!r}: field 'log_name': not usable as a partition name"
@@ -182,7 +198,7 @@ def build_feature_store(
         path = partition_path(log_name)
         uri = join_uri(out_uri, path)
         try:
-            digest = log_content_digest(log_scenes, sensor_blobs, split, params, storage)
+            digest = log_content_digest(log_scenes, sensor_blobs, split, params, storage, image_split)
         except DataFormatError as exc:
             result.failed[log_name] = str(exc)
             continue
@@ -197,7 +213,10 @@ def build_feature_store(
             continue
         t0 = time.perf_counter()
         try:
-            rows = [build_scene_features(s, sensor_blobs, split, params, read=lambda u: read_bytes(u, storage)) for s in log_scenes]
+            rows = [
+                build_scene_features(s, sensor_blobs, split, params, lambda u: read_bytes(u, storage), image_split)
+                for s in log_scenes
+            ]
         except (DataFormatError, ValueError) as exc:
             result.failed[log_name] = str(exc)
             if entry is not None:  # its old partition no longer matches the input

@@ -112,10 +112,11 @@ def feature_expectations(fp: FeatureParams, p: ValidationParams) -> list[Any]:
     return ex
 
 
-def features_to_frame(features: str | pa.Table | Iterable[pa.Table]) -> pd.DataFrame:
-    """The derived GX table of a store URI, one Arrow table, or an iterable of tables (row groups)."""
+def features_to_frame(features: str | pa.Table | Iterable[pa.Table], logs: list[str] | None = None) -> pd.DataFrame:
+    """The derived GX table of a store URI (optionally some logs only), one Arrow table, or an iterable
+    of tables (row groups)."""
     if isinstance(features, str):
-        tables: Iterable[pa.Table] = (read_row_group(g) for g in list_row_groups(features))
+        tables: Iterable[pa.Table] = (read_row_group(g) for g in list_row_groups(features, logs))
     elif isinstance(features, pa.Table):
         tables = [features]
     else:
@@ -125,15 +126,23 @@ def features_to_frame(features: str | pa.Table | Iterable[pa.Table]) -> pd.DataF
 
 
 def validate_features(
-    features: str | pa.Table | Iterable[pa.Table], feature_params: FeatureParams | None = None, params: ValidationParams | None = None
+    features: str | pa.Table | Iterable[pa.Table],
+    feature_params: FeatureParams | None = None,
+    params: ValidationParams | None = None,
+    logs: list[str] | None = None,
 ) -> ValidationReport:
+    """One GX validation over the features of every log (or of `logs` only, for a store URI: e.g. the
+    logs a build just wrote); images are decoded to check them."""
     p = params or ValidationParams()
     fp = feature_params or FeatureParams()
-    return run_suite(features_to_frame(features), feature_expectations(fp, p), SUITE, p.example_values)
+    return run_suite(features_to_frame(features, logs), feature_expectations(fp, p), SUITE, p.example_values)
 
 
 def validate_features_by_log(
-    features: str | pa.Table | Iterable[pa.Table], feature_params: FeatureParams | None = None, params: ValidationParams | None = None
+    features: str | pa.Table | Iterable[pa.Table],
+    feature_params: FeatureParams | None = None,
+    params: ValidationParams | None = None,
+    logs: list[str] | None = None,
 ) -> dict[str, list[str]]:
     """log_name -> descriptions of the failed expectations ([] for a log that passed)."""
-    return validate_features(features, feature_params, params).by_log
+    return validate_features(features, feature_params, params, logs).by_log

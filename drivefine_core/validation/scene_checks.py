@@ -104,3 +104,9 @@ def validate_scenes(scenes: Iterable[Scene], params: ValidationParams | None = N
 def validate_scenes_by_log(scenes: Iterable[Scene], params: ValidationParams | None = None) -> dict[str, list[str]]:
     """log_name -> descriptions of the failed expectations ([] for a log that passed)."""
     return validate_scenes(scenes, params).by_log
+
+
+def validate_log_scenes(log_name: str, scenes: list[Scene], params: ValidationParams | None = None) -> list[str]:
+    """The failures of one log: fits ingest's per-log `validate(log_name, scenes)` hook. Prefer one
+    validate_scenes call over all logs where the caller can (GX costs ~0.1-0.2 s per call)."""
+    return validate_scenes(scenes, params).by_log.get(log_name, [])
