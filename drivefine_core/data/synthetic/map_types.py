@@ -10,7 +10,7 @@ from drivefine_core.data.road_network import RoadNetwork
 
 # Signal phases of a junction, in cycle order; "straight" movements include right turns.
 PHASES = ("A_straight", "A_left", "B_straight", "B_left")
-GREEN_S = {"straight": 11.0, "left": 6.0}
+GREEN_S = {"straight": 15.0, "left": 6.0}
 YELLOW_S = 2.5
 ALL_RED_S = 1.0
 

@@ -27,7 +27,7 @@ class GenerateParams(BaseModel):
     frames_per_log: int = Field(60, ge=16)
     splits: dict[str, float] = Field(default_factory=lambda: {"train": 0.8, "test": 0.2})
     # agents (per 100 m of lane near the ego route)
-    vehicle_density_per_100m: float = Field(1.4, ge=0.0)
+    vehicle_density_per_100m: float = Field(1.0, ge=0.0)
     slow_leader_prob: float = Field(0.35, ge=0.0, le=1.0)  # per log: a slow vehicle ahead of the ego
     cut_in_prob: float = Field(0.35, ge=0.0, le=1.0)  # per multi-lane roadblock on the route
     lane_change_prob: float = Field(0.3, ge=0.0, le=1.0)  # extra voluntary lane changes of the ego
