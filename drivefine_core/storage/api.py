@@ -96,6 +96,13 @@ class AtomicWriter(io.RawIOBase):
     def write(self, b: bytes) -> int:  # type: ignore[override]
         return self._buf.write(b)
 
+    def __del__(self) -> None:
+        # An unclosed writer that is garbage-collected must not publish half its data (IOBase would
+        # close(), i.e. commit).
+        if not self.closed:
+            self._discarded = True
+            self.close()
+
     def discard(self) -> None:
         self._discarded = True
         self.close()

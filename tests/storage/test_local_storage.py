@@ -51,3 +51,13 @@ def test_list_stat_download_upload(tmp_path):
     assert (tmp_path / "e" / "up.bin").read_bytes() == b"22"
     with pytest.raises(FileNotFoundError, match="nope"):
         read_bytes(tmp_path / "nope")
+
+
+def test_unclosed_writer_publishes_nothing(tmp_path):
+    import gc
+
+    w = open_uri(tmp_path / "g.bin", "wb")
+    w.write(b"partial")
+    del w
+    gc.collect()
+    assert not (tmp_path / "g.bin").exists()

@@ -28,7 +28,8 @@ def test_write_and_stream_features_from_s3(tmp_path, s3_bucket):
     seen = []
     for rank in range(2):
         ds = StreamingFeatureDataset(out, PARAMS, rank=rank, world_size=2)
-        for batch in DataLoader(ds, batch_size=3, collate_fn=collate_features):
+        workers = 2 if rank == 0 else 0  # forked workers open their own S3 connections
+        for batch in DataLoader(ds, batch_size=3, num_workers=workers, collate_fn=collate_features, timeout=120 if workers else 0):
             assert batch["image"].shape[1:] == (3, 18, 32)
             seen += batch["token"]
     assert sorted(seen) == sorted(s.token for s in scenes)
