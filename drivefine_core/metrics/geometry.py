@@ -70,85 +70,149 @@ def _orient(ax, ay, bx, by, cx, cy):
     return (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)
 
 
-class PolygonIndex:
-    """Which of P polygons contain each query point; exact crossing-parity from the cell centre."""
+def _split_segments(a: np.ndarray, b: np.ndarray, max_len: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cut segments into collinear pieces no longer than max_len -> (starts, ends, index of the parent)."""
+    n = np.maximum(1, np.ceil(np.linalg.norm(b - a, axis=1) / max_len).astype(np.int64))
+    parent = np.repeat(np.arange(len(a)), n)
+    k = np.arange(len(parent)) - np.repeat(np.cumsum(n) - n, n)
+    t0 = (k / n[parent])[:, None]
+    t1 = ((k + 1) / n[parent])[:, None]
+    d = b[parent] - a[parent]
+    return a[parent] + t0 * d, a[parent] + t1 * d, parent
 
-    def __init__(self, vertices: np.ndarray, offsets: np.ndarray, cell: float = 2.0):
-        self.num_polygons = len(offsets) - 1
+
+def _csr(cells: np.ndarray, values: np.ndarray, n_cells: int) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(cells, kind="stable")
+    indptr = np.zeros(n_cells + 1, dtype=np.int64)
+    indptr[1:] = np.cumsum(np.bincount(cells, minlength=n_cells))
+    return indptr, values[order]
+
+
+def _expand(indptr: np.ndarray, indices: np.ndarray, cell: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All (query row, value) pairs of a CSR table for the rows' cells, without a Python loop."""
+    start, stop = indptr[cell], indptr[cell + 1]
+    counts = stop - start
+    rows = np.repeat(np.arange(len(cell)), counts)
+    pos = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(start, counts)
+    return rows, indices[pos]
+
+
+class _Grid:
+    def __init__(self, lo: np.ndarray, hi: np.ndarray, cell: float):
         self.cell = cell
+        self.origin = lo - cell - _GRID_JITTER
+        self.nx, self.ny = (np.ceil((hi + cell - self.origin) / cell).astype(int) + 1).tolist()
+        self.n = self.nx * self.ny
+
+    def ij(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ij = np.floor((points - self.origin) / self.cell).astype(np.int64)
+        ok = (ij[:, 0] >= 0) & (ij[:, 0] < self.nx) & (ij[:, 1] >= 0) & (ij[:, 1] < self.ny)
+        return np.where(ok, ij[:, 0] * self.ny + ij[:, 1], 0), ok
+
+    def centers(self, flat: np.ndarray) -> np.ndarray:
+        return self.origin + (np.stack([flat // self.ny, flat % self.ny], -1) + 0.5) * self.cell
+
+    def box_cells(self, lo: np.ndarray, hi: np.ndarray, span: int) -> tuple[np.ndarray, np.ndarray]:
+        """Cells of the boxes [lo, hi] (each at most `span` cells wide) -> (cell, box index), clipped to the grid."""
+        i0 = np.floor((lo - self.origin) / self.cell).astype(np.int64)
+        i1 = np.floor((hi - self.origin) / self.cell).astype(np.int64)
+        di, dj = np.meshgrid(np.arange(span), np.arange(span), indexing="ij")
+        ci = i0[:, None, 0] + di.ravel()[None]
+        cj = i0[:, None, 1] + dj.ravel()[None]
+        keep = (ci <= i1[:, None, 0]) & (cj <= i1[:, None, 1]) & (ci >= 0) & (cj >= 0) & (ci < self.nx) & (cj < self.ny)
+        box = np.broadcast_to(np.arange(len(lo))[:, None], ci.shape)
+        return (ci * self.ny + cj)[keep], box[keep]
+
+
+class PolygonIndex:
+    """Which of P polygons contain each query point (boundary excluded).
+
+    A uniform grid stores, per cell, the polygons containing the cell centre and the polygon edge pieces
+    crossing the cell (sparse tables). A point is inside a polygon iff the centre is inside XOR the segment
+    centre -> point crosses that polygon's boundary an odd number of times: exact, and only the few edges
+    near the point are touched. Points off the grid are tested against every edge."""
+
+    def __init__(self, vertices: np.ndarray, offsets: np.ndarray, cell: float = 1.0,
+                 extent: tuple[np.ndarray, np.ndarray] | None = None):
+        self.num_polygons = len(offsets) - 1
         if self.num_polygons == 0:
             return
-        lo = vertices.min(axis=0) - 1.0 - _GRID_JITTER
-        hi = vertices.max(axis=0) + 1.0
-        self.origin = lo
-        self.nx, self.ny = (np.ceil((hi - lo) / cell).astype(int) + 1).tolist()
-        gx = lo[0] + (np.arange(self.nx) + 0.5) * cell
-        gy = lo[1] + (np.arange(self.ny) + 0.5) * cell
-        inside = np.zeros((self.nx, self.ny, self.num_polygons), dtype=bool)
-        starts, ends, owner = [], [], []
+        counts = np.diff(offsets)
+        owner = np.repeat(np.arange(self.num_polygons), counts)
+        nxt = np.arange(len(vertices)) + 1
+        nxt[offsets[1:] - 1] = offsets[:-1]  # close every ring
+        self.a, self.b, self.owner = vertices, vertices[nxt], owner
+        lo, hi = vertices.min(axis=0), vertices.max(axis=0)
+        self.bbox = (lo, hi)
+        if extent is not None:
+            lo, hi = np.maximum(lo, extent[0]), np.minimum(hi, extent[1])
+        self.grid = g = _Grid(lo, np.maximum(hi, lo), cell)
+        sa, sb, parent = _split_segments(self.a, self.b, cell)
+        cells, piece = g.box_cells(np.minimum(sa, sb), np.maximum(sa, sb), 2)
+        self.edge_ptr, self.edge_idx = _csr(cells, np.stack([sa[piece], sb[piece]], 1).reshape(-1, 4).astype(np.float64), g.n)
+        self.edge_owner = _csr(cells, owner[parent[piece]], g.n)[1]
+        centre_cells, centre_polys = [], []
         for p in range(self.num_polygons):
             ring = vertices[offsets[p] : offsets[p + 1]]
-            poly = shapely.Polygon(ring)
-            pmin, pmax = ring.min(axis=0), ring.max(axis=0)
-            ix = np.nonzero((gx >= pmin[0]) & (gx <= pmax[0]))[0]
-            iy = np.nonzero((gy >= pmin[1]) & (gy <= pmax[1]))[0]
-            if len(ix) and len(iy):
-                xx, yy = np.meshgrid(gx[ix], gy[iy], indexing="ij")
-                inside[np.ix_(ix, iy, [p])] = shapely.contains_xy(poly, xx, yy)[..., None]
-            starts.append(ring)
-            ends.append(np.roll(ring, -1, axis=0))
-            owner.append(np.full(len(ring), p))
-        self.inside = inside.reshape(self.nx * self.ny, self.num_polygons)
-        a, b = np.concatenate(starts), np.concatenate(ends)
-        self.edges = np.concatenate([a, b], axis=1)
-        self.edge_owner = np.concatenate(owner)
-        # Cells an edge may cross: every cell whose centre is within half a diagonal of the segment.
-        cell_lists: list[list[int]] = [[] for _ in range(self.nx * self.ny)]
-        half_diag = cell * np.sqrt(0.5) + 1e-9
-        for e, (x1, y1, x2, y2) in enumerate(self.edges):
-            i0, i1 = self._cell_range(min(x1, x2), max(x1, x2), self.nx, 0)
-            j0, j1 = self._cell_range(min(y1, y2), max(y1, y2), self.ny, 1)
-            ii, jj = np.meshgrid(np.arange(i0, i1 + 1), np.arange(j0, j1 + 1), indexing="ij")
-            cx, cy = gx[ii.ravel()], gy[jj.ravel()]
-            dist = _point_segment_distance(np.stack([cx, cy], -1), np.array([x1, y1]), np.array([x2, y2]))
-            for flat in (ii.ravel() * self.ny + jj.ravel())[dist <= half_diag]:
-                cell_lists[flat].append(e)
-        width = max(1, max(len(c) for c in cell_lists))
-        self.cell_edges = np.full((self.nx * self.ny, width), -1, dtype=np.int64)
-        for i, c in enumerate(cell_lists):
-            self.cell_edges[i, : len(c)] = c
-        self.centers = np.stack(np.meshgrid(gx, gy, indexing="ij"), -1).reshape(-1, 2)
+            c, _ = self._bbox_cells(ring)
+            if len(c):
+                inside = shapely.contains_xy(shapely.Polygon(ring), *g.centers(c).T)
+                centre_cells.append(c[inside])
+                centre_polys.append(np.full(int(inside.sum()), p))
+        cc = np.concatenate(centre_cells) if centre_cells else np.zeros(0, dtype=np.int64)
+        cp = np.concatenate(centre_polys) if centre_polys else np.zeros(0, dtype=np.int64)
+        self.centre_ptr, self.centre_poly = _csr(cc, cp, g.n)
 
-    def _cell_range(self, a: float, b: float, n: int, axis: int) -> tuple[int, int]:
-        i0 = int(np.floor((a - self.origin[axis]) / self.cell)) - 1
-        i1 = int(np.floor((b - self.origin[axis]) / self.cell)) + 1
-        return max(i0, 0), min(i1, n - 1)
+    def _bbox_cells(self, ring: np.ndarray) -> tuple[np.ndarray, None]:
+        g = self.grid
+        i0 = np.clip(np.floor((ring.min(axis=0) - g.origin) / g.cell).astype(int), 0, [g.nx - 1, g.ny - 1])
+        i1 = np.clip(np.floor((ring.max(axis=0) - g.origin) / g.cell).astype(int), 0, [g.nx - 1, g.ny - 1])
+        ii, jj = np.meshgrid(np.arange(i0[0], i1[0] + 1), np.arange(i0[1], i1[1] + 1), indexing="ij")
+        return (ii * g.ny + jj).ravel(), None
 
     def query(self, points: np.ndarray) -> np.ndarray:
         """(Q, 2) -> (Q, P) bool: point strictly inside polygon p."""
-        q = len(points)
-        if self.num_polygons == 0:
+        q, p = len(points), self.num_polygons
+        if p == 0:
             return np.zeros((q, 0), dtype=bool)
-        ij = np.floor((points - self.origin) / self.cell).astype(np.int64)
-        ok = (ij[:, 0] >= 0) & (ij[:, 0] < self.nx) & (ij[:, 1] >= 0) & (ij[:, 1] < self.ny)
-        flat = np.where(ok, ij[:, 0] * self.ny + ij[:, 1], 0)
-        out = self.inside[flat] & ok[:, None]
-        cand = self.cell_edges[flat]  # (Q, W)
-        valid = (cand >= 0) & ok[:, None]
-        e = self.edges[np.maximum(cand, 0)]  # (Q, W, 4)
-        c = self.centers[flat][:, None, :]
-        p = points[:, None, :]
-        d1 = _orient(e[..., 0], e[..., 1], e[..., 2], e[..., 3], c[..., 0], c[..., 1])
-        d2 = _orient(e[..., 0], e[..., 1], e[..., 2], e[..., 3], p[..., 0], p[..., 1])
-        d3 = _orient(c[..., 0], c[..., 1], p[..., 0], p[..., 1], e[..., 0], e[..., 1])
-        d4 = _orient(c[..., 0], c[..., 1], p[..., 0], p[..., 1], e[..., 2], e[..., 3])
-        cross = valid & (d1 * d2 < 0) & (d3 * d4 < 0)
-        rows, ks = np.nonzero(cross)
+        flat, ok = self.grid.ij(points)
+        parity = np.zeros(q * p, dtype=np.int64)
+        on = np.nonzero(ok)[0]
+        rows, polys = _expand(self.centre_ptr, self.centre_poly, flat[on])
+        parity += np.bincount(on[rows] * p + polys, minlength=q * p)
+        rows, pos = _expand(self.edge_ptr, np.arange(len(self.edge_idx)), flat[on])
         if len(rows):
-            counts = np.zeros(out.shape, dtype=np.int32)
-            np.add.at(counts, (rows, self.edge_owner[cand[rows, ks]]), 1)
-            out ^= (counts & 1).astype(bool)
+            e = self.edge_idx[pos]
+            c = self.grid.centers(flat[on][rows])
+            cross = _crosses(c, points[on][rows], e)
+            parity += np.bincount(on[rows][cross] * p + self.edge_owner[pos][cross], minlength=q * p)
+        out = (parity & 1).astype(bool).reshape(q, p)
+        lo, hi = self.bbox
+        off = np.nonzero(~ok & np.all((points >= lo) & (points <= hi), axis=1))[0]
+        if len(off):  # off the grid but inside the polygons' bounds: crossing number against every edge
+            out[off] = self._brute(points[off])
         return out
+
+    def _brute(self, pts: np.ndarray) -> np.ndarray:
+        a, b = self.a[None], self.b[None]
+        x, y = pts[:, None, 0], pts[:, None, 1]
+        straddle = (a[..., 1] > y) != (b[..., 1] > y)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            xcross = a[..., 0] + (y - a[..., 1]) * (b[..., 0] - a[..., 0]) / (b[..., 1] - a[..., 1])
+        hit = straddle & (x < xcross)
+        out = np.zeros((len(pts), self.num_polygons), dtype=np.int64)
+        for poly in range(self.num_polygons):
+            out[:, poly] = hit[:, self.owner == poly].sum(axis=1)
+        return (out & 1).astype(bool)
+
+
+def _crosses(c: np.ndarray, p: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """Segment c-p properly crosses segment e = [x1, y1, x2, y2] (all (M, .))."""
+    d1 = _orient(e[:, 0], e[:, 1], e[:, 2], e[:, 3], c[:, 0], c[:, 1])
+    d2 = _orient(e[:, 0], e[:, 1], e[:, 2], e[:, 3], p[:, 0], p[:, 1])
+    d3 = _orient(c[:, 0], c[:, 1], p[:, 0], p[:, 1], e[:, 0], e[:, 1])
+    d4 = _orient(c[:, 0], c[:, 1], p[:, 0], p[:, 1], e[:, 2], e[:, 3])
+    return (d1 * d2 < 0) & (d3 * d4 < 0)
 
 
 def _point_segment_distance(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -175,41 +239,24 @@ def project_to_polyline(points: np.ndarray, line: np.ndarray) -> np.ndarray:
 
 
 class PolylineNearIndex:
-    """Is a point within `radius` of a polyline? Grid of candidate segments per cell, exact distances."""
+    """Is a point within `radius` of a polyline? Sparse grid of nearby segment pieces, exact distances."""
 
-    def __init__(self, line: np.ndarray, radius: float, cell: float = 2.0):
+    def __init__(self, line: np.ndarray, radius: float, cell: float = 1.0):
         self.radius = radius
-        self.cell = cell
-        self.a, self.b = line[:-1], line[1:]
-        self.origin = line.min(axis=0) - radius - cell - _GRID_JITTER
-        hi = line.max(axis=0) + radius + cell
-        self.nx, self.ny = (np.ceil((hi - self.origin) / cell).astype(int) + 1).tolist()
-        gx = self.origin[0] + (np.arange(self.nx) + 0.5) * cell
-        gy = self.origin[1] + (np.arange(self.ny) + 0.5) * cell
-        reach = radius + cell * np.sqrt(0.5) + 1e-9
-        lists: list[list[int]] = [[] for _ in range(self.nx * self.ny)]
-        for s in range(len(self.a)):
-            lo = np.minimum(self.a[s], self.b[s]) - reach
-            hi_s = np.maximum(self.a[s], self.b[s]) + reach
-            ix = np.nonzero((gx >= lo[0]) & (gx <= hi_s[0]))[0]
-            iy = np.nonzero((gy >= lo[1]) & (gy <= hi_s[1]))[0]
-            ii, jj = np.meshgrid(ix, iy, indexing="ij")
-            pts = np.stack([gx[ii.ravel()], gy[jj.ravel()]], -1)
-            near = _point_segment_distance(pts, self.a[s], self.b[s]) <= reach
-            for flat in (ii.ravel() * self.ny + jj.ravel())[near]:
-                lists[flat].append(s)
-        width = max(1, max(len(x) for x in lists))
-        self.cell_segments = np.full((self.nx * self.ny, width), -1, dtype=np.int64)
-        for i, x in enumerate(lists):
-            self.cell_segments[i, : len(x)] = x
+        a, b, _ = _split_segments(line[:-1], line[1:], cell)
+        self.line = line
+        self.grid = g = _Grid(line.min(axis=0) - radius, line.max(axis=0) + radius, cell)
+        span = int(np.ceil(2 * radius / cell)) + 2
+        cells, piece = g.box_cells(np.minimum(a, b) - radius, np.maximum(a, b) + radius, span)
+        self.ptr, self.seg = _csr(cells, np.concatenate([a, b], axis=1)[piece], g.n)
 
     def within(self, points: np.ndarray) -> np.ndarray:
         """(Q, 2) -> (Q,) bool: distance to the polyline <= radius."""
-        ij = np.floor((points - self.origin) / self.cell).astype(np.int64)
-        ok = (ij[:, 0] >= 0) & (ij[:, 0] < self.nx) & (ij[:, 1] >= 0) & (ij[:, 1] < self.ny)
-        flat = np.where(ok, ij[:, 0] * self.ny + ij[:, 1], 0)
-        cand = self.cell_segments[flat]
-        valid = (cand >= 0) & ok[:, None]
-        idx = np.maximum(cand, 0)
-        d = _point_segment_distance(points[:, None, :], self.a[idx], self.b[idx])
-        return np.any(valid & (d <= self.radius), axis=1)
+        flat, ok = self.grid.ij(points)
+        on = np.nonzero(ok)[0]
+        rows, pos = _expand(self.ptr, np.arange(len(self.seg)), flat[on])
+        s = self.seg[pos]
+        near = _point_segment_distance(points[on][rows], s[:, :2], s[:, 2:]) <= self.radius
+        out = np.zeros(len(points), dtype=bool)
+        out[on[rows[near]]] = True
+        return out

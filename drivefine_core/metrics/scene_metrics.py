@@ -22,6 +22,7 @@ from drivefine_core.metrics.geometry import (
 from drivefine_core.metrics.simulator import H, VX, VY, X, Y
 
 _EGO_RADIUS = float(np.hypot(K.EGO_HALF_LENGTH, K.EGO_HALF_WIDTH))
+_GRID_EXTENT_M = 130.0
 
 
 @dataclass
@@ -50,10 +51,12 @@ def scene_index(cache: MetricCache) -> SceneIndex:
     first = np.argmax(cache.agent_valid, axis=1) if n else np.zeros(0, dtype=int)
     first_speed = np.linalg.norm(cache.agent_velocity[np.arange(n), first], axis=-1) if n else np.zeros(0)
     dims = np.nanmax(cache.agent_boxes[..., 3:5], axis=1) if n else np.zeros((0, 2))
+    # The ego stays within ~120 m of the origin over 4 s; points beyond the grid are still answered exactly.
+    extent = (np.full(2, -_GRID_EXTENT_M), np.full(2, _GRID_EXTENT_M))
     idx = SceneIndex(
-        drivable=PolygonIndex(cache.drivable_vertices, cache.drivable_offsets),
-        lanes=PolygonIndex(cache.lane_vertices, cache.lane_offsets),
-        intersections=PolygonIndex(iv, io),
+        drivable=PolygonIndex(cache.drivable_vertices, cache.drivable_offsets, extent=extent),
+        lanes=PolygonIndex(cache.lane_vertices, cache.lane_offsets, extent=extent),
+        intersections=PolygonIndex(iv, io, extent=extent),
         near_centerline=PolylineNearIndex(cache.centerline, K.LK_MAX_DISTANCE),
         light_polygons=[shapely.Polygon(cache.lane_polygon(int(i))) for i in cache.light_lane_index],
         half_length=dims[:, 0] / 2.0,
@@ -216,12 +219,13 @@ def lane_keeping(cache: MetricCache, areas: dict) -> np.ndarray:
     r, t = c.shape[:2]
     far = ~scene_index(cache).near_centerline.within(c.reshape(-1, 2)).reshape(r, t)
     skip = areas["center_in_intersection"]
-    run = np.zeros(r)
-    worst = np.zeros(r)
-    for i in range(t):  # intersection steps neither count nor reset
-        run = np.where(skip[:, i], run, np.where(far[:, i], run + 1, 0.0))
-        worst = np.maximum(worst, run)
-    return (worst < K.LK_MAX_STEPS).astype(float)
+    # Run length of "far" steps where intersection steps neither count nor reset: far steps so far minus
+    # far steps up to the last reset (a near step outside an intersection).
+    count = np.cumsum(far & ~skip, axis=1)
+    steps = np.broadcast_to(np.arange(t), (r, t))
+    last_reset = np.maximum.accumulate(np.where(~far & ~skip, steps, -1), axis=1)
+    before = np.where(last_reset >= 0, np.take_along_axis(count, np.maximum(last_reset, 0), axis=1), 0)
+    return (np.max(count - before, axis=1) < K.LK_MAX_STEPS).astype(float)
 
 
 def traffic_lights(cache: MetricCache, areas: dict) -> np.ndarray:

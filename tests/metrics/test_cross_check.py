@@ -5,7 +5,7 @@ import torch
 
 from drivefine_core.metrics.reference_scorer import reference_score, simulate_plan
 from drivefine_core.metrics.scorer import predecessors, score_trajectories, simulate_rows
-from tests.metrics.scenes import random_candidates, random_scenes
+from drivefine_core.metrics.toy_random import random_candidates, random_scenes
 
 torch.set_num_threads(1)
 

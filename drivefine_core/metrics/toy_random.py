@@ -1,4 +1,4 @@
-"""Random and adversarial scenes / candidates shared by the metrics tests."""
+"""Random and adversarial toy scenes and candidate plans, for the fast-vs-plain cross-check and bench/scorer.py."""
 
 from __future__ import annotations
 
