@@ -131,15 +131,13 @@ def main() -> None:
         ds = StreamingFeatureDataset(str(root / "features"), params)
         loader = DataLoader(ds, batch_size=args.batch, num_workers=args.workers, collate_fn=collate_features,
                             persistent_workers=args.workers > 0)
+        batches = [b for _, b in zip(range(args.train_steps + 1), loader)]  # epoch 0: warm-up (workers start)
         n = 0
-        batches = []
         t0 = time.perf_counter()
-        for epoch in range(2):
+        for epoch in (1, 2):
             ds.set_epoch(epoch)
             for b in loader:
                 n += len(b["token"])
-                if len(batches) < args.train_steps + 1:
-                    batches.append(b)
         load_rate = n / (time.perf_counter() - t0)
         print(f"loader: {n} samples in 2 epochs, {load_rate:.0f} samples/s ({args.workers} workers, batch {args.batch}, images decoded)")
 
