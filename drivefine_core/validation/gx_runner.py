@@ -104,7 +104,11 @@ def run_suite(df: pd.DataFrame, expectations: list[Any], suite_name: str, exampl
     """Validate df (must hold LOG_COLUMN) against the expectations; failures are attributed to the logs of
     the failing rows (table-level failures and errors to every log)."""
     import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
 
     if LOG_COLUMN not in df.columns:
         raise ValueError(f"{suite_name}: the table has no '{LOG_COLUMN}' column")
@@ -115,8 +119,12 @@ def run_suite(df: pd.DataFrame, expectations: list[Any], suite_name: str, exampl
     if df.empty:
         return report
 
-    ctx = gx.get_context(mode="ephemeral")
-    ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    config = DataContextConfig(
+        analytics_enabled=False,  # no network calls from a pipeline stage
+        store_backend_defaults=InMemoryStoreBackendDefaults(),
+        progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
+    )
+    ctx = gx.get_context(mode="ephemeral", project_config=config)
     tag = uuid.uuid4().hex[:8]
     batch = ctx.data_sources.add_pandas(f"{suite_name}-{tag}").add_dataframe_asset("table").add_batch_definition_whole_dataframe("all")
     suite = ctx.suites.add(gx.ExpectationSuite(name=f"{suite_name}-{tag}"))
