@@ -42,6 +42,7 @@ class GenerateParams(BaseModel):
     render_images: bool = True
     jpeg_quality: int = Field(85, ge=10, le=100)
     raster_resolution_m: float = Field(0.1, gt=0.0)
+    workers: int = Field(1, ge=1)  # log-level processes (fork); output does not depend on it
 
     @model_validator(mode="after")
     def _check(self) -> "GenerateParams":

@@ -167,11 +167,13 @@ def simulate(cast: Cast, lights: LightTable, n_frames: int, rng: np.random.Gener
         obs_h = np.concatenate([h, qh])
         obs_v = np.concatenate([np.where(np.arange(N) == 0, ev, v), q_speed])
         obs_half = np.concatenate([half_len, np.full(n_ped, 0.3)])
-        obs_ok = np.concatenate([active, np.ones(n_ped, bool)])
+        obs_ok = np.concatenate([active, P.crossing])  # kerbside walkers never enter a lane
         is_ped = np.arange(N + n_ped) >= N
         r2 = np.where(is_ped, CORRIDOR_R["pedestrian"], CORRIDOR_R["vehicle"]) ** 2
         # only pairs close enough to matter, then their distance to every corridor sample
-        near = ((obs[None, :, :] - xy[:, None, :]) ** 2).sum(-1) < REACH_M**2
+        rel = obs[None, :, :] - xy[:, None, :]
+        near = (rel**2).sum(-1) < REACH_M**2
+        near &= rel[..., 0] * np.cos(h)[:, None] + rel[..., 1] * np.sin(h)[:, None] > -2.0  # not behind
         near &= obs_ok[None, :] & (active | (rows == 0))[:, None]
         near[rows, rows] = False
         I, M = np.nonzero(near)

@@ -9,9 +9,11 @@ Layout (the real formats):
 from __future__ import annotations
 
 import io
+import multiprocessing
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,9 +123,34 @@ def _render_log(frames: list[dict], sim, cast, assets: _MapAssets, cams: dict[st
     return n
 
 
+# Worker state: set before the pool forks, so the large map rasters are shared, never pickled.
+_STATE: dict = {}
+
+
+def _produce_log(k: int) -> tuple[str, str, int, int, int]:
+    params: GenerateParams = _STATE["params"]
+    split = _STATE["splits"][k]
+    a: _MapAssets = _STATE["assets"][k % params.num_maps]
+    rng = np.random.default_rng([params.seed, 7, k])
+    duration = (params.frames_per_log - 1) * 0.5
+    cast = cast_log(a.smap, a.topo, params, duration, rng)
+    sim = simulate(cast, a.lights, params.frames_per_log, rng)
+    name = log_name(params, k)
+    frames = build_frames(a.smap, cast, sim, a.lights, _STATE["cams"], name, T0_US + k * 3_600_000_000,
+                          params.annotation_radius_m, rng)
+    write_log(_STATE["root"], split, name, frames)
+    images = 0
+    if params.render_images:
+        images = _render_log(frames, sim, cast, a, _STATE["cams"], _STATE["models"], params.cameras,
+                             _STATE["root"] / BLOBS_DIR / split, params.jpeg_quality)
+    return split, name, len(frames), images, int(red_light_stop_frames(sim).sum())
+
+
 def generate_world(root: Path, params: GenerateParams,
                    progress: Callable[[int, int], None] | None = None) -> WorldSummary:
-    """Write maps, logs (split by log) and images under `root`; deterministic in params."""
+    """Write maps, logs (split by log) and images under `root`; `progress(done_logs, total_logs)` after each log.
+
+    Deterministic in params (params.workers only changes how many processes share the logs)."""
     start = time.perf_counter()
     root = Path(root)
     assets = []
@@ -135,31 +162,39 @@ def generate_world(root: Path, params: GenerateParams,
         assets.append(_MapAssets(smap, Topology(smap.network), lights, raster, signal_glyphs(smap, lights)))
     cams = rig(params.image_width, params.image_height)
     models = {c: ground_model(cams[c]) for c in params.cameras} if params.render_images else {}
-    splits = assign_splits(params)
+    _STATE.update(params=params, splits=assign_splits(params), assets=assets, cams=cams, models=models, root=root)
     logs: dict[str, list[str]] = {s: [] for s in params.splits}
     per_split: dict[str, int] = {s: 0 for s in params.splits}
-    frames_total = images = red_stops = 0
-    duration = (params.frames_per_log - 1) * 0.5
-    for k in tqdm(range(params.num_logs), desc="synthetic logs", unit="log", disable=progress is not None):
-        a = assets[k % params.num_maps]
-        rng = np.random.default_rng([params.seed, 7, k])
-        cast = cast_log(a.smap, a.topo, params, duration, rng)
-        sim = simulate(cast, a.lights, params.frames_per_log, rng)
-        name = log_name(params, k)
-        frames = build_frames(a.smap, cast, sim, a.lights, cams, name, T0_US + k * 3_600_000_000,
-                              params.annotation_radius_m, rng)
-        write_log(root, splits[k], name, frames)
-        if params.render_images:
-            images += _render_log(frames, sim, cast, a, cams, models, params.cameras,
-                                  root / BLOBS_DIR / splits[k], params.jpeg_quality)
-        logs[splits[k]].append(name)
-        per_split[splits[k]] += len(frames)
-        frames_total += len(frames)
-        red_stops += int(red_light_stop_frames(sim).sum())
-        if progress is not None:
-            progress(k + 1, params.num_logs)
-    return WorldSummary(str(root), [a.smap.network.location for a in assets], logs, frames_total, images,
-                        time.perf_counter() - start, red_stops, per_split)
+    totals = np.zeros(3, int)  # frames, images, red-light stop frames
+    bar = tqdm(total=params.num_logs, desc="synthetic logs", unit="log", disable=progress is not None)
+    can_fork = "fork" in multiprocessing.get_all_start_methods()
+    try:
+        if params.workers > 1 and can_fork and params.num_logs > 1:
+            ctx = multiprocessing.get_context("fork")
+            with ProcessPoolExecutor(max_workers=params.workers, mp_context=ctx) as pool:
+                results = pool.map(_produce_log, range(params.num_logs))
+                done = [_collect(r, i, logs, per_split, totals, bar, progress, params) for i, r in enumerate(results)]
+        else:
+            done = [_collect(_produce_log(k), k, logs, per_split, totals, bar, progress, params)
+                    for k in range(params.num_logs)]
+    finally:
+        bar.close()
+        _STATE.clear()
+    del done
+    for names in logs.values():
+        names.sort()
+    return WorldSummary(str(root), [a.smap.network.location for a in assets], logs, int(totals[0]), int(totals[1]),
+                        time.perf_counter() - start, int(totals[2]), per_split)
+
+
+def _collect(result, i, logs, per_split, totals, bar, progress, params) -> None:
+    split, name, n_frames, n_images, red = result
+    logs[split].append(name)
+    per_split[split] += n_frames
+    totals += (n_frames, n_images, red)
+    bar.update(1)
+    if progress is not None:
+        progress(i + 1, params.num_logs)
 
 
 def red_light_stop_frames(sim) -> np.ndarray:
