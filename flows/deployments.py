@@ -20,7 +20,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from drivefine_core.ops.params import load_ops_params
-from flows import dvc_graph
+from flows import dvc_graph, dvc_remote
 from flows.retrain import StageResult, retrain
 
 GPU_DEPLOYMENT = "retrain/gpu-stages"
@@ -50,13 +50,20 @@ def retrain_routed(
     force: bool = False,
     gpu_stages: list[str] | None = None,
     gpu_deployment: str | None = None,
+    configure_remote: bool = True,
 ) -> list[dict[str, Any]]:
     """The whole pipeline with GPU stages sent to the GPU pool.
 
     None arguments come from params.yaml (ops.routing); an empty `gpu_deployment` runs everything here.
+    `configure_remote` first writes the S3 DVC remote (params ops.remote / DRIVEFINE_DVC_REMOTE_URL) to
+    .dvc/config.local, so the stages' `dvc push` lands there and not in a folder inside a container.
     """
     logger = get_run_logger()
-    routing = load_ops_params(repo_root).routing
+    ops = load_ops_params(repo_root)
+    routing = ops.routing
+    if configure_remote:
+        remote = dvc_remote.configure_remote(repo_root, ops.remote)
+        logger.info("DVC remote: %s", f"{remote.name} -> {remote.url}" if remote else "repository default")
     gpu = routing.gpu_stages if gpu_stages is None else gpu_stages
     target = routing.gpu_deployment if gpu_deployment is None else gpu_deployment
     order = dvc_graph.stage_order(Path(repo_root).resolve())

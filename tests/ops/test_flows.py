@@ -49,12 +49,23 @@ def test_gpu_stages_go_to_the_deployment_and_cpu_stages_run_here(monkeypatch):
     order = deployments.dvc_graph.stage_order(REPO)
     gpu = order[-1:]
     with disable_run_logger():
-        deployments.retrain_routed.fn(repo_root=str(REPO), gpu_stages=gpu, gpu_deployment="retrain/gpu-stages")
+        deployments.retrain_routed.fn(repo_root=str(REPO), gpu_stages=gpu, gpu_deployment="retrain/gpu-stages",
+                                      configure_remote=False)
     expected = [("here", order[:-1])] if len(order) > 1 else []
     assert calls == expected + [("gpu", "retrain/gpu-stages", gpu)]
     calls.clear()
     with disable_run_logger():
-        deployments.retrain_routed.fn(repo_root=str(REPO), gpu_stages=gpu, gpu_deployment="")
+        deployments.retrain_routed.fn(repo_root=str(REPO), gpu_stages=gpu, gpu_deployment="",
+                                      configure_remote=False)
     assert calls == ([("here", order[:-1]), ("here", gpu)] if len(order) > 1 else [("here", gpu)])
     with pytest.raises(ValueError, match="unknown stage"), disable_run_logger():
-        deployments.retrain_routed.fn(repo_root=str(REPO), stages=["no_such_stage"])
+        deployments.retrain_routed.fn(repo_root=str(REPO), stages=["no_such_stage"], configure_remote=False)
+
+
+def test_routed_retrain_points_dvc_at_the_s3_remote_first(git_dvc_repo, s3_bucket, monkeypatch):
+    monkeypatch.setenv(REMOTE_URL_ENV, f"s3://{s3_bucket}/dvc")
+    monkeypatch.setattr(deployments, "retrain", lambda **kw: pytest.fail("no stages in this repo"))
+    with disable_run_logger():
+        assert deployments.retrain_routed.fn(repo_root=str(git_dvc_repo)) == []
+    local = (git_dvc_repo / ".dvc" / "config.local").read_text()
+    assert f"url = s3://{s3_bucket}/dvc" in local and "remote = s3" in local
