@@ -15,9 +15,10 @@ from accelerate import Accelerator
 from torch import Tensor, nn
 
 from drivefine_core.metrics.cache import MetricCache
-from drivefine_core.models import Planner
+from drivefine_core.models import Planner, repeat_batch
+from drivefine_core.models.planner import tokens_to_poses
 from drivefine_core.training.data import SeededBatches, to_model_batch
-from drivefine_core.training.grpo_flow import grpo_flow_loss, rollout_flow
+from drivefine_core.training.grpo_flow import grpo_flow_loss, rollout_flow, sample_chain
 from drivefine_core.training.grpo_mdm import grpo_mdm_loss, rollout_mdm
 from drivefine_core.training.loop import MetricsCallback, Trainer, TrainResult, make_accelerator
 from drivefine_core.training.negatives import build_scene_targets
@@ -49,6 +50,30 @@ def mean_reward(planner: Planner, scenes: Scenes, mode: str, reward_fn: RewardFn
         total, n = total + float(np.sum(r)), n + len(caches)
     planner.train(was_training)
     return total / max(n, 1)
+
+
+@torch.no_grad()
+def sampled_reward(planner: Planner, scenes: Scenes, variant: str, rl: RLParams, reward_fn: RewardFn,
+                   samples: int = 8, seed: int = 0) -> float:
+    """Mean reward of the stochastic RL policy (the one GRPO optimises: temperature sampling for DriveFine,
+    the Gaussian Euler chain for SpanVLA) over the scenes, `samples` draws each, seeded."""
+    samples_, caches = collate_scenes(list(scenes))
+    batch = to_model_batch(samples_, planner.device)
+    g = torch.Generator(device=planner.device).manual_seed(seed)
+    rep = repeat_batch(batch, samples)
+    if variant == "drivefine":
+        tokens = planner.drivefine.decode(rep, steps=rl.grpo.decode_steps, temperature=rl.grpo.temperature,
+                                          generator=g).tokens
+        poses = tokens_to_poses(tokens)
+    elif variant == "spanvla":
+        kv = planner.ar.encode_prompt(rep).kv
+        chain = sample_chain(planner.flow, rep["history"], kv, planner.params.flow_steps, rl.flow.step_noise,
+                             rl.flow.init_noise, g)
+        poses = planner.flow.denormalise(chain[:, -1])
+    else:
+        raise ValueError(f"unknown RL variant '{variant}' (variants: drivefine, spanvla)")
+    r = reward_fn(caches, poses.cpu().numpy().astype(np.float64).reshape(len(caches), samples, 8, 3))
+    return float(np.mean(r))
 
 
 def _trainer(planner: Planner, params: list[nn.Parameter], rl: RLParams, name: str, acc: Accelerator | None,
@@ -105,8 +130,8 @@ def train_rl_spanvla(planner: Planner, scenes: Scenes, rl: RLParams, reward_fn: 
     f_p = rl.flow
     policy = planner.flow
     ref = frozen_copy(policy) if f_p.kl_beta > 0 else None
-    targets = build_scene_targets([c for _, c in scenes], f_p.negative_shifts_m, f_p.negative_speed_factors,
-                                  f_p.recovery_converge_s)
+    shifts, speeds = (f_p.negative_shifts_m, f_p.negative_speed_factors) if f_p.w_negative > 0 else ([], [])
+    targets = build_scene_targets([c for _, c in scenes], shifts, speeds, f_p.recovery_converge_s)
     trainer = _trainer(planner, list(policy.parameters()), rl, "rl_spanvla", accelerator, checkpoint_dir,
                        log_metrics)
 

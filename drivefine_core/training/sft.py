@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ def train_phase(
     accelerator: Accelerator | None = None,
     checkpoint_dir: str | Path | None = None,
     log_metrics: MetricsCallback | None = None,
+    on_step: Callable[[int], None] | None = None,
 ) -> TrainResult:
     """One SFT phase: 'drivefine' (mdm + refine), 'ar', or 'flow' (flow [+ flow-noise] on the frozen VLM)."""
     if phase == "drivefine":
@@ -71,7 +72,7 @@ def train_phase(
     def loss_fn(batch: dict[str, Tensor], g: Any) -> tuple[Tensor, dict[str, float]]:
         return _sum(planner.losses(batch, objectives, generator=g), weights)
 
-    return trainer.fit(batch_fn, loss_fn)
+    return trainer.fit(batch_fn, loss_fn, on_step)
 
 
 def train_sft(
