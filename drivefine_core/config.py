@@ -10,9 +10,19 @@ from pathlib import Path
 from typing import Any, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from drivefine_core.pipeline_params import PromotionParams, RunParams, TrackingParams
+from drivefine_core.data.params import IngestParams, MapParams
+from drivefine_core.data.synthetic.params import GenerateParams
+from drivefine_core.features.params import FeatureParams
+from drivefine_core.metrics.params import MetricsParams
+from drivefine_core.models.params import ModelParams
+from drivefine_core.ops.params import OpsParams
+from drivefine_core.pipeline_params import (DataSourceParams, EvaluateParams, PromotionParams, RunParams,
+                                            TrackingParams)
+from drivefine_core.storage.params import StorageParams
+from drivefine_core.training.params import RLParams, SFTParams
+from drivefine_core.validation.params import ValidationParams
 
 
 class ParamsError(ValueError):
@@ -24,7 +34,37 @@ class Params(BaseModel):
 
     run: RunParams = RunParams()
     tracking: TrackingParams = TrackingParams()
+    data: DataSourceParams = DataSourceParams()
+    generate: GenerateParams = GenerateParams()
+    ingest: IngestParams = IngestParams()
+    map: MapParams = MapParams()
+    validation: ValidationParams = ValidationParams()
+    storage: StorageParams = StorageParams()
+    features: FeatureParams = FeatureParams()
+    metrics: MetricsParams = MetricsParams()
+    model: ModelParams = ModelParams()
+    sft: SFTParams = SFTParams()
+    rl: RLParams = RLParams()
+    evaluate: EvaluateParams = EvaluateParams()
     promotion: PromotionParams = PromotionParams()
+    ops: OpsParams = OpsParams()
+
+    @model_validator(mode="after")
+    def _sections_agree(self) -> "Params":
+        """Knobs that two stages must agree on (the cache feeds the model)."""
+        f, m = self.features, self.model
+        if (f.image_height, f.image_width) != (m.image_height, m.image_width):
+            raise ValueError(f"features.image_height/width ({f.image_height}x{f.image_width}) must equal "
+                             f"model.image_height/width ({m.image_height}x{m.image_width})")
+        if len(f.cameras) != m.num_views:
+            raise ValueError(f"model.num_views ({m.num_views}) must equal the number of features.cameras "
+                             f"({f.cameras})")
+        if self.data.synthetic:
+            missing = [c for c in f.cameras if c not in self.generate.cameras]
+            if missing:
+                raise ValueError(f"features.cameras {missing} are not rendered by generate.cameras "
+                                 f"({self.generate.cameras})")
+        return self
 
 
 def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
@@ -41,7 +81,7 @@ def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] |
 
 def _describe(error: dict[str, Any]) -> str:
     loc = tuple(error["loc"])
-    key = ".".join(str(p) for p in loc)
+    key = ".".join(str(p) for p in loc) or "(whole file)"
     if error["type"] == "extra_forbidden":
         owner = _model_at(Params, loc[:-1])
         allowed = ", ".join(sorted(owner.model_fields)) if owner else "?"

@@ -34,3 +34,31 @@ class PromotionParams(_Section):
     min_gain: float = Field(0.0, ge=0.0, description="candidate must beat the champion by more than this")
     max_regression_nc: float = Field(0.01, ge=0.0)
     max_regression_dac: float = Field(0.01, ge=0.0)
+
+
+class DataSourceParams(_Section):
+    """Where the driving logs come from: the synthetic world (generate stage) or a NAVSIM download."""
+
+    # "synthetic", or the root of a NAVSIM download (local path or s3:// URI) holding
+    # navsim_logs/<split>/*.pkl and sensor_blobs/<split>/...
+    source: str = "synthetic"
+    split_dirs: list[str] = Field(default_factory=lambda: ["train", "test"], min_length=1)
+    # nuPlan maps root (holds nuplan-maps-v1.0.json); empty: <source>/maps (the synthetic layout)
+    maps_root: str = ""
+
+    @property
+    def synthetic(self) -> bool:
+        return self.source == "synthetic"
+
+
+class EvaluateParams(_Section):
+    split: str = "test"
+    # Planner variants scored side by side: baselines + modes of the planners after SFT and after RL.
+    baselines: list[Literal["constant_velocity", "ego_mlp", "human", "pdm_closed"]] = Field(
+        default_factory=lambda: ["constant_velocity", "ego_mlp", "human", "pdm_closed"])
+    modes: list[Literal["mdm", "mdm+refine", "ar", "flow", "flow-noise"]] = Field(
+        default_factory=lambda: ["mdm", "mdm+refine", "ar", "flow", "flow-noise"])
+    stages: list[Literal["sft", "rl"]] = Field(default_factory=lambda: ["sft", "rl"])
+    batch_size: int = Field(32, ge=1)
+    seed: int = 0
+    report_scenes: int = Field(2, ge=0, description="best and worst scenes drawn in the report (each)")
