@@ -101,13 +101,14 @@ def main() -> None:
     ap.add_argument("--logs", type=int, default=4)
     ap.add_argument("--scenes", type=int, default=40, help="scenes per log")
     ap.add_argument("--source-size", default="1920x1080", help="camera JPEG size on disk")
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=2, help="DataLoader workers")
+    ap.add_argument("--build-workers", type=int, default=1, help="processes building logs")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--train-steps", type=int, default=4)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="where the training step runs")
     args = ap.parse_args()
     src = tuple(int(v) for v in args.source_size.split("x"))
-    params = FeatureParams()
+    params = FeatureParams(build_workers=args.build_workers)
     torch.manual_seed(0)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -122,7 +123,7 @@ def main() -> None:
         res = build_feature_store(scenes, str(root / "sensor_blobs"), str(root / "features"), "trainval", params)
         wall = time.perf_counter() - t0
         print(f"build: {res.scenes_written} scenes in {wall:.2f}s = {res.scenes_written / wall:.1f} scenes/s written "
-              f"(1 process; image {params.image_width}x{params.image_height} {params.image_format} q{params.jpeg_quality})")
+              f"({args.build_workers} process(es); image {params.image_width}x{params.image_height} {params.image_format} q{params.jpeg_quality})")
         print(f"size: {res.bytes_per_scene / 1024:.1f} KB/scene (target <= 50 KB: {'OK' if res.bytes_per_scene <= 50_000 else 'OVER'})")
         t0 = time.perf_counter()
         again = build_feature_store(scenes, str(root / "sensor_blobs"), str(root / "features"), "trainval", params)

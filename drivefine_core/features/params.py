@@ -35,6 +35,8 @@ class FeatureParams(BaseModel):
     # Rows per Parquet row group: the unit a loader worker reads and the unit of sharding across
     # workers / ranks, so smaller groups balance better; larger ones read faster from S3.
     row_group_size: int = Field(32, ge=1)
+    # Processes building logs in parallel (1 = in this process). Not part of the key: same bytes either way.
+    build_workers: int = Field(1, ge=1)
     # Loader side.
     shuffle_buffer: int = Field(256, ge=1, description="samples held per worker for shuffling")
     shuffle: bool = True

@@ -2,43 +2,39 @@
 
 A partition's key is (log content digest, feature params digest). `_manifest.json` records the key of
 every partition, so a rerun rebuilds only the logs whose scenes / images or whose build params changed:
-adding a log computes that log, changing the image size recomputes all of them.
-
-The content digest covers every scene value the builder reads plus the path and size of each image it
-uses (sensor blobs are named by frame token and treated as immutable: reading 100k images to hash them
-would cost more than building the features).
+adding a log computes that log, changing the image size recomputes all of them. See partition.py for
+what the content digest covers.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import logging
+import multiprocessing
 import re
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Callable, Iterable
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from drivefine_core.data.errors import DataFormatError
 from drivefine_core.data.schema import Scene
-from drivefine_core.features.arrow_schema import DICTIONARY_COLUMNS, SCALAR_COLUMNS, rows_to_table
-from drivefine_core.features.builder import build_scene_features, image_uri
-from drivefine_core.features.manifest import PartitionEntry, load_manifest, save_manifest
+from drivefine_core.features.manifest import Manifest, PartitionEntry, load_manifest, save_manifest
 from drivefine_core.features.params import FeatureParams
-from drivefine_core.storage import StorageParams, delete, join_uri, list_prefix, read_bytes, stat, write_bytes_atomic
+from drivefine_core.features.partition import (
+    BuiltPartition,
+    PartitionJob,
+    build_partition,
+    log_content_digest,
+    partition_key,
+    partition_path,
+)
+from drivefine_core.storage import StorageParams, delete, join_uri, stat
+
+__all__ = ["StoreResult", "build_feature_store", "partition_path"]
 
 log = logging.getLogger(__name__)
 _LOG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
-
-
-def partition_path(log_name: str) -> str:
-    """The partition file of a log, relative to the store root."""
-    return f"log={log_name}/part-0.parquet"
 
 
 @dataclass
@@ -52,7 +48,7 @@ class StoreResult:
     bytes: int = 0  # Parquet bytes for this run's logs
     bytes_written: int = 0
     clipped_values: int = 0  # target values outside the tokenizer's range (written logs)
-    build_seconds: float = 0.0
+    seconds: float = 0.0  # wall time of the whole call
 
     @property
     def bytes_per_scene(self) -> float:
@@ -60,7 +56,8 @@ class StoreResult:
 
     @property
     def scenes_per_s(self) -> float:
-        return self.scenes_written / self.build_seconds if self.build_seconds > 0 else 0.0
+        """Scenes written per second of wall time."""
+        return self.scenes_written / self.seconds if self.seconds > 0 else 0.0
 
     def to_dict(self) -> dict[str, object]:
         """JSON-serialisable summary (for metrics files and MLflow)."""
@@ -75,78 +72,13 @@ class StoreResult:
             "bytes_written": self.bytes_written,
             "bytes_per_scene": round(self.bytes_per_scene, 1),
             "clipped_values": self.clipped_values,
-            "build_seconds": round(self.build_seconds, 3),
+            "seconds": round(self.seconds, 3),
             "scenes_per_s": round(self.scenes_per_s, 2),
         }
 
 
-def _update_array(h: "hashlib._Hash", a: object) -> None:
-    arr = np.ascontiguousarray(np.asarray(a, dtype=np.float64))
-    h.update(str(arr.shape).encode())
-    h.update(arr.tobytes())
-
-
-def log_content_digest(
-    scenes: list[Scene],
-    sensor_blobs: str,
-    split: str,
-    params: FeatureParams,
-    storage: StorageParams | None = None,
-    image_split: str | None = None,
-) -> str:
-    """Digest of everything the builder reads for these scenes (see the module doc for images)."""
-    h = hashlib.sha256()
-    h.update(f"{split}|{image_split or split}".encode())
-    sizes: dict[str, int] = {}
-    listed: set[str] = set()
-    for scene in scenes:
-        h.update(f"{scene.token}|{scene.log_name}|{scene.map_location}|{scene.num_history_frames}|{len(scene.frames)}".encode())
-        for f in scene.frames:
-            h.update(f"{f.token}|{f.timestamp_us}".encode())
-            _update_array(h, f.ego.pose)
-        cur = scene.current_frame
-        _update_array(h, cur.ego.velocity)
-        _update_array(h, cur.ego.acceleration)
-        _update_array(h, cur.ego.driving_command)
-        for cam in params.cameras:
-            info = cur.cameras.get(cam)
-            if info is None:
-                h.update(f"{cam}:missing".encode())
-                continue
-            uri = image_uri(sensor_blobs, image_split or split, info.data_path)
-            parent = uri.rsplit("/", 1)[0]
-            if parent not in listed:  # one listing per camera directory, not one stat per image
-                listed.add(parent)
-                sizes.update({o.uri: o.size for o in list_prefix(parent, storage)})
-            size = sizes.get(uri)
-            if size is None:  # not under its parent listing (odd layout): stat it alone
-                info_ = stat(uri, storage)
-                size = -1 if info_ is None else info_.size
-            h.update(f"{cam}|{info.data_path}|{size}".encode())
-    return h.hexdigest()[:16]
-
-
-def partition_key(content_digest: str, params: FeatureParams) -> str:
-    return hashlib.sha256(f"{content_digest}|{params.build_digest()}".encode()).hexdigest()[:16]
-
-
-def table_to_parquet_bytes(table: pa.Table, params: FeatureParams) -> bytes:
-    buf = io.BytesIO()
-    # Images are JPEG/PNG already: zstd on them costs CPU for nothing; everything else is zstd.
-    compression = {name: ("none" if name == "images" else "zstd") for name in table.column_names}
-    pq.write_table(
-        table,
-        buf,
-        row_group_size=params.row_group_size,
-        compression=compression,
-        use_dictionary=DICTIONARY_COLUMNS,
-        write_statistics=SCALAR_COLUMNS,
-    )
-    return buf.getvalue()
-
-
 def _group_by_log(items: Iterable[Scene | tuple[Scene, str]]) -> Iterable[tuple[str, list[Scene], str | None]]:
-    """Consecutive scenes of one log form its group: (log, scenes, image split or None).
+    """Consecutive scenes of one log form its group: (log, scenes, image folder or None).
 
     A log that comes back later, or whose scenes name different image folders, is an error.
     """
@@ -163,6 +95,44 @@ def _group_by_log(items: Iterable[Scene | tuple[Scene, str]]) -> Iterable[tuple[
         yield name, [s for s, _ in members], folders.pop()
 
 
+class _Recorder:
+    """Applies finished partitions to the manifest (saved after each: an interrupted run keeps them)."""
+
+    def __init__(self, out_uri: str, manifest: Manifest, result: StoreResult, storage: StorageParams | None,
+                 on_log: Callable[[str, str, int], None] | None) -> None:
+        self.out_uri, self.manifest, self.result, self.storage, self.on_log = out_uri, manifest, result, storage, on_log
+        self.pending: dict[str, tuple[str, str, str, str]] = {}  # log -> (key, content, params digest, split)
+
+    def done(self, built: BuiltPartition) -> None:
+        key, digest, params_digest, split = self.pending.pop(built.log_name)
+        r, name = self.result, built.log_name
+        if built.error is not None:
+            r.failed[name] = built.error
+            if name in self.manifest.logs:  # its old partition no longer matches the input
+                delete(join_uri(self.out_uri, self.manifest.logs[name].path), self.storage)
+                del self.manifest.logs[name]
+                save_manifest(self.out_uri, self.manifest, self.storage)
+            if self.on_log:
+                self.on_log(name, "failed", 0)
+            return
+        self.manifest.logs[name] = PartitionEntry(
+            key=key, content_digest=digest, params_digest=params_digest, split=split,
+            path=partition_path(name), rows=built.rows, bytes=built.bytes, row_groups=built.row_groups,
+            clipped_values=built.clipped_values,
+        )
+        save_manifest(self.out_uri, self.manifest, self.storage)
+        r.written.append(name)
+        r.scenes += built.rows
+        r.scenes_written += built.rows
+        r.bytes += built.bytes
+        r.bytes_written += built.bytes
+        r.clipped_values += built.clipped_values
+        if self.on_log:
+            self.on_log(name, "written", built.rows)
+        log.info("features: %s: %d scenes in %.1fs, %.1f KB/scene", name, built.rows, built.seconds,
+                 built.bytes / max(1, built.rows) / 1024)
+
+
 def build_feature_store(
     scenes: Iterable[Scene] | Iterable[tuple[Scene, str]],
     sensor_blobs: str,
@@ -176,86 +146,67 @@ def build_feature_store(
 ) -> StoreResult:
     """Build (or reuse) one partition per log of `scenes` under out_uri (local dir or s3://).
 
-    scenes: grouped by log (as a reader yields them log by log); only one log is held in memory. Items
-        are scenes, or (scene, image folder) pairs when the images live under another folder than `split`
-        (SceneMeta.source_split).
+    scenes: grouped by log (as a reader yields them log by log). Items are scenes, or (scene, image
+        folder) pairs when the images live under another folder than `split` (SceneMeta.source_split).
     sensor_blobs: the `<root>/sensor_blobs` dir or URI; images are read from
         <sensor_blobs>/<image folder or split>/<data_path>.
     prune: drop partitions of this split whose log is not in the input (the cache mirrors its input).
     on_log(log_name, "written" | "reused" | "failed", n_scenes): progress callback.
+    params.build_workers > 1 builds logs in that many processes (at most 2 logs each in memory).
     A log whose scenes or images are bad is reported in `failed` (and its stale partition removed); the
     others go on.
     """
+    t_start = time.perf_counter()
     manifest = load_manifest(out_uri, storage)
     result = StoreResult()
+    rec = _Recorder(out_uri, manifest, result, storage, on_log)
+    pool = None
+    if params.build_workers > 1:
+        # fork where there is one (as torch's DataLoader does): spawned workers re-import the stack, seconds each.
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        pool = ProcessPoolExecutor(params.build_workers, mp_context=multiprocessing.get_context(method))
+    in_flight: set[Future[BuiltPartition]] = set()
+
+    def drain(limit: int) -> None:
+        while len(in_flight) > limit:
+            finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                in_flight.discard(fut)
+                rec.done(fut.result())
+
     seen: set[str] = set()
-    t_build = 0.0
-    for log_name, log_scenes, image_split in _group_by_log(scenes):
-        seen.add(log_name)
-        if not _LOG_NAME.match(log_name):
-            result.failed[log_name] = f"log {log_name!r}: field 'log_name': not usable as a partition name"
-            continue
-        path = partition_path(log_name)
-        uri = join_uri(out_uri, path)
-        try:
-            digest = log_content_digest(log_scenes, sensor_blobs, split, params, storage, image_split)
-        except DataFormatError as exc:
-            result.failed[log_name] = str(exc)
-            continue
-        key = partition_key(digest, params)
-        entry = manifest.logs.get(log_name)
-        if entry is not None and entry.key == key and _partition_intact(uri, entry, storage):
-            result.reused.append(log_name)
-            result.scenes += entry.rows
-            result.bytes += entry.bytes
-            if on_log:
-                on_log(log_name, "reused", entry.rows)
-            continue
-        t0 = time.perf_counter()
-        try:
-            rows = [
-                build_scene_features(s, sensor_blobs, split, params, lambda u: read_bytes(u, storage), image_split)
-                for s in log_scenes
-            ]
-        except (DataFormatError, ValueError) as exc:
-            result.failed[log_name] = str(exc)
-            if entry is not None:  # its old partition no longer matches the input
-                delete(uri, storage)
-                del manifest.logs[log_name]
-                save_manifest(out_uri, manifest, storage)
-            if on_log:
-                on_log(log_name, "failed", len(log_scenes))
-            continue
-        table = rows_to_table(rows, params)
-        data = table_to_parquet_bytes(table, params)
-        write_bytes_atomic(uri, data, storage)
-        t_build += time.perf_counter() - t0
-        clipped = int(sum(r.target_clipped for r in rows))
-        row_groups = [params.row_group_size] * (len(rows) // params.row_group_size)
-        if len(rows) % params.row_group_size:
-            row_groups.append(len(rows) % params.row_group_size)
-        manifest.logs[log_name] = PartitionEntry(
-            key=key,
-            content_digest=digest,
-            params_digest=params.build_digest(),
-            split=split,
-            path=path,
-            rows=len(rows),
-            bytes=len(data),
-            row_groups=row_groups,
-            clipped_values=clipped,
-        )
-        # Saved after every log: an interrupted run keeps the logs it finished.
-        save_manifest(out_uri, manifest, storage)
-        result.written.append(log_name)
-        result.scenes += len(rows)
-        result.scenes_written += len(rows)
-        result.bytes += len(data)
-        result.bytes_written += len(data)
-        result.clipped_values += clipped
-        if on_log:
-            on_log(log_name, "written", len(rows))
-        log.info("features: %s: %d scenes, %.1f KB/scene", log_name, len(rows), len(data) / max(1, len(rows)) / 1024)
+    try:
+        for log_name, log_scenes, image_split in _group_by_log(scenes):
+            seen.add(log_name)
+            if not _LOG_NAME.match(log_name):
+                result.failed[log_name] = f"log {log_name!r}: field 'log_name': not usable as a partition name"
+                continue
+            uri = join_uri(out_uri, partition_path(log_name))
+            try:
+                digest = log_content_digest(log_scenes, sensor_blobs, split, params, storage, image_split)
+            except DataFormatError as exc:
+                result.failed[log_name] = str(exc)
+                continue
+            key = partition_key(digest, params)
+            entry = manifest.logs.get(log_name)
+            if entry is not None and entry.key == key and _partition_intact(uri, entry, storage):
+                result.reused.append(log_name)
+                result.scenes += entry.rows
+                result.bytes += entry.bytes
+                if on_log:
+                    on_log(log_name, "reused", entry.rows)
+                continue
+            job = PartitionJob(log_name, log_scenes, sensor_blobs, split, image_split, params, storage, uri)
+            rec.pending[log_name] = (key, digest, params.build_digest(), split)
+            if pool is None:
+                rec.done(build_partition(job))
+            else:
+                in_flight.add(pool.submit(build_partition, job))
+                drain(2 * params.build_workers)
+        drain(0)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     if prune:
         for name in sorted(n for n, e in manifest.logs.items() if e.split == split and n not in seen):
             delete(join_uri(out_uri, manifest.logs[name].path), storage)
@@ -263,7 +214,8 @@ def build_feature_store(
             result.removed.append(name)
         if result.removed:
             save_manifest(out_uri, manifest, storage)
-    result.build_seconds = t_build
+    result.written.sort()  # completion order varies with workers
+    result.seconds = time.perf_counter() - t_start
     return result
 
 

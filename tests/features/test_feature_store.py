@@ -65,11 +65,15 @@ def test_partition_layout_rows_and_size(tmp_path, logs):
     assert res.bytes == (tmp_path / "features" / "log=log-a" / "part-0.parquet").stat().st_size
 
 
-def test_build_is_deterministic(tmp_path, logs):
-    build(tmp_path, logs["log-a"], out="one")
-    build(tmp_path, logs["log-a"], out="two")
-    p = partition_path("log-a")
-    assert (tmp_path / "one" / p).read_bytes() == (tmp_path / "two" / p).read_bytes()
+def test_build_is_deterministic_with_or_without_worker_processes(tmp_path, logs):
+    scenes = logs["log-a"] + logs["log-b"] + logs["log-c"]
+    one = build(tmp_path, scenes, out="one")
+    two = build(tmp_path, scenes, FeatureParams(row_group_size=2, build_workers=2), out="two")
+    assert one.written == two.written == ["log-a", "log-b", "log-c"]
+    for name in one.written:
+        p = partition_path(name)
+        assert (tmp_path / "one" / p).read_bytes() == (tmp_path / "two" / p).read_bytes()
+    assert (tmp_path / "one" / "_manifest.json").read_text() == (tmp_path / "two" / "_manifest.json").read_text()
 
 
 def test_bad_image_fails_its_log_only(tmp_path, logs):

@@ -1,0 +1,140 @@
+"""One log's partition: its content digest and key, and building it (runs in a worker process too).
+
+The content digest covers every scene value the builder reads plus the path and size of each image it
+uses (sensor blobs are named by frame token and treated as immutable: reading 100k images to hash them
+would cost more than building the features).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from drivefine_core.data.errors import DataFormatError
+from drivefine_core.data.schema import Scene
+from drivefine_core.features.arrow_schema import DICTIONARY_COLUMNS, SCALAR_COLUMNS, rows_to_table
+from drivefine_core.features.builder import build_scene_features, image_uri
+from drivefine_core.features.params import FeatureParams
+from drivefine_core.storage import StorageParams, list_prefix, read_bytes, stat, write_bytes_atomic
+
+
+def partition_path(log_name: str) -> str:
+    """The partition file of a log, relative to the store root."""
+    return f"log={log_name}/part-0.parquet"
+
+
+def _update_array(h: Any, a: object) -> None:
+    arr = np.ascontiguousarray(np.asarray(a, dtype=np.float64))
+    h.update(str(arr.shape).encode())
+    h.update(arr.tobytes())
+
+
+def log_content_digest(
+    scenes: list[Scene],
+    sensor_blobs: str,
+    split: str,
+    params: FeatureParams,
+    storage: StorageParams | None = None,
+    image_split: str | None = None,
+) -> str:
+    """Digest of everything the builder reads for these scenes (see the module doc for images)."""
+    h = hashlib.sha256()
+    h.update(f"{split}|{image_split or split}".encode())
+    sizes: dict[str, int] = {}
+    listed: set[str] = set()
+    for scene in scenes:
+        h.update(f"{scene.token}|{scene.log_name}|{scene.map_location}|{scene.num_history_frames}|{len(scene.frames)}".encode())
+        for f in scene.frames:
+            h.update(f"{f.token}|{f.timestamp_us}".encode())
+            _update_array(h, f.ego.pose)
+        cur = scene.current_frame
+        _update_array(h, cur.ego.velocity)
+        _update_array(h, cur.ego.acceleration)
+        _update_array(h, cur.ego.driving_command)
+        for cam in params.cameras:
+            info = cur.cameras.get(cam)
+            if info is None:
+                h.update(f"{cam}:missing".encode())
+                continue
+            uri = image_uri(sensor_blobs, image_split or split, info.data_path)
+            parent = uri.rsplit("/", 1)[0]
+            if parent not in listed:  # one listing per camera directory, not one stat per image
+                listed.add(parent)
+                sizes.update({o.uri: o.size for o in list_prefix(parent, storage)})
+            size = sizes.get(uri)
+            if size is None:  # not under its parent listing (odd layout): stat it alone
+                found = stat(uri, storage)
+                size = -1 if found is None else found.size
+            h.update(f"{cam}|{info.data_path}|{size}".encode())
+    return h.hexdigest()[:16]
+
+
+def partition_key(content_digest: str, params: FeatureParams) -> str:
+    return hashlib.sha256(f"{content_digest}|{params.build_digest()}".encode()).hexdigest()[:16]
+
+
+def table_to_parquet_bytes(table: pa.Table, params: FeatureParams) -> bytes:
+    buf = io.BytesIO()
+    # Images are JPEG/PNG already: zstd on them costs CPU for nothing; everything else is zstd.
+    compression = {name: ("none" if name == "images" else "zstd") for name in table.column_names}
+    pq.write_table(
+        table,
+        buf,
+        row_group_size=params.row_group_size,
+        compression=compression,
+        use_dictionary=DICTIONARY_COLUMNS,
+        write_statistics=SCALAR_COLUMNS,
+    )
+    return buf.getvalue()
+
+
+@dataclass
+class PartitionJob:
+    """Everything needed to build one log's partition; picklable, so it can go to a worker process."""
+
+    log_name: str
+    scenes: list[Scene]
+    sensor_blobs: str
+    split: str
+    image_split: str | None
+    params: FeatureParams
+    storage: StorageParams | None
+    uri: str  # where the partition file goes
+
+
+@dataclass
+class BuiltPartition:
+    log_name: str
+    rows: int
+    bytes: int
+    row_groups: list[int]
+    clipped_values: int
+    seconds: float
+    error: str | None = None  # bad input: nothing was written
+
+
+def build_partition(job: PartitionJob) -> BuiltPartition:
+    """Build and write one partition (atomically). Bad scenes / images give `error`, not an exception."""
+    t0 = time.perf_counter()
+    try:
+        rows = [
+            build_scene_features(
+                s, job.sensor_blobs, job.split, job.params, lambda u: read_bytes(u, job.storage), job.image_split
+            )
+            for s in job.scenes
+        ]
+    except (DataFormatError, ValueError) as exc:
+        return BuiltPartition(job.log_name, 0, 0, [], 0, time.perf_counter() - t0, error=str(exc))
+    data = table_to_parquet_bytes(rows_to_table(rows, job.params), job.params)
+    write_bytes_atomic(job.uri, data, job.storage)
+    size = job.params.row_group_size
+    row_groups = [size] * (len(rows) // size) + ([len(rows) % size] if len(rows) % size else [])
+    clipped = int(sum(r.target_clipped for r in rows))
+    return BuiltPartition(job.log_name, len(rows), len(data), row_groups, clipped, time.perf_counter() - t0)
