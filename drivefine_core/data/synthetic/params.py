@@ -54,3 +54,18 @@ class GenerateParams(BaseModel):
         if not self.splits or any(v < 0 for v in self.splits.values()) or sum(self.splits.values()) <= 0:
             raise ValueError("GenerateParams.splits: needs at least one split with a positive share")
         return self
+
+
+class NavhardStartParams(BaseModel):
+    """Stage-2 starts for navhard-style two-stage scoring: the logged state ~4 s later, jittered."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    offset_frames: int = Field(8, ge=1)  # 8 frames at 2 Hz = 4 s after the stage-1 current frame
+    num_starts: int = Field(6, ge=1)
+    lateral_std_m: float = Field(0.6, ge=0.0)
+    heading_std_rad: float = Field(0.06, ge=0.0)
+    speed_std_frac: float = Field(0.15, ge=0.0)
+    max_lateral_m: float = Field(1.5, ge=0.0)  # clip: stay near the lane
+    max_heading_rad: float = Field(0.2, ge=0.0)
+    seed: int = 0
