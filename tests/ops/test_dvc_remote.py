@@ -46,7 +46,7 @@ def test_remote_url_from_env_and_no_url_keeps_the_repo_default(git_dvc_repo, s3_
     cfg = _local_config(git_dvc_repo)
     assert cfg["remote"]["minio"]["url"] == f"s3://{s3_bucket}/from-env"
     assert "remote" not in cfg.get("core", {})
-    monkeypatch.setenv(REMOTE_URL_ENV, "/tmp/not-s3")
+    monkeypatch.setenv(REMOTE_URL_ENV, "dvc-remote/not-s3")
     with pytest.raises(dvc_remote.DvcRemoteError, match=REMOTE_URL_ENV):
         dvc_remote.configure_remote(git_dvc_repo, DvcRemoteParams())
 
