@@ -16,7 +16,6 @@ from __future__ import annotations
 import random
 from typing import Any, Iterator
 
-import numpy as np
 import pyarrow as pa
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
@@ -135,9 +134,3 @@ def collate_features(batch: list[dict[str, Any]]) -> dict[str, Any]:
         out[key] = torch.stack(values) if isinstance(first, torch.Tensor) else list(values)
     return out
 
-
-def seed_worker(worker_id: int) -> None:
-    """DataLoader worker_init_fn: deterministic numpy / random state per worker (augmentations)."""
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    random.seed(seed)
