@@ -60,6 +60,19 @@ class MetricCache:
     def num_agents(self) -> int:
         return int(self.agent_boxes.shape[0])
 
+    def runtime(self, name: str, make):
+        """Lazily built derived data (indexes, reference rows), rebuilt when any field was reassigned.
+        Edit arrays by assignment (cache.x = new), not in place, or call invalidate()."""
+        key = tuple(id(getattr(self, f.name)) for f in fields(self) if not f.name.startswith("_"))
+        entry = self._runtime.get(name)
+        if entry is None or entry[0] != key:
+            entry = (key, make())
+            self._runtime[name] = entry
+        return entry[1]
+
+    def invalidate(self) -> None:
+        self._runtime.clear()
+
     def drivable_polygon(self, p: int) -> np.ndarray:
         return self.drivable_vertices[self.drivable_offsets[p] : self.drivable_offsets[p + 1]]
 

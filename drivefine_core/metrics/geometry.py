@@ -170,27 +170,37 @@ class PolygonIndex:
         ii, jj = np.meshgrid(np.arange(i0[0], i1[0] + 1), np.arange(i0[1], i1[1] + 1), indexing="ij")
         return (ii * g.ny + jj).ravel(), None
 
-    def query(self, points: np.ndarray) -> np.ndarray:
-        """(Q, 2) -> (Q, P) bool: point strictly inside polygon p."""
-        q, p = len(points), self.num_polygons
+    def query_pairs(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(Q, 2) -> (point, polygon) index pairs with the point strictly inside, sorted by point."""
+        p = self.num_polygons
         if p == 0:
-            return np.zeros((q, 0), dtype=bool)
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         flat, ok = self.grid.ij(points)
-        parity = np.zeros(q * p, dtype=np.int64)
         on = np.nonzero(ok)[0]
-        rows, polys = _expand(self.centre_ptr, self.centre_poly, flat[on])
-        parity += np.bincount(on[rows] * p + polys, minlength=q * p)
-        rows, pos = _expand(self.edge_ptr, np.arange(len(self.edge_idx)), flat[on])
+        cell = flat[on]
+        rows, polys = _expand(self.centre_ptr, self.centre_poly, cell)
+        keys = [on[rows] * p + polys]
+        rows, pos = _expand(self.edge_ptr, np.arange(len(self.edge_idx)), cell)
         if len(rows):
-            e = self.edge_idx[pos]
-            c = self.grid.centers(flat[on][rows])
-            cross = _crosses(c, points[on][rows], e)
-            parity += np.bincount(on[rows][cross] * p + self.edge_owner[pos][cross], minlength=q * p)
-        out = (parity & 1).astype(bool).reshape(q, p)
+            cross = _crosses(self.grid.centers(cell[rows]), points[on[rows]], self.edge_idx[pos])
+            keys.append(on[rows[cross]] * p + self.edge_owner[pos[cross]])
         lo, hi = self.bbox
         off = np.nonzero(~ok & np.all((points >= lo) & (points <= hi), axis=1))[0]
         if len(off):  # off the grid but inside the polygons' bounds: crossing number against every edge
-            out[off] = self._brute(points[off])
+            r, c = np.nonzero(self._brute(points[off]))
+            keys.append(off[r] * p + c)
+        if len(keys) == 1:  # no edge crossed: the cell centres' answers stand (each pair listed once)
+            inside = np.sort(keys[0])
+        else:
+            uniq, count = np.unique(np.concatenate(keys), return_counts=True)
+            inside = uniq[count % 2 == 1]  # centre inside XOR an odd number of crossings
+        return inside // p, inside % p
+
+    def query(self, points: np.ndarray) -> np.ndarray:
+        """(Q, 2) -> (Q, P) bool: point strictly inside polygon p."""
+        out = np.zeros((len(points), self.num_polygons), dtype=bool)
+        rows, polys = self.query_pairs(points)
+        out[rows, polys] = True
         return out
 
     def _brute(self, pts: np.ndarray) -> np.ndarray:

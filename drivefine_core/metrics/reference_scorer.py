@@ -248,9 +248,7 @@ def simulate_plan(cache: MetricCache, plan: np.ndarray) -> np.ndarray:
 
 
 def _plain_scene(cache: MetricCache) -> _Scene:
-    if "plain" not in cache._runtime:
-        cache._runtime["plain"] = _Scene(cache)
-    return cache._runtime["plain"]
+    return cache.runtime("plain", lambda: _Scene(cache))
 
 
 def _memo(scene: _Scene, key: tuple, make):

@@ -27,11 +27,13 @@ _GRID_EXTENT_M = 130.0
 
 @dataclass
 class SceneIndex:
-    drivable: PolygonIndex
-    lanes: PolygonIndex
-    intersections: PolygonIndex
+    polygons: PolygonIndex  # drivable polygons, then lane polygons, then intersection polygons
+    n_drivable: int
+    n_lanes: int
+    lane_on_route: np.ndarray  # (n_lanes,)
     near_centerline: PolylineNearIndex
     light_polygons: list
+    light_bounds: np.ndarray  # (L, 4) min x, min y, max x, max y
     half_length: np.ndarray  # (N,)
     half_width: np.ndarray
     radius: np.ndarray
@@ -40,9 +42,10 @@ class SceneIndex:
 
 
 def scene_index(cache: MetricCache) -> SceneIndex:
-    idx = cache._runtime.get("index")
-    if idx is not None:
-        return idx
+    return cache.runtime("index", lambda: _build_index(cache))
+
+
+def _build_index(cache: MetricCache) -> SceneIndex:
     inter = [cache.drivable_polygon(p) for p in np.nonzero(cache.drivable_layers == INTERSECTION_LAYER)[0]]
     iv, io = flatten_polygons(inter)
     names = np.array(cache.agent_names, dtype=object)
@@ -53,19 +56,24 @@ def scene_index(cache: MetricCache) -> SceneIndex:
     dims = np.nanmax(cache.agent_boxes[..., 3:5], axis=1) if n else np.zeros((0, 2))
     # The ego stays within ~120 m of the origin over 4 s; points beyond the grid are still answered exactly.
     extent = (np.full(2, -_GRID_EXTENT_M), np.full(2, _GRID_EXTENT_M))
+    verts = np.concatenate([cache.drivable_vertices, cache.lane_vertices, iv])
+    n_d, n_l = len(cache.drivable_vertices), len(cache.lane_vertices)
+    offsets = np.concatenate([cache.drivable_offsets, cache.lane_offsets[1:] + n_d, io[1:] + n_d + n_l])
+    lights = [cache.lane_polygon(int(i)) for i in cache.light_lane_index]
     idx = SceneIndex(
-        drivable=PolygonIndex(cache.drivable_vertices, cache.drivable_offsets, extent=extent),
-        lanes=PolygonIndex(cache.lane_vertices, cache.lane_offsets, extent=extent),
-        intersections=PolygonIndex(iv, io, extent=extent),
+        polygons=PolygonIndex(verts, offsets, extent=extent),
+        n_drivable=len(cache.drivable_ids),
+        n_lanes=len(cache.lane_ids),
+        lane_on_route=cache.lane_on_route.copy(),
         near_centerline=PolylineNearIndex(cache.centerline, K.LK_MAX_DISTANCE),
-        light_polygons=[shapely.Polygon(cache.lane_polygon(int(i))) for i in cache.light_lane_index],
+        light_polygons=[shapely.Polygon(r) for r in lights],
+        light_bounds=np.array([[*r.min(axis=0), *r.max(axis=0)] for r in lights]).reshape(-1, 4),
         half_length=dims[:, 0] / 2.0,
         half_width=dims[:, 1] / 2.0,
         radius=np.hypot(dims[:, 0], dims[:, 1]) / 2.0,
         stopped=~is_agent | ~(np.nan_to_num(first_speed, nan=0.0) > K.NC_STOPPED_SPEED),
         is_agent=is_agent,
     )
-    cache._runtime["index"] = idx
     return idx
 
 
@@ -83,93 +91,139 @@ def _angles(states: np.ndarray, centers: np.ndarray) -> np.ndarray:
 
 def ego_areas(cache: MetricCache, states: np.ndarray) -> dict[str, np.ndarray]:
     """(R, T, 11) -> masks (R, T): multiple_lanes, non_drivable, oncoming, center_in_intersection,
-    rear_in_intersection; plus centers (R, T, 2) and corners (R, T, 4, 2)."""
+    rear_in_intersection; plus centers (R, T, 2) and corners (R, T, 4, 2). One polygon query for all."""
     idx = scene_index(cache)
     r, t = states.shape[:2]
+    n = r * t
     corners = ego_corners(states)
     centers = ego_center(states)
-    pts = corners.reshape(-1, 2)
-    drv = idx.drivable.query(pts).any(axis=1).reshape(r, t, 4)
-    lanes = idx.lanes.query(np.concatenate([pts, centers.reshape(-1, 2)]))
-    n_corner = r * t * 4
-    corner_in = lanes[:n_corner].reshape(r, t, 4, -1)
-    per_poly = corner_in.sum(axis=2)
-    multiple = ((per_poly > 0).sum(axis=-1) > 1) & ~np.any(per_poly == 4, axis=-1)
-    center_lanes = lanes[n_corner:]
-    oncoming = ~center_lanes[:, cache.lane_on_route].any(axis=1).reshape(r, t)
-    inter = idx.intersections.query(np.concatenate([centers.reshape(-1, 2), states[..., :2].reshape(-1, 2)]))
-    inter = inter.any(axis=1).reshape(2, r, t)
+    pts = np.concatenate([corners.reshape(-1, 2), centers.reshape(-1, 2), states[..., :2].reshape(-1, 2)])
+    q, p = idx.polygons.query_pairs(pts)
+    first_lane, first_inter = idx.n_drivable, idx.n_drivable + idx.n_lanes
+    corner = q < 4 * n
+    center = (q >= 4 * n) & (q < 5 * n)
+    rear = q >= 5 * n
+    in_drivable = np.zeros(4 * n, dtype=bool)
+    in_drivable[q[corner & (p < first_lane)]] = True
+    # Multiple lanes: more than one lane polygon holds a corner and none holds all four.
+    lane_pairs = corner & (p >= first_lane) & (p < first_inter)
+    key = (q[lane_pairs] // 4) * (first_inter + 1) + p[lane_pairs]
+    uniq, count = np.unique(key, return_counts=True)
+    state = uniq // (first_inter + 1)
+    distinct = np.bincount(state, minlength=n)
+    full = np.bincount(state, weights=count == 4, minlength=n) > 0
+    on_route = np.zeros(len(p), dtype=bool)
+    lane_p = (p >= first_lane) & (p < first_inter)
+    on_route[lane_p] = idx.lane_on_route[p[lane_p] - first_lane]
+    center_on_route = np.zeros(n, dtype=bool)
+    center_on_route[q[center & on_route] - 4 * n] = True
+    center_inter = np.zeros(n, dtype=bool)
+    center_inter[q[center & (p >= first_inter)] - 4 * n] = True
+    rear_inter = np.zeros(n, dtype=bool)
+    rear_inter[q[rear & (p >= first_inter)] - 5 * n] = True
     return {
-        "multiple_lanes": multiple,
-        "non_drivable": ~drv.all(axis=-1),
-        "oncoming": oncoming,
-        "center_in_intersection": inter[0],
-        "rear_in_intersection": inter[1],
+        "multiple_lanes": ((distinct > 1) & ~full).reshape(r, t),
+        "non_drivable": ~in_drivable.reshape(r, t, 4).all(axis=-1),
+        "oncoming": ~center_on_route.reshape(r, t),
+        "center_in_intersection": center_inter.reshape(r, t),
+        "rear_in_intersection": rear_inter.reshape(r, t),
         "centers": centers,
         "corners": corners,
     }
 
 
-def _pairs_overlap(ego_c, ego_h, idx: SceneIndex, boxes: np.ndarray, valid: np.ndarray) -> np.ndarray:
+@dataclass
+class _Agents:
+    """The agents one call looks at (a subset of the cache's, by index)."""
+    index: np.ndarray  # (n,) into the cache's agents
+    boxes: np.ndarray  # (n, 51, 5)
+    valid: np.ndarray  # (n, 51)
+    half_length: np.ndarray
+    half_width: np.ndarray
+    radius: np.ndarray
+    stopped: np.ndarray
+    is_agent: np.ndarray
+
+
+def agents_near(cache: MetricCache, centers: np.ndarray, reach: float) -> _Agents:
+    """Agents whose box centre comes within `reach` (+ both radii) of the bounding box of the ego centres
+    at some observed step; the others cannot touch any row."""
+    idx = scene_index(cache)
+    lo, hi = centers.reshape(-1, 2).min(axis=0), centers.reshape(-1, 2).max(axis=0)
+    c = np.nan_to_num(cache.agent_boxes[..., :2], nan=np.inf)
+    margin = (reach + _EGO_RADIUS + idx.radius)[:, None, None]
+    close = cache.agent_valid & np.all((c >= lo - margin) & (c <= hi + margin), axis=-1)
+    keep = np.nonzero(close.any(axis=1))[0]
+    return _Agents(keep, cache.agent_boxes[keep], cache.agent_valid[keep], idx.half_length[keep],
+                   idx.half_width[keep], idx.radius[keep], idx.stopped[keep], idx.is_agent[keep])
+
+
+def _pairs_overlap(ego_c, ego_h, ag: _Agents, boxes: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Ego boxes (..., 2)/(...) vs agent boxes (..., N, 5) with a bounding-circle prefilter -> (..., N)."""
     ac = boxes[..., :2]
     dist = np.linalg.norm(np.nan_to_num(ac) - ego_c[..., None, :], axis=-1)
-    near = valid & (dist <= _EGO_RADIUS + idx.radius)
+    near = valid & (dist <= _EGO_RADIUS + ag.radius)
     out = np.zeros(near.shape, dtype=bool)
     sel = np.nonzero(near)
     if len(sel[0]):
         n = sel[-1]
         eh = sel[:-1]
         out[sel] = boxes_overlap(ego_c[eh], ego_h[eh], K.EGO_HALF_LENGTH, K.EGO_HALF_WIDTH,
-                                 boxes[sel][:, :2], boxes[sel][:, 2], idx.half_length[n], idx.half_width[n])
+                                 boxes[sel][:, :2], boxes[sel][:, 2], ag.half_length[n], ag.half_width[n])
     return out
 
 
 def removed_at_start(cache: MetricCache) -> np.ndarray:
     """(N,) agents whose box overlaps the ego box at t = 0 (dropped in v2)."""
-    idx = scene_index(cache)
-    init = np.zeros((1, 3))
-    return _pairs_overlap(ego_center(init), init[:, 2], idx, cache.agent_boxes[None, :, 0], cache.agent_valid[None, :, 0])[0]
+    def make() -> np.ndarray:
+        idx = scene_index(cache)
+        everyone = _Agents(np.arange(cache.num_agents), cache.agent_boxes, cache.agent_valid, idx.half_length,
+                           idx.half_width, idx.radius, idx.stopped, idx.is_agent)
+        init = np.zeros((1, 3))
+        return _pairs_overlap(ego_center(init), init[:, 2], everyone, cache.agent_boxes[None, :, 0], cache.agent_valid[None, :, 0])[0]
+
+    return cache.runtime("removed", make)
 
 
-def collisions(cache: MetricCache, states: np.ndarray, areas: dict, ignore: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """NC per row and the (R, N) set of tracks that touched the ego at any step."""
-    idx = scene_index(cache)
+def collisions(cache: MetricCache, states: np.ndarray, areas: dict, ignore: np.ndarray,
+               ag: _Agents) -> tuple[np.ndarray, np.ndarray]:
+    """NC per row and the (R, N) set of tracks (all cache agents) that touched the ego at any step."""
     r, t = states.shape[:2]
-    n = cache.num_agents
+    n = len(ag.index)
+    touched_all = np.zeros((r, cache.num_agents), dtype=bool)
     if n == 0:
-        return np.ones(r), np.zeros((r, 0), dtype=bool)
-    boxes = np.swapaxes(cache.agent_boxes[:, :t], 0, 1)[None]  # (1, T, N, 5)
-    valid = (np.swapaxes(cache.agent_valid[:, :t], 0, 1) & ~ignore[None])[None]
+        return np.ones(r), touched_all
+    boxes = np.swapaxes(ag.boxes[:, :t], 0, 1)[None]  # (1, T, n, 5)
+    valid = (np.swapaxes(ag.valid[:, :t], 0, 1) & ~ignore[ag.index][None])[None]
     centers = areas["centers"]
-    hit = _pairs_overlap(centers, states[..., H], idx, np.broadcast_to(boxes, (r,) + boxes.shape[1:]),
-                         np.broadcast_to(valid, (r,) + valid.shape[1:]))  # (R, T, N)
+    hit = _pairs_overlap(centers, states[..., H], ag, np.broadcast_to(boxes, (r,) + boxes.shape[1:]),
+                         np.broadcast_to(valid, (r,) + valid.shape[1:]))  # (R, T, n)
     touched = hit.any(axis=1)
+    touched_all[:, ag.index] = touched
     first = np.argmax(hit, axis=1)  # (R, N)
     rr, nn = np.nonzero(touched)
     tt = first[rr, nn]
     st = states[rr, tt]
-    box = cache.agent_boxes[nn, tt]
+    box = ag.boxes[nn, tt]
     speed = np.hypot(st[:, VX], st[:, VY])
     angle = _angles(st, box[:, :2])
     corners = areas["corners"][rr, tt]
-    front = segment_hits_box(corners[:, 0], corners[:, 3], box[:, :2], box[:, 2], idx.half_length[nn], idx.half_width[nn])
+    front = segment_hits_box(corners[:, 0], corners[:, 3], box[:, :2], box[:, 2], ag.half_length[nn], ag.half_width[nn])
     lateral_fault = areas["multiple_lanes"][rr, tt] | areas["non_drivable"][rr, tt]
     ego_stopped = speed <= K.NC_STOPPED_SPEED
     behind = angle > K.BEHIND_ANGLE
-    at_fault = ~ego_stopped & (idx.stopped[nn] | (~behind & (front | lateral_fault)))
-    value = np.where(idx.is_agent[nn], 0.0, 0.5)
+    at_fault = ~ego_stopped & (ag.stopped[nn] | (~behind & (front | lateral_fault)))
+    value = np.where(ag.is_agent[nn], 0.0, 0.5)
     nc = np.ones(r)
     np.minimum.at(nc, rr[at_fault], value[at_fault])
-    return nc, touched
+    return nc, touched_all
 
 
 def time_to_collision(cache: MetricCache, states: np.ndarray, areas: dict, ignore: np.ndarray,
-                      touched: np.ndarray, last_step: int) -> np.ndarray:
+                      touched: np.ndarray, last_step: int, ag: _Agents) -> np.ndarray:
     """TTC per row over steps 0..last_step with look-aheads 0, 0.3, 0.6, 0.9 s."""
-    idx = scene_index(cache)
     r = states.shape[0]
-    n = cache.num_agents
+    n = len(ag.index)
     if n == 0:
         return np.ones(r)
     steps = np.arange(last_step + 1)
@@ -180,18 +234,18 @@ def time_to_collision(cache: MetricCache, states: np.ndarray, areas: dict, ignor
     shift = speed[..., None] * look[None, None] * K.DT  # (R, T, L)
     heading = st[..., H]
     centers = areas["centers"][:, steps][:, :, None] + shift[..., None] * np.stack([np.cos(heading), np.sin(heading)], -1)[:, :, None]
-    boxes = np.moveaxis(cache.agent_boxes[:, obs_t], 0, 2)[None]  # (1, T, L, N, 5)
-    valid = np.moveaxis(cache.agent_valid[:, obs_t], 0, 2)[None] & ~ignore  # (1, T, L, N)
-    valid = valid & ~touched[:, None, None, :] & (speed >= K.TTC_STOPPED_SPEED)[..., None, None]
+    boxes = np.moveaxis(ag.boxes[:, obs_t], 0, 2)[None]  # (1, T, L, n, 5)
+    valid = np.moveaxis(ag.valid[:, obs_t], 0, 2)[None] & ~ignore[ag.index]  # (1, T, L, n)
+    valid = valid & ~touched[:, ag.index][:, None, None, :] & (speed >= K.TTC_STOPPED_SPEED)[..., None, None]
     hh = np.broadcast_to(heading[..., None], centers.shape[:-1])
-    hit = _pairs_overlap(centers, hh, idx, np.broadcast_to(boxes, (r,) + boxes.shape[1:]), valid)
+    hit = _pairs_overlap(centers, hh, ag, np.broadcast_to(boxes, (r,) + boxes.shape[1:]), valid)
     hit = hit.reshape(r, -1, n)  # time-major, then look-ahead: the devkit's visiting order
     any_hit = hit.any(axis=1)
     first = np.argmax(hit, axis=1)
     rr, nn = np.nonzero(any_hit)
     ff = first[rr, nn]
     tt, ll = steps[ff // len(look)], ff % len(look)
-    angle = _angles(states[rr, tt], cache.agent_boxes[nn, tt + look[ll], :2])
+    angle = _angles(states[rr, tt], ag.boxes[nn, tt + look[ll], :2])
     risky = (areas["multiple_lanes"][rr, tt] | areas["non_drivable"][rr, tt] | areas["rear_in_intersection"][rr, tt])
     critical = (angle < K.AHEAD_ANGLE) | (risky & ~(angle > K.BEHIND_ANGLE))
     ttc = np.ones(r)
@@ -235,9 +289,11 @@ def traffic_lights(cache: MetricCache, areas: dict) -> np.ndarray:
     ok = np.ones(r)
     if not idx.light_polygons or not cache.light_red[:, :t].any():
         return ok
-    ego = shapely.polygons(corners)  # (R, T)
-    for poly, red in zip(idx.light_polygons, cache.light_red[:, :t]):
-        if red.any():
-            hit = shapely.intersects(ego[:, red], poly).any(axis=1)
-            ok[hit] = 0.0
+    lo, hi = corners.min(axis=2), corners.max(axis=2)  # (R, T, 2) ego bounding boxes
+    for poly, bounds, red in zip(idx.light_polygons, idx.light_bounds, cache.light_red[:, :t]):
+        near = red[None] & np.all(lo <= bounds[2:], axis=-1) & np.all(hi >= bounds[:2], axis=-1)
+        rr, tt = np.nonzero(near)
+        if len(rr):  # exact test only where the boxes' bounds overlap the red connector's bounds
+            hit = shapely.intersects(shapely.polygons(corners[rr, tt]), poly)
+            ok[rr[hit]] = 0.0
     return ok

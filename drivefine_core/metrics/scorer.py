@@ -1,7 +1,9 @@
 """Fast batched scoring: PDMS v1 and EPDMS v2 for S scenes x G candidate trajectories.
 
-Per scene the simulated rows are [PDM-Closed reference, G candidates, logged human]. All rows of all scenes
-are simulated in one array call; geometry is vectorised over a scene's rows. Every key is labelled with
+Per scene the scored rows are [PDM-Closed reference, G candidates, logged human]; the reference and human
+rows are simulated and measured once per scene and kept on the cache (cache._runtime), so repeated calls
+(RL steps, several agents) only pay for the candidates. All candidates of all scenes are simulated in one
+array call; geometry is vectorised over a scene's rows; comfort over all rows at once. Every key is labelled with
 its version ("v1/pdms", "v2/epdms", "v2/ttc", ...) so the two are never confused.
 """
 
@@ -28,45 +30,88 @@ def _versions(version: str) -> tuple[bool, bool]:
     return version in ("v1", "both"), version in ("v2", "both")
 
 
+def _initial(caches: Sequence[MetricCache]) -> np.ndarray:
+    return initial_states(np.stack([c.ego_velocity for c in caches]), np.stack([c.ego_acceleration for c in caches]),
+                          np.array([c.ego_steering for c in caches]), np.array([c.ego_yaw_rate for c in caches]))
+
+
+def _human_ok(cache: MetricCache) -> bool:
+    return bool(np.all(np.isfinite(cache.human_future)))
+
+
 def simulate_rows(caches: Sequence[MetricCache], trajectories: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """-> states (S, G + 2, 41, 11) for rows [reference, candidates, human] and human_ok (S,)."""
     s, g = trajectories.shape[:2]
     plans = np.empty((s, g + 1, K.PLAN_POSES, 3))
     plans[:, :g] = trajectories
-    human_ok = np.array([np.all(np.isfinite(c.human_future)) for c in caches], dtype=bool)
+    human_ok = np.array([_human_ok(c) for c in caches], dtype=bool)
     for i, c in enumerate(caches):
         plans[i, g] = c.human_future if human_ok[i] else 0.0
     ref = np.stack([c.reference[: K.NUM_STATES] for c in caches])[:, None]
     poses = np.concatenate([ref, interpolate_plans(plans.reshape(-1, K.PLAN_POSES, 3)).reshape(s, g + 1, K.NUM_STATES, 3)], axis=1)
-    init = initial_states(np.stack([c.ego_velocity for c in caches]), np.stack([c.ego_acceleration for c in caches]),
-                          np.array([c.ego_steering for c in caches]), np.array([c.ego_yaw_rate for c in caches]))
-    init = np.repeat(init, g + 2, axis=0)
+    init = np.repeat(_initial(caches), g + 2, axis=0)
     states = simulate(poses.reshape(-1, K.NUM_STATES, 3), init).reshape(s, g + 2, K.NUM_STATES, -1)
     return states, human_ok
 
 
-def raw_scene_metrics(cache: MetricCache, states: np.ndarray, v1: bool, v2: bool) -> dict[str, np.ndarray]:
-    """Unaggregated sub-metrics of every row of one scene: 'v1/...' and 'v2/...' (R,) arrays."""
+def comfort_metrics(caches: Sequence[MetricCache], states: np.ndarray, v1: bool, v2: bool) -> dict[str, np.ndarray]:
+    """Comfort of (S, R, 41, 11) rows, all scenes in one batch: 'v1/c' and 'v2/hc' as (S, R) floats."""
+    s, r = states.shape[:2]
+    flat = states.reshape(s * r, K.NUM_STATES, -1)
+    out = {}
+    if v1:
+        out["v1/c"] = comfort_v1(flat).astype(float).reshape(s, r)
+    if v2:
+        past = np.repeat(np.stack([c.past_states for c in caches]), r, axis=0)
+        out["v2/hc"] = history_comfort(flat, past).astype(float).reshape(s, r)
+    return out
+
+
+def raw_scene_metrics(cache: MetricCache, states: np.ndarray, v1: bool, v2: bool,
+                      comfort: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Unaggregated sub-metrics of every row of one scene: 'v1/...' and 'v2/...' (R,) arrays.
+    `comfort` may carry this scene's rows of comfort_metrics (computed in a batch over scenes)."""
+    if comfort is None:
+        comfort = {k: v[0] for k, v in comfort_metrics([cache], states[None], v1, v2).items()}
     areas = M.ego_areas(cache, states)
     out: dict[str, np.ndarray] = {}
     dac = (~areas["non_drivable"].any(axis=1)).astype(float)
     ddc = M.driving_direction(areas)
     raw_progress = M.progress(cache, areas)
     none_ignored = np.zeros(cache.num_agents, dtype=bool)
+    # Only agents that come near the rows matter; TTC looks up to 0.9 s ahead at the fastest row speed.
+    speed = np.hypot(states[..., 3], states[..., 4]).max() if states.size else 0.0
+    near_nc = M.agents_near(cache, areas["centers"], 0.0)
+    near_ttc = M.agents_near(cache, areas["centers"], speed * K.TTC_LOOKAHEAD_STEPS[-1] * K.DT)
     if v1:
-        nc, touched = M.collisions(cache, states, areas, none_ignored)
+        nc, touched = M.collisions(cache, states, areas, none_ignored, near_nc)
         out.update({"v1/nc": nc, "v1/dac": dac, "v1/ddc": ddc, "v1/progress": raw_progress,
-                    "v1/ttc": M.time_to_collision(cache, states, areas, none_ignored, touched, K.NUM_SIM_STEPS),
-                    "v1/c": comfort_v1(states).astype(float)})
+                    "v1/ttc": M.time_to_collision(cache, states, areas, none_ignored, touched, K.NUM_SIM_STEPS, near_ttc),
+                    "v1/c": comfort["v1/c"]})
     if v2:
         removed = M.removed_at_start(cache)
-        nc, touched = M.collisions(cache, states, areas, removed)
-        past = np.broadcast_to(cache.past_states, (len(states),) + cache.past_states.shape)
+        nc, touched = M.collisions(cache, states, areas, removed, near_nc)
         out.update({"v2/nc": nc, "v2/dac": dac, "v2/ddc": ddc, "v2/progress": raw_progress,
-                    "v2/ttc": M.time_to_collision(cache, states, areas, removed, touched, K.V2_TTC_LAST_STEP),
+                    "v2/ttc": M.time_to_collision(cache, states, areas, removed, touched, K.V2_TTC_LAST_STEP, near_ttc),
                     "v2/tlc": M.traffic_lights(cache, areas), "v2/lk": M.lane_keeping(cache, areas),
-                    "v2/hc": history_comfort(states, past).astype(float)})
+                    "v2/hc": comfort["v2/hc"]})
     return out
+
+
+def _fixed_rows(caches: Sequence[MetricCache]) -> list[dict]:
+    """Raw v1 + v2 metrics of the reference and human rows, computed once per scene, kept on the cache."""
+    pending: list[MetricCache] = []
+    for c in caches:  # the runtime entry is dropped when any cache field was reassigned since
+        c.runtime("fixed_rows", lambda c=c: pending.append(c) or {})
+    if pending:
+        plans = np.stack([c.human_future if _human_ok(c) else np.zeros((K.PLAN_POSES, 3)) for c in pending])
+        poses = np.stack([np.stack([c.reference[: K.NUM_STATES] for c in pending]), interpolate_plans(plans)], axis=1)
+        init = np.repeat(_initial(pending), 2, axis=0)
+        states = simulate(poses.reshape(-1, K.NUM_STATES, 3), init).reshape(len(pending), 2, K.NUM_STATES, -1)
+        comfort = comfort_metrics(pending, states, True, True)
+        for j, c in enumerate(pending):
+            c.runtime("fixed_rows", dict).update(raw_scene_metrics(c, states[j], True, True, {k: v[j] for k, v in comfort.items()}))
+    return [c.runtime("fixed_rows", dict) for c in caches]
 
 
 def _ep_v1(raw: np.ndarray, ref_raw: float) -> np.ndarray:
@@ -146,8 +191,15 @@ def score_trajectories(caches: Sequence[MetricCache], trajectories: np.ndarray, 
     if not np.all(np.isfinite(trajectories)):
         raise ValueError("trajectories contain non-finite values")
     s, g = trajectories.shape[:2]
-    states, human_ok = simulate_rows(caches, trajectories)
-    raw = [raw_scene_metrics(c, states[i], v1, v2) for i, c in enumerate(caches)]
+    fixed = _fixed_rows(caches)
+    states = simulate(interpolate_plans(trajectories.reshape(-1, K.PLAN_POSES, 3)),
+                      np.repeat(_initial(caches), g, axis=0)).reshape(s, g, K.NUM_STATES, -1)
+    comfort = comfort_metrics(caches, states, v1, v2)
+    raw = []
+    for i, c in enumerate(caches):
+        cand = raw_scene_metrics(c, states[i], v1, v2, {k: v[i] for k, v in comfort.items()})
+        # Rows as the aggregators expect them: [reference, candidates, human].
+        raw.append({k: np.concatenate([fixed[i][k][:1], v, fixed[i][k][1:]]) for k, v in cand.items()})
     out: dict[str, list[np.ndarray]] = {}
     if v1:
         for r in raw:
@@ -158,8 +210,8 @@ def score_trajectories(caches: Sequence[MetricCache], trajectories: np.ndarray, 
         for i, (c, r) in enumerate(zip(caches, raw)):
             ec = np.full(g, np.nan)
             if prev[i] is not None:
-                ec = extended_comfort(states[i, 1:-1], states[prev[i], 1:-1]).astype(float)
-            agg = aggregate_v2(r, ec, human_filter and human_ok[i] and not c.is_synthetic)
+                ec = extended_comfort(states[i], states[prev[i]]).astype(float)
+            agg = aggregate_v2(r, ec, human_filter and _human_ok(c) and not c.is_synthetic)
             for k, v in agg.items():
                 out.setdefault(k, []).append(v)
     return {k: np.stack(v) for k, v in out.items()}

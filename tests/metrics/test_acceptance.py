@@ -129,3 +129,15 @@ def test_bad_input_is_rejected():
         score_trajectories([T.straight_road()], np.zeros((1, 1, 7, 3)))
     with pytest.raises(ValueError, match="version"):
         score_trajectories([T.straight_road()], np.zeros((1, 1, 8, 3)), "v3")
+
+
+def test_reassigning_a_field_after_scoring_is_not_served_stale():
+    cache = T.straight_road(ego_speed=10.0)
+    first = score(cache, straight(10.0))
+    cache.human_future = straight(10.0, -9.0)  # the human now leaves the road: DAC is forgiven in v2
+    plan = straight(10.0)
+    plan[:, 1] = -9.0 * np.clip(TT / 2, 0, 1)
+    assert score(cache, plan)["v2/dac"] == 1.0
+    cache.agent_boxes, cache.agent_valid = T.straight_road([T.ToyAgent(25.0, 0.0)]).agent_boxes, T.straight_road([T.ToyAgent(25.0, 0.0)]).agent_valid
+    cache.agent_velocity, cache.agent_names, cache.agent_tokens = np.zeros((1, 51, 2)), ["vehicle"], ["t"]
+    assert score(cache, straight(10.0))["v1/nc"] == 0.0 and first["v1/nc"] == 1.0
