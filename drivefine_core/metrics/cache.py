@@ -63,7 +63,7 @@ class MetricCache:
     def runtime(self, name: str, make):
         """Lazily built derived data (indexes, reference rows), rebuilt when any field was reassigned.
         Edit arrays by assignment (cache.x = new), not in place, or call invalidate()."""
-        key = tuple(id(getattr(self, f.name)) for f in fields(self) if not f.name.startswith("_"))
+        key = tuple(id(getattr(self, name)) for name in _PUBLIC_FIELDS)
         entry = self._runtime.get(name)
         if entry is None or entry[0] != key:
             entry = (key, make())
@@ -128,6 +128,9 @@ class MetricCache:
         if not np.all(np.isfinite(self.agent_boxes[self.agent_valid])):
             raise bad("agent_boxes", "non-finite box at an observed step")
         return self
+
+
+_PUBLIC_FIELDS = tuple(f.name for f in fields(MetricCache) if not f.name.startswith("_"))
 
 
 def array_fields() -> list[str]:

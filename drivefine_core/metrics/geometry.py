@@ -151,24 +151,26 @@ class PolygonIndex:
         cells, piece = g.box_cells(np.minimum(sa, sb), np.maximum(sa, sb), 2)
         self.edge_ptr, self.edge_idx = _csr(cells, np.stack([sa[piece], sb[piece]], 1).reshape(-1, 4).astype(np.float64), g.n)
         self.edge_owner = _csr(cells, owner[parent[piece]], g.n)[1]
-        centre_cells, centre_polys = [], []
-        for p in range(self.num_polygons):
-            ring = vertices[offsets[p] : offsets[p + 1]]
-            c, _ = self._bbox_cells(ring)
-            if len(c):
-                inside = shapely.contains_xy(shapely.Polygon(ring), *g.centers(c).T)
-                centre_cells.append(c[inside])
-                centre_polys.append(np.full(int(inside.sum()), p))
-        cc = np.concatenate(centre_cells) if centre_cells else np.zeros(0, dtype=np.int64)
-        cp = np.concatenate(centre_polys) if centre_polys else np.zeros(0, dtype=np.int64)
-        self.centre_ptr, self.centre_poly = _csr(cc, cp, g.n)
-
-    def _bbox_cells(self, ring: np.ndarray) -> tuple[np.ndarray, None]:
-        g = self.grid
-        i0 = np.clip(np.floor((ring.min(axis=0) - g.origin) / g.cell).astype(int), 0, [g.nx - 1, g.ny - 1])
-        i1 = np.clip(np.floor((ring.max(axis=0) - g.origin) / g.cell).astype(int), 0, [g.nx - 1, g.ny - 1])
-        ii, jj = np.meshgrid(np.arange(i0[0], i1[0] + 1), np.arange(i0[1], i1[1] + 1), indexing="ij")
-        return (ii * g.ny + jj).ravel(), None
+        # Cell centres inside each polygon: every (cell, polygon) pair of the polygons' bounding boxes,
+        # tested in one vectorised shapely call on prepared polygons.
+        rings = [vertices[offsets[p] : offsets[p + 1]] for p in range(self.num_polygons)]
+        polys = np.array([shapely.Polygon(r) for r in rings], dtype=object)
+        shapely.prepare(polys)
+        mins = np.stack([r.min(axis=0) for r in rings])
+        maxs = np.stack([r.max(axis=0) for r in rings])
+        top = np.array([g.nx - 1, g.ny - 1])
+        i0 = np.clip(np.floor((mins - g.origin) / g.cell).astype(np.int64), 0, top)
+        i1 = np.clip(np.floor((maxs - g.origin) / g.cell).astype(np.int64), 0, top)
+        size = i1 - i0 + 1
+        n = size[:, 0] * size[:, 1]
+        poly = np.repeat(np.arange(self.num_polygons), n)
+        k = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+        ci = i0[poly, 0] + k // size[poly, 1]
+        cj = i0[poly, 1] + k % size[poly, 1]
+        cells = ci * g.ny + cj
+        centre = g.centers(cells)
+        inside = shapely.contains_xy(polys[poly], centre[:, 0], centre[:, 1])
+        self.centre_ptr, self.centre_poly = _csr(cells[inside], poly[inside], g.n)
 
     def query_pairs(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(Q, 2) -> (point, polygon) index pairs with the point strictly inside, sorted by point."""
