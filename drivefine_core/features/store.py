@@ -59,6 +59,20 @@ class StoreResult:
         """Scenes written per second of wall time."""
         return self.scenes_written / self.seconds if self.seconds > 0 else 0.0
 
+    def metrics(self) -> dict[str, float]:
+        """Numbers only, for mlflow.log_metrics / a DVC metrics file."""
+        return {
+            "logs_written": float(len(self.written)),
+            "logs_reused": float(len(self.reused)),
+            "logs_failed": float(len(self.failed)),
+            "logs_removed": float(len(self.removed)),
+            "scenes": float(self.scenes),
+            "scenes_written": float(self.scenes_written),
+            "bytes_per_scene": self.bytes_per_scene,
+            "scenes_per_s": self.scenes_per_s,
+            "clipped_values": float(self.clipped_values),
+        }
+
     def to_dict(self) -> dict[str, object]:
         """JSON-serialisable summary (for metrics files and MLflow)."""
         return {

@@ -52,6 +52,12 @@ class ValidationReport:
     def failed_logs(self) -> list[str]:
         return sorted(k for k, v in self.by_log.items() if v)
 
+    def metrics(self) -> dict[str, float]:
+        """Numbers only, for mlflow.log_metrics."""
+        failed = sum(1 for e in self.expectations if not e.success)
+        return {"rows": float(self.rows), "logs": float(len(self.logs)), "failed_logs": float(len(self.failed_logs)),
+                "failed_expectations": float(failed), "success": float(self.success)}
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable: log it as an MLflow artifact or a metrics file."""
         return {

@@ -29,6 +29,8 @@ def test_adding_a_log_computes_only_that_log(tmp_path, logs):
     assert sorted(second.reused) == ["log-a", "log-b"]
     assert {n: (tmp_path / "features" / partition_path(n)).stat().st_mtime_ns for n in mtimes} == mtimes
     assert second.scenes == 12 and second.scenes_written == 4
+    m = second.metrics()
+    assert (m["logs_written"], m["logs_reused"], m["scenes"]) == (1.0, 2.0, 12.0)
     manifest = json.loads((tmp_path / "features" / "_manifest.json").read_text())
     assert {n: e["rows"] for n, e in manifest["logs"].items()} == {"log-a": 5, "log-b": 3, "log-c": 4}
     assert manifest["logs"]["log-a"]["row_groups"] == [2, 2, 1]

@@ -37,6 +37,7 @@ def test_scene_suite_flags_the_bad_logs_only():
     out = report.to_dict()
     json.dumps(out)  # serialisable as an MLflow artifact
     assert out["failed_logs"] == report.failed_logs and out["rows"] == 14 * 14
+    assert report.metrics()["failed_logs"] == 4.0 and report.metrics()["success"] == 0.0
 
 
 def _replace_rows(table: pa.Table, log: str, column: str, fn) -> pa.Table:
