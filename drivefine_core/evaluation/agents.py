@@ -1,0 +1,78 @@
+"""Planner variants and baselines as scorer agents: callables from metric caches to (N, 8, 3) plans."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from drivefine_core.features.dataset import InMemoryFeatureDataset, collate_features
+from drivefine_core.features.row_groups import list_row_groups, read_row_group
+from drivefine_core.metrics.baselines import EgoStatusMLP, constant_velocity_agent, human_agent
+from drivefine_core.metrics.cache import MetricCache
+from drivefine_core.metrics.params import BaselineParams
+from drivefine_core.models.planner import Planner
+
+Agent = Callable[[Sequence[MetricCache]], np.ndarray]
+
+
+def pdm_closed_agent(caches: Sequence[MetricCache]) -> np.ndarray:
+    """The cached PDM-Closed reference (10 Hz, 0..5 s) sampled at the 8 plan times 0.5..4.0 s."""
+    return np.stack([c.reference[5:41:5] for c in caches])
+
+
+class FeatureIndex:
+    """Feature rows of a split by scene token, decoded on demand into model batches."""
+
+    def __init__(self, store_uri: str) -> None:
+        self.dataset = InMemoryFeatureDataset(store_uri)
+        tokens = [t for g in list_row_groups(store_uri) for t in read_row_group(g)["token"].to_pylist()]
+        self.row_of = {t: i for i, t in enumerate(tokens)}
+
+    def __contains__(self, token: str) -> bool:
+        return token in self.row_of
+
+    def batch(self, tokens: Sequence[str]) -> dict[str, torch.Tensor]:
+        missing = [t for t in tokens if t not in self.row_of]
+        if missing:
+            raise KeyError(f"no features for scene token(s) {missing[:3]} (of {len(missing)})")
+        batch = collate_features([self.dataset[self.row_of[t]] for t in tokens])
+        image = batch["image"]
+        if image.ndim == 5:  # (B, V, 3, H, W): the planners take views stacked on channels
+            batch["image"] = image.flatten(1, 2)
+        return batch
+
+
+def planner_agent(planner: Planner, mode: str, features: FeatureIndex, batch_size: int = 32,
+                  seed: int = 0) -> Agent:
+    planner.eval()
+
+    def agent(caches: Sequence[MetricCache]) -> np.ndarray:
+        out = []
+        for i in range(0, len(caches), batch_size):
+            batch = features.batch([c.token for c in caches[i : i + batch_size]])
+            with torch.no_grad():
+                out.append(planner.plan(batch, mode, seed=seed + i).poses.cpu().numpy().astype(np.float64))
+        return np.concatenate(out, axis=0)
+
+    return agent
+
+
+def baseline_agents(names: Sequence[str], train_caches: Sequence[MetricCache],
+                    params: BaselineParams) -> dict[str, Agent]:
+    agents: dict[str, Agent] = {}
+    for name in names:
+        if name == "constant_velocity":
+            agents[name] = constant_velocity_agent
+        elif name == "human":
+            agents[name] = human_agent
+        elif name == "pdm_closed":
+            agents[name] = pdm_closed_agent
+        elif name == "ego_mlp":
+            mlp = EgoStatusMLP(params)
+            mlp.fit(train_caches)
+            agents[name] = mlp
+        else:
+            raise ValueError(f"unknown baseline {name!r}")
+    return agents
