@@ -109,9 +109,10 @@ def cast_log(smap: SyntheticMap, topo: Topology, params: GenerateParams, duratio
             lane = net.lanes[item.element_id]
             n_lanes = len(net.roadblocks[lane.roadblock_id].lane_ids)
             idx = np.flatnonzero(ego_path.elem == e)
-            if n_lanes >= 2 and len(idx) and (idx[-1] - idx[0]) * STEP_M > 100 and rng.random() < params.cut_in_prob:
+            reachable = len(idx) and idx[0] * STEP_M < 6.0 * duration_s  # the ego averages ~5 m/s
+            if n_lanes >= 2 and reachable and (idx[-1] - idx[0]) * STEP_M > 95 and rng.random() < params.cut_in_prob:
                 side = 1.0 if lane.lane_index > 0 else -1.0
-                rows.append(dict(path=ego_path, dims=_vehicle_dims(rng), factor=float(rng.uniform(1.1, 1.25)),
+                rows.append(dict(path=ego_path, dims=_vehicle_dims(rng), factor=float(rng.uniform(1.2, 1.35)),
                                  s0=0.0, v0=0.0, offset=side * lane.width, kind=CUT_IN,
                                  window=(idx[0] * STEP_M, idx[-1] * STEP_M)))
         e += 2 if item.change_to else 1

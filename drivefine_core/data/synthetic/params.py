@@ -29,7 +29,7 @@ class GenerateParams(BaseModel):
     # agents (per 100 m of lane near the ego route)
     vehicle_density_per_100m: float = Field(1.0, ge=0.0)
     slow_leader_prob: float = Field(0.35, ge=0.0, le=1.0)  # per log: a slow vehicle ahead of the ego
-    cut_in_prob: float = Field(0.35, ge=0.0, le=1.0)  # per multi-lane roadblock on the route
+    cut_in_prob: float = Field(0.6, ge=0.0, le=1.0)  # per multi-lane roadblock on the route
     lane_change_prob: float = Field(0.3, ge=0.0, le=1.0)  # extra voluntary lane changes of the ego
     pedestrians_per_crosswalk: float = Field(1.0, ge=0.0)
     sidewalk_pedestrians_per_100m: float = Field(0.5, ge=0.0)

@@ -22,6 +22,8 @@ IDM_S0, IDM_T, IDM_B, IDM_DELTA = 2.0, 1.4, 2.5, 4
 A_MIN = -8.0
 LOOK_STRIDE, LOOK_K = 4, 30  # corridor samples every 2 m, 60 m ahead
 CORRIDOR_R = {"vehicle": 1.8, "pedestrian": 2.3}
+CUT_IN_BEHIND_M = 6.0  # a cut-in appears in the next lane, just behind the ego (out of the front camera)
+CUT_IN_MARGIN_M = 3.0  # it merges once its rear is this far ahead of the ego's front
 MERGE_MARGIN_M = 1.5  # converging connectors touch before their common end
 REACH_M = LOOK_K * LOOK_STRIDE * STEP_M + 3.0
 
@@ -114,7 +116,7 @@ def simulate(cast: Cast, lights: LightTable, n_frames: int, rng: np.random.Gener
 
     s, v, d = V.s0.astype(float).copy(), V.v0.astype(float).copy(), V.offset0.astype(float).copy()
     active = V.kind != CUT_IN
-    cut_done = ~active
+    cut_done = active.copy()  # only cut-ins wait to appear
     merge_t = np.full(N, np.nan)
     ego_path = V.paths[0]
     ex, ey = ego_path.xy[0]
@@ -260,20 +262,21 @@ def simulate(cast: Cast, lights: LightTable, n_frames: int, rng: np.random.Gener
         # --- cut-ins: appear in the next lane behind the ego, merge once ahead of it
         for i in np.flatnonzero(~cut_done):
             lo_w, hi_w = V.window[i]
-            if s[0] > hi_w - 80:
+            if s[0] > hi_w - 70:
                 cut_done[i] = True
             elif s[0] >= lo_w + 10:
-                s_spawn = s[0] - 14.0
+                s_spawn = s[0] - CUT_IN_BEHIND_M
                 p, j0, _ = _sample(PX[i : i + 1], PN[i : i + 1], np.array([s_spawn]))
                 hh = PH[i, j0[0]]
                 spot = p[0] + d[i] * np.array([-np.sin(hh), np.cos(hh)])
-                if np.all(np.linalg.norm(xy[active] - spot, axis=1) > 10.0):
-                    s[i], v[i], active[i], cut_done[i] = s_spawn, ev + 3.0, True, True
+                others = active & (rows != 0)
+                if np.all(np.linalg.norm(xy[others] - spot, axis=1) > 9.0):
+                    s[i], v[i], active[i], cut_done[i] = s_spawn, ev + 4.0, True, True
         cut = (V.kind == CUT_IN) & active
         for i in np.flatnonzero(cut & np.isnan(merge_t)):
-            if s[i] - s[0] >= half_len[i] + half_len[0] + 5.0 and s[i] < V.window[i, 1] - 25:
+            if s[i] - s[0] >= half_len[i] + half_len[0] + CUT_IN_MARGIN_M and s[i] < V.window[i, 1] - 20:
                 merge_t[i] = t
-            elif s[i] >= V.window[i, 1] - 25:
+            elif s[i] >= V.window[i, 1] - 20:
                 active[i] = False  # never got ahead: turn off before the junction
         u = np.clip((t - merge_t) / 3.0, 0.0, 1.0)
         d = np.where(np.isnan(merge_t), d, V.offset0 * (1 - u * u * (3 - 2 * u)))
