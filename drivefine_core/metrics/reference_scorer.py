@@ -49,6 +49,9 @@ class _Scene:
                               if cache.drivable_layers[p] == INTERSECTION_LAYER]
         self.lanes = [Polygon(cache.lane_polygon(p)) for p in range(len(cache.lane_ids))]
         self.centerline = LineString(cache.centerline)
+        self.drivable_arr = np.array(self.drivable + [Polygon()], dtype=object)[:-1]
+        self.lanes_arr = np.array(self.lanes + [Polygon()], dtype=object)[:-1]
+        self.inter_arr = np.array(self.intersections + [Polygon()], dtype=object)[:-1]
         self.is_agent = [n in K.AGENT_CLASSES for n in cache.agent_names]
         self.stopped = []
         for n in range(cache.num_agents):
@@ -80,21 +83,20 @@ class _Scene:
         return self._agent_polygons[key]
 
     def areas(self, state) -> dict[str, bool]:
+        """The ego-area flags of one state (each polygon layer tested with one vectorised shapely call)."""
         corners = np.array(_ego_corners(state))
         center = _ego_center(state)
         xs, ys = corners[:, 0], corners[:, 1]
-        in_drivable = np.zeros(4, dtype=bool)
-        for poly in self.drivable:
-            in_drivable |= shapely.contains_xy(poly, xs, ys)
-        touched = [int(shapely.contains_xy(poly, xs, ys).sum()) for poly in self.lanes]
-        multiple = sum(n > 0 for n in touched) > 1 and not any(n == 4 for n in touched)
-        on_route = [poly for poly, r in zip(self.lanes, self.cache.lane_on_route) if r]
+        in_drivable = shapely.contains_xy(self.drivable_arr[:, None], xs[None], ys[None]).any(axis=0)
+        touched = shapely.contains_xy(self.lanes_arr[:, None], xs[None], ys[None]).sum(axis=1)
+        multiple = int(np.sum(touched > 0)) > 1 and not np.any(touched == 4)
+        on_route = self.lanes_arr[self.cache.lane_on_route]
         return {
             "non_drivable": not in_drivable.all(),
             "multiple_lanes": multiple,
-            "oncoming": not any(shapely.contains_xy(poly, *center) for poly in on_route),
-            "center_in_intersection": any(shapely.contains_xy(poly, *center) for poly in self.intersections),
-            "rear_in_intersection": any(shapely.contains_xy(poly, state[0], state[1]) for poly in self.intersections),
+            "oncoming": not shapely.contains_xy(on_route, *center).any(),
+            "center_in_intersection": bool(shapely.contains_xy(self.inter_arr, *center).any()),
+            "rear_in_intersection": bool(shapely.contains_xy(self.inter_arr, state[0], state[1]).any()),
         }
 
 

@@ -25,7 +25,7 @@ def test_fast_matches_plain_on_1000_candidates():
     for i, c in enumerate(caches):
         for g in range(N_CAND):
             sim = states[i, 1 + g]
-            if g % 5 == 0:  # the plain simulator on a fifth of the candidates
+            if g % 8 == 0:  # the plain simulator on an eighth of the candidates (it is slow)
                 plain = simulate_plan(c, plans[i, g])
                 np.testing.assert_allclose(sim, plain, atol=1e-7, err_msg=f"simulation scene {i} cand {g}")
                 sim_checked += 1
@@ -43,7 +43,7 @@ def test_fast_matches_plain_on_1000_candidates():
                     if key in seen and not np.isnan(value):
                         seen[key].add(round(float(value), 3))
             checked += 1
-    assert checked >= 1000 and sim_checked >= 200
+    assert checked >= 1000 and sim_checked >= 125
     # The random set must exercise both outcomes of the discrete sub-scores, or the check proves little.
     for key, values in seen.items():
         assert len(values) >= 2, (key, values)
