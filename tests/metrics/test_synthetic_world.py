@@ -52,3 +52,22 @@ def test_fast_matches_plain_on_generated_scenes(world_caches):
                         assert np.isnan(got), (key, i, g)
                     else:
                         assert abs(got - value) <= 1e-6, (key, i, g, got, value)
+
+
+def test_cache_stage_writes_per_log_and_skips_existing(tmp_path):
+    from drivefine_core.metrics.cache_io import read_metric_caches
+    from drivefine_core.metrics.cache_stage import build_metric_cache_dir
+
+    root = tmp_path / "world"
+    params = GenerateParams(num_logs=1, frames_per_log=20, render_images=False, grid_nodes_x=2, grid_nodes_y=2,
+                            splits={"test": 1.0}, seed=1)
+    summary = generate_world(root, params)
+    name = summary.logs["test"][0]
+    log = load_log(str(root / "navsim_logs" / "test" / f"{name}.pkl"), require_annotations=True, required_cameras=())
+    scenes = cut_scenes(log.frames, SceneFilter(frame_interval=4), log.log_name, log.map_location)
+    scenes[1].frames[scenes[1].current_index].roadblock_ids = []  # one bad scene: reported, the rest go on
+    report = build_metric_cache_dir(scenes, root / "maps", tmp_path / "cache")
+    assert report.logs_written == [name] and len(report.failures) == 1 and "roadblock_ids" in report.failures[0]["error"]
+    assert len(read_metric_caches(tmp_path / "cache")) == len(scenes) - 1 == report.scenes
+    again = build_metric_cache_dir(scenes, root / "maps", tmp_path / "cache")
+    assert again.logs_skipped == [name] and again.scenes == 0
