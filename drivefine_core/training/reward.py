@@ -49,5 +49,32 @@ def pair_features_with_caches(samples: Sequence[dict[str, Any]], caches: Sequenc
     return pairs
 
 
+class PairedScenes(Sequence):
+    """Lazy (sample, cache) pairs over a map-style feature dataset: only the scene tokens are read up front
+    (`tokens`), images are decoded when a pair is indexed. Samples without a metric cache are left out."""
+
+    def __init__(self, dataset: Sequence[dict[str, Any]], tokens: Sequence[str], caches: Sequence[MetricCache],
+                 limit: int = 0) -> None:
+        if len(tokens) != len(dataset):
+            raise ValueError(f"{len(tokens)} tokens for {len(dataset)} samples")
+        by_token = {c.token: c for c in caches}
+        self.dataset = dataset
+        self.index = [(i, by_token[t]) for i, t in enumerate(tokens) if t in by_token]
+        if limit:
+            self.index = self.index[:limit]
+        if not self.index:
+            raise ValueError(f"no feature sample has a metric cache ({len(tokens)} samples, {len(caches)} caches): "
+                             "were both built from the same split?")
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, k):  # type: ignore[override]
+        if isinstance(k, slice):
+            return [self[j] for j in range(*k.indices(len(self)))]
+        i, cache = self.index[k]
+        return self.dataset[i], cache
+
+
 def collate_scenes(items: list[tuple[dict[str, Any], MetricCache]]) -> tuple[dict[str, Any], list[MetricCache]]:
     return collate_features([s for s, _ in items]), [c for _, c in items]

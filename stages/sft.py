@@ -1,0 +1,62 @@
+"""Stage sft: train each planner family on the train split's features and save it under models/sft/<variant>/.
+
+DriveFine: generation + refinement experts in one run; SpanVLA: the AR VLM, then the flow expert on it.
+Resumable: checkpoints go to data/checkpoints/sft/ (outside the stage's outs, so DVC does not delete
+them before a rerun) and are removed once a variant is saved."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import mlflow
+import torch
+
+from drivefine_core.features.dataset import InMemoryFeatureDataset
+from drivefine_core.models import Planner
+from drivefine_core.training.sft import train_sft
+from stages._common import main, open_run, write_json
+
+FEATURES = "data/features/train"
+CHECKPOINTS = Path("data/checkpoints/sft")
+
+
+def mlflow_logger(d: dict[str, float], step: int) -> None:
+    mlflow.log_metrics({k.replace("+", "_plus_"): float(v) for k, v in d.items()}, step=step)
+
+
+def curves_of(history: list[dict[str, float]], prefix: str) -> dict[str, list[list[float]]]:
+    keys = sorted({k for row in history for k in row if k.startswith("loss") or k == "reward"})
+    return {f"{prefix}/{k}": [[int(row["step"]), row[k]] for row in history if k in row and "step" in row]
+            for k in keys}
+
+
+def run(params) -> None:
+    sft = params.sft
+    with open_run("sft", params, {"sft": sft, "model": params.model}):
+        dataset = InMemoryFeatureDataset(FEATURES)
+        if len(dataset) == 0:
+            raise ValueError(f"{FEATURES}: the feature store holds no training sample")
+        metrics: dict[str, float] = {"train_samples": float(len(dataset))}
+        curves: dict[str, list[list[float]]] = {}
+        for variant in sft.variants:
+            torch.manual_seed(params.run.seed)  # initial weights
+            planner = Planner(params.model)
+            results = train_sft(planner, variant, dataset, sft, checkpoint_root=CHECKPOINTS,
+                                log_metrics=mlflow_logger)
+            planner.cpu().save(Path("models/sft") / variant)
+            for phase, res in results.items():
+                curves.update(curves_of(res.history, f"{variant}/{phase}"))
+                for key in [k for k in res.history[-1] if k.startswith("loss")]:
+                    metrics[f"{variant}/{phase}/final_{key}"] = res.final(key)
+                metrics[f"{variant}/{phase}/samples_per_s"] = res.samples / res.seconds if res.seconds else 0.0
+            shutil.rmtree(CHECKPOINTS / variant, ignore_errors=True)
+            print(f"sft {variant}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k.startswith(variant)))
+        write_json("metrics/sft.json", metrics)
+        write_json("metrics/sft_curves.json", curves)
+        mlflow.log_metrics({k.replace("+", "_plus_"): v for k, v in metrics.items()})
+        mlflow.log_artifacts("models/sft", "planners")
+
+
+if __name__ == "__main__":
+    main(run)
