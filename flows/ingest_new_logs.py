@@ -165,13 +165,14 @@ def ingest_new_logs(
     splits: list[str] | None = None,
     trigger: Literal["subflow", "deployment", "none"] | None = None,
     retrain_deployment: str | None = None,
+    retrain_stages: list[str] | None = None,
     configure_remote: bool = True,
 ) -> dict[str, Any]:
     """Take new logs from S3 into a new DVC data version and start a retrain when there were any.
 
     Arguments left as None come from params.yaml (ops.ingest). `trigger`: "subflow" runs the retrain
     here; "deployment" starts `retrain_deployment` on the Prefect server and returns without waiting;
-    "none" only ingests.
+    "none" only ingests. `retrain_stages` limits the retrain to those stages (None: every stage).
     """
     logger = get_run_logger()
     ops = load_ops_params(repo_root)
@@ -187,11 +188,13 @@ def ingest_new_logs(
     if report.new and p.trigger == "subflow":
         from flows.deployments import retrain_routed
 
-        retrain_routed(repo_root=repo_root)
+        retrain_routed(repo_root=repo_root, stages=retrain_stages)
         report.triggered = "subflow"
     elif report.new and p.trigger == "deployment":
         from prefect.deployments import run_deployment
 
-        run = run_deployment(p.retrain_deployment, timeout=0)  # start it; the retrain reports on its own
+        parameters = {"stages": retrain_stages} if retrain_stages else {}
+        # start it and return: the retrain reports on its own run
+        run = run_deployment(p.retrain_deployment, parameters=parameters, timeout=0)
         report.triggered = f"deployment {p.retrain_deployment} (flow run {run.id})"
     return report.as_dict()

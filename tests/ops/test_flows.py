@@ -21,13 +21,15 @@ def test_ingest_flow_configures_the_remote_and_triggers_a_retrain_only_on_new_da
     s3_client.put_object(Bucket=s3_bucket, Key="navsim_logs/trainval/log_a.pkl", Body=pickle.dumps({"a": 1}))
     monkeypatch.setenv(REMOTE_URL_ENV, f"s3://{s3_bucket}/dvc")
     retrains = []
-    monkeypatch.setattr(deployments, "retrain_routed", lambda repo_root: retrains.append(repo_root))
+    monkeypatch.setattr(deployments, "retrain_routed",
+                        lambda repo_root, stages: retrains.append((repo_root, stages)))
     with disable_run_logger():
-        first = ingest_new_logs.fn(repo_root=str(git_dvc_repo), bucket=s3_bucket, trigger="subflow")
+        first = ingest_new_logs.fn(repo_root=str(git_dvc_repo), bucket=s3_bucket, trigger="subflow",
+                                   retrain_stages=["check_env"])
         second = ingest_new_logs.fn(repo_root=str(git_dvc_repo), bucket=s3_bucket, trigger="subflow")
     assert first["new"] == ["trainval/log_a.pkl"] and first["triggered"] == "subflow"
     assert second["new"] == [] and second["triggered"] == "none"
-    assert retrains == [str(git_dvc_repo)]  # one retrain, for the one new data version
+    assert retrains == [(str(git_dvc_repo), ["check_env"])]  # one retrain, for the one new data version
     keys = [o["Key"] for o in s3_client.list_objects_v2(Bucket=s3_bucket, Prefix="dvc/")["Contents"]]
     assert len(keys) == first["pushed"] == 3  # pushed to the remote named by the environment
     assert (git_dvc_repo / "incoming/navsim_logs.dvc").exists()
