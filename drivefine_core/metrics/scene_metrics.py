@@ -19,7 +19,7 @@ from drivefine_core.metrics.geometry import (
     project_to_polyline,
     segment_hits_box,
 )
-from drivefine_core.metrics.simulator import H, VX, VY, X, Y
+from drivefine_core.metrics.simulator import H, VX, VY
 
 _EGO_RADIUS = float(np.hypot(K.EGO_HALF_LENGTH, K.EGO_HALF_WIDTH))
 _GRID_EXTENT_M = 130.0

@@ -100,9 +100,8 @@ def raw_scene_metrics(cache: MetricCache, states: np.ndarray, v1: bool, v2: bool
 
 def _fixed_rows(caches: Sequence[MetricCache]) -> list[dict]:
     """Raw v1 + v2 metrics of the reference and human rows, computed once per scene, kept on the cache."""
-    pending: list[MetricCache] = []
-    for c in caches:  # the runtime entry is dropped when any cache field was reassigned since
-        c.runtime("fixed_rows", lambda c=c: pending.append(c) or {})
+    # An empty entry is created for scenes never measured (or whose fields were reassigned since).
+    pending = [c for c in caches if not c.runtime("fixed_rows", dict)]
     if pending:
         plans = np.stack([c.human_future if _human_ok(c) else np.zeros((K.PLAN_POSES, 3)) for c in pending])
         poses = np.stack([np.stack([c.reference[: K.NUM_STATES] for c in pending]), interpolate_plans(plans)], axis=1)

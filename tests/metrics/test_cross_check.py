@@ -1,13 +1,10 @@
 """Fast batched scorer vs the plain reference scorer on >= 1,000 random and adversarial candidates."""
 
 import numpy as np
-import torch
 
 from drivefine_core.metrics.reference_scorer import reference_score, simulate_plan
 from drivefine_core.metrics.scorer import predecessors, score_trajectories, simulate_rows
 from drivefine_core.metrics.toy_random import random_candidates, random_scenes
-
-torch.set_num_threads(1)
 
 N_SCENES, N_CAND = 25, 40
 
