@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from drivefine_core.data.synthetic.cameras import Camera, project
+from drivefine_core.data.synthetic.cameras import Camera
 from drivefine_core.data.synthetic.raster import CARPARK, GROUND, ROAD, SIDEWALK, STOPLINE, WHITE, YELLOW, MapRaster
 
 MAX_GROUND_M = 150.0

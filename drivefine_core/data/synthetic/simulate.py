@@ -81,6 +81,7 @@ def simulate(cast: Cast, lights: LightTable, n_frames: int, rng: np.random.Gener
     N = len(V.paths)
     PX, PN = _pad([p.xy for p in V.paths], 2)
     PH = _pad([p.heading for p in V.paths], 1)[0][..., 0]
+    PNRM = np.stack([-np.sin(PH), np.cos(PH)], axis=-1)  # left normals of the path samples
     PV = _pad([np.minimum(p.v_allow, 1e3) for p in V.paths], 1)[0][..., 0]
     PL = _pad([p.speed_limit for p in V.paths], 1)[0][..., 0]
     s_max = max(len(p.stops) for p in V.paths) or 1
@@ -163,8 +164,9 @@ def simulate(cast: Cast, lights: LightTable, n_frames: int, rng: np.random.Gener
             rec["light_states"].append(LS[step, :-1].copy())
         # --- leaders in the corridor ahead
         kidx = np.minimum(i0[:, None] + LOOK_STRIDE * np.arange(1, LOOK_K + 1)[None, :], (PN - 1)[:, None])
-        kh = PH[rows[:, None], kidx]
-        pts = PX[rows[:, None], kidx] + d[:, None, None] * np.stack([-np.sin(kh), np.cos(kh)], axis=-1)
+        pts = PX[rows[:, None], kidx]
+        if np.any(d != 0):
+            pts = pts + d[:, None, None] * PNRM[rows[:, None], kidx]
         obs = np.concatenate([xy, qbase])
         obs_h = np.concatenate([h, qh])
         obs_v = np.concatenate([np.where(np.arange(N) == 0, ev, v), q_speed])
@@ -180,8 +182,8 @@ def simulate(cast: Cast, lights: LightTable, n_frames: int, rng: np.random.Gener
         near[rows, rows] = False
         I, M = np.nonzero(near)
         d2 = ((pts[I] - obs[M][:, None, :]) ** 2).sum(-1)  # (pairs, K)
-        facing = (np.cos(obs_h[M][:, None] - kh[I]) > -0.3) | is_ped[M][:, None]
-        hit = (d2 < r2[M][:, None]) & facing
+        facing = (np.cos(obs_h[M] - h[I]) > -0.3) | is_ped[M]  # not head-on traffic
+        hit = (d2 < r2[M][:, None]) & facing[:, None]
         first = np.argmax(hit, axis=1)
         gaps = np.where(hit.any(axis=1), (first + 1) * LOOK_STRIDE * STEP_M - half_len[I] - obs_half[M], np.inf)
         order = np.lexsort((gaps, I))
