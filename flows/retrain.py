@@ -6,6 +6,7 @@ New stages in dvc.yaml are picked up from the graph without editing this file.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -59,7 +60,18 @@ def push_outputs(repo_root: str) -> int:
     return dvc_graph.push(Path(repo_root))
 
 
-def summary_markdown(results: list[StageResult], total_s: float, pushed: int | None) -> str:
+def promotion_lines(repo_root: Path, results: list[StageResult]) -> list[str]:
+    """The promotion decision, when the register stage ran in this flow run."""
+    path = repo_root / "data/registry/decision.json"
+    if not any(r.stage == "register" and r.status == "ran" for r in results) or not path.exists():
+        return []
+    d = json.loads(path.read_text())
+    verdict = "promoted to **champion**" if d["promote"] else "**not promoted**"
+    return ["", "## Promotion", "", f"{d['model']} v{d['version']} ({d['variant']}) {verdict}: {d['reason']}"]
+
+
+def summary_markdown(results: list[StageResult], total_s: float, pushed: int | None,
+                     extra: list[str] | None = None) -> str:
     lines = ["# drivefine retrain", "", f"Total {total_s:.1f} s.", "",
              "| stage | status | seconds | key metrics |", "|---|---|---|---|"]
     for r in results:
@@ -70,7 +82,7 @@ def summary_markdown(results: list[StageResult], total_s: float, pushed: int | N
     lines += ["", f"Ran: {', '.join(ran) or 'nothing (all up to date)'}."]
     if pushed is not None:
         lines.append(f"DVC push: {pushed} file(s) sent to the default remote.")
-    return "\n".join(lines)
+    return "\n".join(lines + (extra or []))
 
 
 @flow(name="retrain", log_prints=True)
@@ -111,7 +123,8 @@ def retrain(repo_root: str = ".", stages: list[str] | None = None, force: bool =
                 if params.run.push_to_remote and any(r.status == "ran" for r in results):
                     pushed = push_outputs(str(root))
             finally:
-                report = summary_markdown(results, time.perf_counter() - start, pushed)
+                report = summary_markdown(results, time.perf_counter() - start, pushed,
+                                          promotion_lines(root, results))
                 mlflow.log_text(report, "retrain_summary.md")
                 mlflow.set_tag("stages.ran", ",".join(r.stage for r in results if r.status == "ran"))
                 create_markdown_artifact(report, key="retrain-summary", description="what ran, what was skipped")

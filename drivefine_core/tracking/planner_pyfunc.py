@@ -111,3 +111,14 @@ def log_planner_model(planner_dir: str | Path, mode: str, input_example: pd.Data
         model_config={"mode": mode, "seed": seed}, signature=signature, input_example=input_example,
         registered_model_name=registered_model, code_paths=[str(Path(__file__).resolve().parents[1])],
     )
+
+
+def frame_from_feature_columns(cols: dict, rows: list[int]) -> pd.DataFrame:
+    """Serving input rows built from feature-store columns (features.samples.table_columns)."""
+    return normalize_frame(pd.DataFrame({
+        "images_b64": [encode_views(list(cols["images"][i])) for i in rows],
+        "command": [cols["command"][i] for i in rows],
+        "velocity": [cols["velocity"][i] for i in rows],
+        "acceleration": [cols["acceleration"][i] for i in rows],
+        "history": [np.ravel(cols["history"][i]) for i in rows],
+    }))

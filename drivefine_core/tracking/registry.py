@@ -1,0 +1,67 @@
+"""Registering planners in the MLflow model registry, with lineage and scores as version tags."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import yaml
+from mlflow.tracking import MlflowClient
+
+from drivefine_core.tracking.planner_pyfunc import log_planner_model
+from drivefine_core.tracking.promotion import CANDIDATE
+
+SCORE_PREFIX = "score."
+
+
+def params_digest(params_file: str | Path = "params.yaml") -> str:
+    data = yaml.safe_load(Path(params_file).read_text()) or {}
+    return hashlib.sha256(repr(sorted(data.items())).encode()).hexdigest()[:16]
+
+
+def dvc_lock_tags(lock_file: str | Path = "dvc.lock", stages: tuple[str, ...] = ()) -> dict[str, str]:
+    """`dvc.<stage>.<path>` = md5 for the deps and outs dvc.lock records (all stages or some)."""
+    path = Path(lock_file)
+    if not path.exists():
+        return {}
+    lock = (yaml.safe_load(path.read_text()) or {}).get("stages", {})
+    tags = {"dvc.lock.sha256": hashlib.sha256(path.read_bytes()).hexdigest()[:16]}
+    for stage, entry in lock.items():
+        if stages and stage not in stages:
+            continue
+        for item in entry.get("deps", []) + entry.get("outs", []):
+            if "md5" in item:
+                tags[f"dvc.{stage}.{item['path']}"] = item["md5"]
+    return tags
+
+
+def register_planner(planner_dir: str | Path, mode: str, input_example: pd.DataFrame, model_name: str,
+                     tags: dict[str, str], scores: dict[str, float]) -> str:
+    """Log the planner as a pyfunc in the active run, register a new version, tag it and alias it
+    `candidate`. Returns the version."""
+    info = log_planner_model(planner_dir, mode, input_example, registered_model=model_name)
+    version = str(info.registered_model_version)
+    client = MlflowClient()
+    all_tags = {**tags, **{f"{SCORE_PREFIX}{k}": f"{v:.6f}" for k, v in scores.items()}, "planner.mode": mode}
+    for key, value in all_tags.items():
+        client.set_model_version_tag(model_name, version, key, str(value)[:5000])
+    client.set_registered_model_alias(model_name, CANDIDATE, version)
+    return version
+
+
+def version_scores(client: MlflowClient, model_name: str, version: str) -> dict[str, float]:
+    mv = client.get_model_version(model_name, version)
+    return {k[len(SCORE_PREFIX):]: float(v) for k, v in mv.tags.items() if k.startswith(SCORE_PREFIX)}
+
+
+def download_planner(model_name: str, version: str, dest: str | Path) -> tuple[Path, str]:
+    """A registered version's planner directory and planning mode, downloaded to dest."""
+    local = Path(mlflow.artifacts.download_artifacts(f"models:/{model_name}/{version}", dst_path=str(dest)))
+    mlmodel = yaml.safe_load((local / "MLmodel").read_text())
+    mode = (mlmodel.get("flavors", {}).get("python_function", {}).get("model_config") or {}).get("mode")
+    planner_dirs = [p.parent for p in local.rglob("config.json") if (p.parent / "model.safetensors").exists()]
+    if not planner_dirs or mode is None:
+        raise FileNotFoundError(f"models:/{model_name}/{version}: no planner weights or mode in {local}")
+    return planner_dirs[0], mode
