@@ -98,3 +98,15 @@ def test_box_is_drawn_in_its_class_colour_where_it_stands():
     assert np.abs(image[v, u] - np.array(CLASS_COLOURS["pedestrian"]) * 0.6).max() < 40  # shaded rear face
     left_edge = int(k[0, 2] - k[0, 0] * 1.6 / depth)  # 1.6 m left of the box centre: outside it
     assert np.abs(image[v, left_edge] - image[v, u]).sum() > 60
+
+
+def test_world_bytes_do_not_depend_on_workers(tmp_path):
+    params = GenerateParams(seed=4, grid_nodes_x=2, grid_nodes_y=3, num_logs=2, frames_per_log=16, image_width=48,
+                            image_height=27)
+    a = generate_world(tmp_path / "a", params, progress=lambda done, total: None)
+    b = generate_world(tmp_path / "b", params.model_copy(update={"workers": 2}), progress=lambda done, total: None)
+    assert a.logs == b.logs
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.suffix in (".pkl", ".jpg"))
+    assert len(files) == 2 + 2 * 16
+    for rel in files:
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
