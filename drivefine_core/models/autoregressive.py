@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from drivefine_core.models.backbone import Backbone, PromptCache
 from drivefine_core.models.batch import Batch
-from drivefine_core.models.drivefine import DecodeOutput, _effective_temperature
+from drivefine_core.models.drivefine import DecodeOutput, effective_temperature
 from drivefine_core.models.layers import KV
 from drivefine_core.models.params import NUM_ANSWER_TOKENS, ModelParams
 
@@ -37,7 +37,7 @@ class AutoregressiveModel(nn.Module):
     def logprobs(self, batch: Batch, tokens: Tensor, temperature: float = 0.0) -> Tensor:
         """(B, 24) differentiable log pi(token_i | prompt, tokens_<i), teacher-forced in one pass (GRPO)."""
         logits = self.backbone.forward_answer(self.shifted_inputs(tokens), self.encode_prompt(batch))
-        logp = torch.log_softmax(logits.float() / _effective_temperature(temperature), -1)
+        logp = torch.log_softmax(logits.float() / effective_temperature(temperature), -1)
         return logp.gather(-1, tokens[..., None])[..., 0]
 
     def loss(self, batch: Batch) -> Tensor:
@@ -73,7 +73,7 @@ class AutoregressiveModel(nn.Module):
             else:
                 inputs = torch.cat([torch.full((b, 1), bb.bos_id, dtype=torch.long, device=dev), tokens], 1)
                 logits = bb.forward_full(batch, inputs, ACT)[1][:, -1]
-            probs = torch.softmax(logits.float() / _effective_temperature(temperature), -1)
+            probs = torch.softmax(logits.float() / effective_temperature(temperature), -1)
             if temperature > 0:
                 nxt = torch.multinomial(probs, 1, generator=generator)
             else:

@@ -110,8 +110,8 @@ class Backbone(nn.Module):
         is_heading = torch.from_numpy(position_is_heading(NUM_ANSWER_TOKENS))
         allowed[~is_heading, :XY_BINS] = True
         allowed[is_heading, XY_BINS:] = True
-        self.register_buffer("allowed", allowed if p.constrain_vocab else torch.ones_like(allowed),
-                             persistent=False)
+        blocked = ~allowed if p.constrain_vocab else torch.zeros_like(allowed)
+        self.register_buffer("blocked", blocked, persistent=False)
         init_weights(self)
         nn.init.normal_(self.ans_pos, std=0.02)
         nn.init.normal_(self.prompt.pos, std=0.02)
@@ -134,7 +134,7 @@ class Backbone(nn.Module):
         h = self.norms[task](hidden)
         weight = self.head.weight.detach() if task in self.detached_experts else self.head.weight
         logits = F.linear(h, weight)
-        return logits.masked_fill(~self.allowed[start : start + hidden.shape[1]], float("-inf"))
+        return logits.masked_fill(self.blocked[start : start + hidden.shape[1]], float("-inf"))
 
     def embed_answer(self, tokens: Tensor, start: int = 0) -> Tensor:
         return self.tok(tokens) + self.ans_pos[:, start : start + tokens.shape[1]]

@@ -53,7 +53,7 @@ class DecodeOutput:
     trace: DecodeTrace | None = None
 
 
-def _effective_temperature(t: float) -> float:
+def effective_temperature(t: float) -> float:
     return t if t > 0 else 1.0  # greedy decoding scores log-probs under the plain softmax
 
 
@@ -115,7 +115,7 @@ class DriveFineModel(nn.Module):
                 logits = self.backbone.forward_answer(tokens, cache)
             else:
                 logits = self.backbone.forward_full(batch, tokens, GENERATE)[1]
-            probs = torch.softmax(logits.float() / _effective_temperature(temperature), dim=-1)
+            probs = torch.softmax(logits.float() / effective_temperature(temperature), dim=-1)
             if temperature > 0:
                 pred = torch.multinomial(probs.flatten(0, 1), 1, generator=generator).view(b, -1)
             else:
@@ -142,7 +142,7 @@ class DriveFineModel(nn.Module):
         states = torch.stack([trace.state_before(j, self.mask_id) for j in range(s)], dim=1)  # (B, S, 24)
         cache = self.backbone.encode_prompt(batch, GENERATE).repeat(s)
         logits = self.backbone.forward_answer(states.flatten(0, 1), cache).view(b, s, NUM_ANSWER_TOKENS, -1)
-        logp = torch.log_softmax(logits.float() / _effective_temperature(trace.temperature), dim=-1)
+        logp = torch.log_softmax(logits.float() / effective_temperature(trace.temperature), dim=-1)
         target = trace.tokens[:, None, :, None].expand(b, s, NUM_ANSWER_TOKENS, 1)
         picked = logp.gather(-1, target)[..., 0]
         return torch.where(trace.commit_mask(), picked, torch.zeros_like(picked))
@@ -163,7 +163,7 @@ class DriveFineModel(nn.Module):
         self, batch: Batch, draft: Tensor, temperature: float = 0.0, generator: torch.Generator | None = None
     ) -> tuple[Tensor, Tensor]:
         """One refinement pass -> (tokens, probabilities of those tokens)."""
-        probs = torch.softmax(self.refine_logits(batch, draft).float() / _effective_temperature(temperature), -1)
+        probs = torch.softmax(self.refine_logits(batch, draft).float() / effective_temperature(temperature), -1)
         if temperature > 0:
             tokens = torch.multinomial(probs.flatten(0, 1), 1, generator=generator).view(draft.shape)
         else:
@@ -172,7 +172,7 @@ class DriveFineModel(nn.Module):
 
     def refine_logprobs(self, batch: Batch, draft: Tensor, refined: Tensor, temperature: float = 0.0) -> Tensor:
         """(B, 24) differentiable log pi_refine(refined | draft), for refinement RL."""
-        logits = self.refine_logits(batch, draft).float() / _effective_temperature(temperature)
+        logits = self.refine_logits(batch, draft).float() / effective_temperature(temperature)
         return torch.log_softmax(logits, -1).gather(-1, refined[..., None])[..., 0]
 
 
