@@ -40,10 +40,13 @@ class DecodeTrace:
         """(B, 24) decoder input at the start of `step`: tokens committed earlier, [MASK] elsewhere."""
         return torch.where(self.step_of_token < step, self.tokens, torch.full_like(self.tokens, mask_id))
 
-    def commit_mask(self) -> Tensor:
-        """(B, S, 24) bool: True where the token was committed at step j (between states j and j+1)."""
-        steps = torch.arange(self.steps, device=self.tokens.device)
-        return self.step_of_token[:, None, :] == steps[None, :, None]
+    def commit_mask(self, merge: int = 1) -> Tensor:
+        """(B, S', 24) bool: True where the token was committed between kept state j and j+1.
+
+        merge = tau merges every tau neighbouring steps (DriveFine's GRPO): S' = ceil(S / tau) kept states
+        j*tau, and a token counts for the kept state that precedes its commit."""
+        kept = torch.arange(0, self.steps, merge, device=self.tokens.device) // merge
+        return (self.step_of_token // merge)[:, None, :] == kept[None, :, None]
 
 
 @dataclass
@@ -134,18 +137,22 @@ class DriveFineModel(nn.Module):
         trace = DecodeTrace(tokens, step_of, steps, temperature) if return_trace else None
         return DecodeOutput(tokens, conf, trace)
 
-    def trace_logprobs(self, batch: Batch, trace: DecodeTrace) -> Tensor:
+    def trace_logprobs(self, batch: Batch, trace: DecodeTrace, merge: int = 1) -> Tensor:
         """(B, S, 24) log pi(token | state_j) of the tokens committed between state j and j+1 under the current
-        weights (0 elsewhere; `trace.commit_mask()` says where). Differentiable; all S states run as one batch
-        over one shared prompt pass."""
-        b, s = trace.tokens.shape[0], trace.steps
-        states = torch.stack([trace.state_before(j, self.mask_id) for j in range(s)], dim=1)  # (B, S, 24)
+        weights (0 elsewhere; `trace.commit_mask(merge)` says where). Differentiable; all S states run as one
+        batch over one shared prompt pass. merge = tau keeps only states 0, tau, 2*tau, ... (S = ceil(steps/tau))."""
+        if merge < 1:
+            raise ValueError(f"merge must be >= 1, got {merge}")
+        b = trace.tokens.shape[0]
+        kept = list(range(0, trace.steps, merge))
+        s = len(kept)
+        states = torch.stack([trace.state_before(j, self.mask_id) for j in kept], dim=1)  # (B, S, 24)
         cache = self.backbone.encode_prompt(batch, GENERATE).repeat(s)
         logits = self.backbone.forward_answer(states.flatten(0, 1), cache).view(b, s, NUM_ANSWER_TOKENS, -1)
         logp = torch.log_softmax(logits.float() / effective_temperature(trace.temperature), dim=-1)
         target = trace.tokens[:, None, :, None].expand(b, s, NUM_ANSWER_TOKENS, 1)
         picked = logp.gather(-1, target)[..., 0]
-        return torch.where(trace.commit_mask(), picked, torch.zeros_like(picked))
+        return torch.where(trace.commit_mask(merge), picked, torch.zeros_like(picked))
 
     # -- refinement expert -------------------------------------------------------------------------------
     def refine_logits(self, batch: Batch, draft: Tensor) -> Tensor:

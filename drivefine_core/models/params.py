@@ -62,7 +62,6 @@ class ModelParams(BaseModel):
     action_scale: tuple[float, float, float] = (30.0, 10.0, 0.5)  # x m, y m, heading rad
     velocity_scale: float = Field(10.0, gt=0)
     acceleration_scale: float = Field(3.0, gt=0)
-    frame_dt_s: float = Field(0.5, gt=0, description="spacing of both history and future poses")
 
     vocab_size: int = VOCAB_SIZE
 

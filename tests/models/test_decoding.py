@@ -77,3 +77,20 @@ def test_refine_logprobs(planner: Planner, batch: dict) -> None:
     draft = dfm.decode(batch).tokens
     refined, conf = dfm.refine(batch, draft)
     assert torch.allclose(dfm.refine_logprobs(batch, draft, refined).exp(), conf, atol=1e-5)
+
+
+def test_trace_logprobs_merged_steps(planner: Planner, batch: dict) -> None:
+    dfm = planner.drivefine
+    out = dfm.decode(batch, steps=7, return_trace=True)
+    full = dfm.trace_logprobs(batch, out.trace)
+    merged = dfm.trace_logprobs(batch, out.trace, merge=3)  # kept states 0, 3, 6
+    mask = out.trace.commit_mask(merge=3)
+    assert merged.shape == (3, 3, 24) and mask.shape == (3, 3, 24)
+    assert torch.equal(mask.sum(1), torch.ones(3, 24, dtype=torch.long))  # each token counted once
+    # the first token(s) of each merged group are scored under the same state as without merging
+    first = out.trace.step_of_token % 3 == 0
+    m = merged.sum(1)[first]
+    f = full.sum(1)[first]
+    assert torch.allclose(m, f, atol=1e-5)
+    # later tokens of a group are scored under an earlier (more masked) state: not the same numbers
+    assert not torch.allclose(merged.sum(1)[~first], full.sum(1)[~first])
