@@ -85,7 +85,8 @@ def _vehicle_dims(rng: np.random.Generator) -> tuple[float, float, float]:
 def cast_log(smap: SyntheticMap, topo: Topology, params: GenerateParams, duration_s: float,
              rng: np.random.Generator) -> Cast:
     net = smap.network
-    long_rbs = [k for k, rb in net.roadblocks.items() if topo.lane_len[rb.lane_ids[0]] > 60]
+    by_len = sorted(net.roadblocks, key=lambda k: -topo.lane_len[net.roadblocks[k].lane_ids[0]])
+    long_rbs = [k for k in by_len if topo.lane_len[net.roadblocks[k].lane_ids[0]] > 60] or by_len[: len(by_len) // 2 + 1]
     start_rb = long_rbs[int(rng.integers(len(long_rbs)))]
     plan, route = route_plan(topo, start_rb, float(rng.uniform(0.05, 0.4)), 17.0 * duration_s + 80, rng,
                              params.lane_change_prob)

@@ -122,6 +122,7 @@ def route_plan(
                 length_rb = topo.lane_len[entry]
                 change_len = float(np.clip(0.4 * length_rb, 15.0, 45.0))
                 at = float(rng.uniform(min(8.0, length_rb / 4), max(8.0, length_rb - change_len - 10.0)))
+                change_len = min(change_len, max(length_rb - 1.0 - at, 1.0))  # done before the lane ends
                 plan.append(PlanItem(entry, change_to=exit_lane, change_at=at, change_len=change_len))
         if nxt is None:
             break
