@@ -15,6 +15,7 @@ loss trains only their own blocks (and the LM head is used with detached weights
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -129,6 +130,12 @@ class Backbone(nn.Module):
     def _maybe_detach(self, x: Tensor, i: int, task: str) -> Tensor:
         return x.detach() if task in self.detached_experts and i == len(self.shared) else x
 
+    def _trunk_ctx(self, task: str, i: int = -1) -> contextlib.AbstractContextManager[object]:
+        """No autograd graph for the trunk (embeddings, vision, shared block i) on a detached expert's path:
+        it gets no gradient there anyway, so its activations need not be kept."""
+        frozen = task in self.detached_experts and i < len(self.shared)
+        return torch.no_grad() if frozen else contextlib.nullcontext()
+
     def logits(self, hidden: Tensor, task: str, start: int = 0) -> Tensor:
         """Final norm + LM head over the answer hidden states of slots [start, start + T)."""
         h = self.norms[task](hidden)
@@ -141,11 +148,13 @@ class Backbone(nn.Module):
 
     # -- cached path -------------------------------------------------------------------------------------
     def encode_prompt(self, batch: Batch, task: str) -> PromptCache:
-        x = self.prompt(batch, task)
+        with self._trunk_ctx(task):
+            x = self.prompt(batch, task)
         kv: list[KV] = []
         for i, blk in enumerate(self.blocks(task)):
             x = self._maybe_detach(x, i, task)
-            x, layer_kv = blk(x)  # the prompt sees only itself: no mask needed
+            with self._trunk_ctx(task, i):
+                x, layer_kv = blk(x)  # the prompt sees only itself: no mask needed
             kv.append(layer_kv)
         return PromptCache(kv, x, task)
 
@@ -160,23 +169,28 @@ class Backbone(nn.Module):
             if past_answer is not None:
                 pk, pv = torch.cat([pk, past_answer[i][0]], 2), torch.cat([pv, past_answer[i][1]], 2)
             mask = answer_mask(pk.shape[2], x.shape[1], self.causal, x.device)
-            x, layer_kv = blk(x, mask, (pk, pv))
+            with self._trunk_ctx(cache.task, i):
+                x, layer_kv = blk(x, mask, (pk, pv))
             new_kv.append(layer_kv)
         return x, new_kv
 
     def forward_answer(self, tokens: Tensor, cache: PromptCache) -> Tensor:
         """(B, 24) answer inputs -> (B, 24, vocab) logits, reusing the prompt cache."""
-        h, _ = self.run_answer(self.embed_answer(tokens), cache)
+        with self._trunk_ctx(cache.task):
+            x = self.embed_answer(tokens)
+        h, _ = self.run_answer(x, cache)
         return self.logits(h, cache.task)
 
     # -- uncached reference ------------------------------------------------------------------------------
     def forward_full(self, batch: Batch, tokens: Tensor, task: str) -> tuple[Tensor, Tensor]:
         """The whole sequence in one pass with the explicit prefix mask -> (prompt hidden, answer logits)."""
-        prompt = self.prompt(batch, task)
+        with self._trunk_ctx(task):
+            prompt = self.prompt(batch, task)
+            x = torch.cat([prompt, self.embed_answer(tokens)], dim=1)
         n_prompt = prompt.shape[1]
-        x = torch.cat([prompt, self.embed_answer(tokens)], dim=1)
         mask = prefix_mask(n_prompt, tokens.shape[1], self.causal, x.device)
         for i, blk in enumerate(self.blocks(task)):
             x = self._maybe_detach(x, i, task)
-            x, _ = blk(x, mask)
+            with self._trunk_ctx(task, i):
+                x, _ = blk(x, mask)
         return x[:, :n_prompt], self.logits(x[:, n_prompt:], task)

@@ -63,3 +63,16 @@ def test_refinement_expert_is_warm_started(planner: Planner) -> None:
     assert gen.keys() == ref.keys()
     assert all(torch.equal(gen[k], ref[k]) for k in gen)
     assert all(gen[k].data_ptr() != ref[k].data_ptr() for k in gen)  # copies, not shared tensors
+
+
+def test_blocking_holds_for_every_split() -> None:
+    from tests.models.conftest import make_batch, tiny_params
+
+    for n in (0, 2, 4):  # no refinement blocks, half, all of them
+        p = tiny_params(n_refine_blocks=n)
+        planner = Planner(p).train()
+        batch = make_batch(p)
+        planner.losses(batch, "refine")["refine"].backward()
+        touched = {name for name, g in _grads(planner).items() if g}
+        assert touched and all(".experts.refine." in t or ".norms.refine." in t for t in touched), n
+        assert len(planner.drivefine.backbone.shared) == 4 - n
