@@ -9,6 +9,7 @@ Polygons are stored flat: vertices (V, 2) + offsets (P + 1,), polygon p = vertic
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from operator import attrgetter
 
 import numpy as np
 
@@ -63,7 +64,7 @@ class MetricCache:
     def runtime(self, name: str, make):
         """Lazily built derived data (indexes, reference rows), rebuilt when any field was reassigned.
         Edit arrays by assignment (cache.x = new), not in place, or call invalidate()."""
-        key = tuple(id(getattr(self, name)) for name in _PUBLIC_FIELDS)
+        key = tuple(map(id, _GET_PUBLIC(self)))
         entry = self._runtime.get(name)
         if entry is None or entry[0] != key:
             entry = (key, make())
@@ -131,6 +132,7 @@ class MetricCache:
 
 
 _PUBLIC_FIELDS = tuple(f.name for f in fields(MetricCache) if not f.name.startswith("_"))
+_GET_PUBLIC = attrgetter(*_PUBLIC_FIELDS)
 
 
 def array_fields() -> list[str]:

@@ -17,7 +17,7 @@ from drivefine_core.metrics import constants as K
 from drivefine_core.metrics import scene_metrics as M
 from drivefine_core.metrics.cache import MetricCache
 from drivefine_core.metrics.comfort import comfort_v1, extended_comfort, history_comfort
-from drivefine_core.metrics.simulator import initial_states, interpolate_plans, simulate
+from drivefine_core.metrics.simulator import STATE_DIM, initial_states, interpolate_plans, simulate
 
 V1_KEYS = ("nc", "dac", "ddc", "ttc", "ep", "c", "pdms")
 V2_KEYS = ("nc", "dac", "ddc", "tlc", "ep", "ttc", "lk", "hc", "ec", "epdms")
@@ -98,19 +98,10 @@ def raw_scene_metrics(cache: MetricCache, states: np.ndarray, v1: bool, v2: bool
     return out
 
 
-def _fixed_rows(caches: Sequence[MetricCache]) -> list[dict]:
-    """Raw v1 + v2 metrics of the reference and human rows, computed once per scene, kept on the cache."""
-    # An empty entry is created for scenes never measured (or whose fields were reassigned since).
-    pending = [c for c in caches if not c.runtime("fixed_rows", dict)]
-    if pending:
-        plans = np.stack([c.human_future if _human_ok(c) else np.zeros((K.PLAN_POSES, 3)) for c in pending])
-        poses = np.stack([np.stack([c.reference[: K.NUM_STATES] for c in pending]), interpolate_plans(plans)], axis=1)
-        init = np.repeat(_initial(pending), 2, axis=0)
-        states = simulate(poses.reshape(-1, K.NUM_STATES, 3), init).reshape(len(pending), 2, K.NUM_STATES, -1)
-        comfort = comfort_metrics(pending, states, True, True)
-        for j, c in enumerate(pending):
-            c.runtime("fixed_rows", dict).update(raw_scene_metrics(c, states[j], True, True, {k: v[j] for k, v in comfort.items()}))
-    return [c.runtime("fixed_rows", dict) for c in caches]
+def _fixed_poses(caches: Sequence[MetricCache]) -> np.ndarray:
+    """(S, 2, 41, 3) reference and human poses (the human row is a stand-in when the log ends early)."""
+    plans = np.stack([c.human_future if _human_ok(c) else np.zeros((K.PLAN_POSES, 3)) for c in caches])
+    return np.stack([np.stack([c.reference[: K.NUM_STATES] for c in caches]), interpolate_plans(plans)], axis=1)
 
 
 def _ep_v1(raw: np.ndarray, ref_raw: float) -> np.ndarray:
@@ -190,15 +181,37 @@ def score_trajectories(caches: Sequence[MetricCache], trajectories: np.ndarray, 
     if not np.all(np.isfinite(trajectories)):
         raise ValueError("trajectories contain non-finite values")
     s, g = trajectories.shape[:2]
-    fixed = _fixed_rows(caches)
-    states = simulate(interpolate_plans(trajectories.reshape(-1, K.PLAN_POSES, 3)),
-                      np.repeat(_initial(caches), g, axis=0)).reshape(s, g, K.NUM_STATES, -1)
+    # The reference and human rows are measured once per scene (v1 and v2) and kept on the cache; a scene
+    # seen for the first time (or whose fields were reassigned) gets them as extra rows of this call.
+    pending = [i for i, c in enumerate(caches) if not c.runtime("fixed_rows", dict)]
+    init = _initial(caches)
+    poses = [interpolate_plans(trajectories.reshape(-1, K.PLAN_POSES, 3))]
+    inits = [np.repeat(init, g, axis=0)]
+    if pending:
+        poses.append(_fixed_poses([caches[i] for i in pending]).reshape(-1, K.NUM_STATES, 3))
+        inits.append(np.repeat(init[pending], 2, axis=0))
+    sim = simulate(np.concatenate(poses), np.concatenate(inits))
+    states = sim[: s * g].reshape(s, g, K.NUM_STATES, -1)
+    fixed_states = sim[s * g :].reshape(len(pending), 2, K.NUM_STATES, STATE_DIM)
     comfort = comfort_metrics(caches, states, v1, v2)
+    fixed_comfort = comfort_metrics([caches[i] for i in pending], fixed_states, True, True) if pending else {}
+    slot = {i: j for j, i in enumerate(pending)}
     raw = []
     for i, c in enumerate(caches):
+        if i in slot:  # rows [reference, candidates, human] in one pass; keep the reference and human rows
+            j = slot[i]
+            rows = np.concatenate([fixed_states[j, :1], states[i], fixed_states[j, 1:]])
+            cf = {k: np.concatenate([fixed_comfort[k][j, :1], np.zeros(g), fixed_comfort[k][j, 1:]]) for k in fixed_comfort}
+            for k, v in comfort.items():
+                cf[k][1:-1] = v[i]
+            full = raw_scene_metrics(c, rows, True, True, cf)
+            c.runtime("fixed_rows", dict).update({k: v[[0, -1]] for k, v in full.items()})
+            raw.append({k: v for k, v in full.items() if k.startswith(("v1/" if v1 else "-", "v2/" if v2 else "-"))})
+            continue
+        fixed = c.runtime("fixed_rows", dict)
         cand = raw_scene_metrics(c, states[i], v1, v2, {k: v[i] for k, v in comfort.items()})
         # Rows as the aggregators expect them: [reference, candidates, human].
-        raw.append({k: np.concatenate([fixed[i][k][:1], v, fixed[i][k][1:]]) for k, v in cand.items()})
+        raw.append({k: np.concatenate([fixed[k][:1], v, fixed[k][1:]]) for k, v in cand.items()})
     out: dict[str, list[np.ndarray]] = {}
     if v1:
         for r in raw:
