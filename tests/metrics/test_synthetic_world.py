@@ -16,18 +16,21 @@ from drivefine_core.metrics.toy_random import random_candidates
 
 
 @pytest.fixture(scope="module")
-def world_caches(tmp_path_factory):
+def world(tmp_path_factory):
+    """(root, log) of one generated log, shared by the tests of this module."""
     root = tmp_path_factory.mktemp("world")
     params = GenerateParams(num_logs=1, frames_per_log=32, render_images=False, grid_nodes_x=3, grid_nodes_y=2,
                             splits={"test": 1.0}, seed=0)
-    summary = generate_world(root, params)
-    caches = []
-    for name in summary.logs["test"]:
-        log = load_log(str(root / "navsim_logs" / "test" / f"{name}.pkl"), require_annotations=True, required_cameras=())
-        api = load_map_api(root / "maps", log.map_location)
-        for scene in cut_scenes(log.frames, SceneFilter(frame_interval=3), log.log_name, log.map_location)[:6]:
-            caches.append(build_metric_cache(scene, api))
-    return caches
+    name = generate_world(root, params).logs["test"][0]
+    return root, load_log(str(root / "navsim_logs" / "test" / f"{name}.pkl"), require_annotations=True, required_cameras=())
+
+
+@pytest.fixture(scope="module")
+def world_caches(world):
+    root, log = world
+    api = load_map_api(root / "maps", log.map_location)
+    return [build_metric_cache(scene, api) for scene in cut_scenes(log.frames, SceneFilter(frame_interval=3), log.log_name,
+                                                                   log.map_location)[:6]]
 
 
 def test_logged_human_scores_high_on_generated_scenes(world_caches):
@@ -54,20 +57,41 @@ def test_fast_matches_plain_on_generated_scenes(world_caches):
                         assert abs(got - value) <= 1e-6, (key, i, g, got, value)
 
 
-def test_cache_stage_writes_per_log_and_skips_existing(tmp_path):
+def test_cache_stage_writes_per_log_and_skips_existing(world, tmp_path):
     from drivefine_core.metrics.cache_io import read_metric_caches
     from drivefine_core.metrics.cache_stage import build_metric_cache_dir
 
-    root = tmp_path / "world"
-    params = GenerateParams(num_logs=1, frames_per_log=20, render_images=False, grid_nodes_x=2, grid_nodes_y=2,
-                            splits={"test": 1.0}, seed=1)
-    summary = generate_world(root, params)
-    name = summary.logs["test"][0]
-    log = load_log(str(root / "navsim_logs" / "test" / f"{name}.pkl"), require_annotations=True, required_cameras=())
-    scenes = cut_scenes(log.frames, SceneFilter(frame_interval=4), log.log_name, log.map_location)
+    root, log = world
+    name = log.log_name
+    scenes = cut_scenes(log.frames, SceneFilter(frame_interval=6), log.log_name, log.map_location)
     scenes[1].frames[scenes[1].current_index].roadblock_ids = []  # one bad scene: reported, the rest go on
     report = build_metric_cache_dir(scenes, root / "maps", tmp_path / "cache")
     assert report.logs_written == [name] and len(report.failures) == 1 and "roadblock_ids" in report.failures[0]["error"]
     assert len(read_metric_caches(tmp_path / "cache")) == len(scenes) - 1 == report.scenes
     again = build_metric_cache_dir(scenes, root / "maps", tmp_path / "cache")
     assert again.logs_skipped == [name] and again.scenes == 0
+
+
+def test_navhard_on_generated_perturbed_starts(world):
+    from drivefine_core.data.synthetic.navhard import perturbed_starts
+    from drivefine_core.data.synthetic.params import NavhardStartParams
+    from drivefine_core.metrics.baselines import human_agent
+    from drivefine_core.metrics.navhard import NavhardGroup, score_navhard
+    from drivefine_core.metrics.navhard_scenes import synthetic_scene
+
+    root, log = world
+    api = load_map_api(root / "maps", log.map_location)
+    scenes = {s.token: s for s in cut_scenes(log.frames, SceneFilter(frame_interval=1), log.log_name, log.map_location)}
+    now, prev = 8, 7  # current frame indices of the stage-1 scenes
+    groups_syn = []
+    for cur in (now, prev):
+        starts = perturbed_starts(log.frames, cur, NavhardStartParams(num_starts=3))
+        syn = [build_metric_cache(synthetic_scene(log.frames, s, log.log_name, log.map_location), api, is_synthetic=True) for s in starts]
+        # The moved ego sits at the perturbed start: objects keep their world positions.
+        assert all(np.allclose(c.origin, s.pose) for c, s in zip(syn, starts))
+        groups_syn.append(syn)
+    stage1 = [build_metric_cache(scenes[log.frames[i].token], api) for i in (now, prev)]
+    group = NavhardGroup(stage1[0], groups_syn[0], stage1[1], groups_syn[1])
+    score, table = score_navhard([group], human_agent)
+    assert 0.0 <= score <= 1.0 and np.isfinite(table.loc[0, "s2_now"]) and np.isfinite(table.loc[0, "s2_prev"])
+    assert score == pytest.approx(0.5 * (table.loc[0, "s1_now"] * table.loc[0, "s2_now"] + table.loc[0, "s1_prev"] * table.loc[0, "s2_prev"]))
