@@ -10,7 +10,7 @@ from drivefine_core.data.synthetic.params import GenerateParams
 from drivefine_core.data.synthetic.routes import Topology
 from drivefine_core.data.synthetic.simulate import simulate
 
-TINY = GenerateParams(seed=11, grid_nodes_x=3, grid_nodes_y=3, edge_removal_fraction=0.0, frames_per_log=80,
+TINY = GenerateParams(seed=11, grid_nodes_x=3, grid_nodes_y=3, edge_removal_fraction=0.0, frames_per_log=80, cut_in_prob=1.0,
                       image_width=64, image_height=36)
 
 

@@ -276,7 +276,8 @@ def simulate(cast: Cast, lights: LightTable, n_frames: int, rng: np.random.Gener
                     s[i], v[i], active[i], cut_done[i] = s_spawn, ev + 4.0, True, True
         cut = (V.kind == CUT_IN) & active
         for i in np.flatnonzero(cut & np.isnan(merge_t)):
-            if s[i] - s[0] >= half_len[i] + half_len[0] + CUT_IN_MARGIN_M and s[i] < V.window[i, 1] - 20:
+            room = gap_v[0] - (s[i] - s[0]) > half_len[i] + 10.0  # the ego's leader is well ahead of the gap
+            if s[i] - s[0] >= half_len[i] + half_len[0] + CUT_IN_MARGIN_M and s[i] < V.window[i, 1] - 20 and room:
                 merge_t[i] = t
             elif s[i] >= V.window[i, 1] - 20:
                 active[i] = False  # never got ahead: turn off before the junction
