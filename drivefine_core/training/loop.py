@@ -38,14 +38,16 @@ class StopTraining(Exception):
     """Raised by a callback to stop a run early (a test's stand-in for a killed process)."""
 
 
-def make_accelerator(mixed_precision: str = "no", cpu: bool | None = None) -> Accelerator:
-    """cpu=None: use a GPU when there is one."""
+def make_accelerator(cpu: bool | None = None) -> Accelerator:
+    """The process's accelerator (device, rank, world size; `accelerate launch` / torchrun set these up).
+    cpu=None: use a GPU when there is one. Mixed precision is not set here but per run (Trainer), because
+    accelerate's state is a per-process singleton while SFT phases may differ in precision."""
     if cpu is None:
         cpu = not torch.cuda.is_available()
-    try:
-        return Accelerator(cpu=cpu, mixed_precision=mixed_precision)
-    except ValueError as exc:
-        raise ValueError(f"mixed_precision={mixed_precision!r} is not available here: {exc}") from exc
+    return Accelerator(cpu=cpu)
+
+
+AUTOCAST_DTYPES = {"no": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass
@@ -94,12 +96,15 @@ class Trainer:
         self.params = [q for q in parameters if q.requires_grad]
         if not self.params:
             raise ValueError(f"{name}: no trainable parameters")
-        self.acc = accelerator or make_accelerator(params.mixed_precision)
+        self.acc = accelerator or make_accelerator()
         self.model.to(self.acc.device)
-        opt = torch.optim.AdamW(_decay_groups(self.params, params.weight_decay), lr=params.lr, betas=params.betas)
-        self.optimizer = self.acc.prepare_optimizer(opt)  # fp16: loss scaling inside accelerate
+        self.optimizer = torch.optim.AdamW(_decay_groups(self.params, params.weight_decay), lr=params.lr,
+                                           betas=params.betas)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: cosine_with_warmup(s, params.steps, params.warmup_steps, params.min_lr_ratio))
+            self.optimizer, lambda s: cosine_with_warmup(s, params.steps, params.warmup_steps, params.min_lr_ratio))
+        self.autocast_dtype = AUTOCAST_DTYPES[params.mixed_precision]
+        # fp16 needs loss scaling; bf16 has fp32's range and does not
+        self.scaler = torch.amp.GradScaler(self.acc.device.type, enabled=params.mixed_precision == "fp16")
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.log_metrics = log_metrics
         self.run_key = run_key  # a checkpoint from a different run configuration is refused
@@ -112,7 +117,7 @@ class Trainer:
             "step": self.step, "run_key": self.run_key, "name": self.name,
             "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-            "rng": rng_state(), "data_position": self.step * self.p.grad_accum, "history": history,
+            "scaler": self.scaler.state_dict(), "rng": rng_state(), "data_position": self.step * self.p.grad_accum, "history": history,
         }
 
     def save(self, history: list[dict[str, float]]) -> None:
@@ -135,6 +140,8 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
         self.step = int(state["step"])
         return list(state.get("history", []))
@@ -166,17 +173,20 @@ class Trainer:
             for micro in range(p.grad_accum):
                 g = step_generator(acc.device, p.seed, self.name, self.step, micro, acc.process_index)
                 batch = batch_fn(self.step * p.grad_accum + micro)
-                with acc.autocast():
+                with torch.autocast(acc.device.type, dtype=self.autocast_dtype or torch.float32,
+                                    enabled=self.autocast_dtype is not None):
                     loss, parts = loss_fn(batch, g)
-                acc.backward(loss / p.grad_accum)
+                self.scaler.scale(loss.float() / p.grad_accum).backward()
                 for k, v in parts.items():
                     logs[k] = logs.get(k, 0.0) + float(v) / p.grad_accum
                 samples0 += self.samples_per_micro * acc.num_processes
             self._sync_gradients()
+            self.scaler.unscale_(self.optimizer)
             if p.max_grad_norm > 0:
-                logs["grad_norm"] = float(acc.clip_grad_norm_(self.params, p.max_grad_norm))
+                logs["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.params, p.max_grad_norm))
             logs["lr"] = self.scheduler.get_last_lr()[0]
-            self.optimizer.step()
+            self.scaler.step(self.optimizer)  # skipped (and the scale lowered) on inf / nan gradients in fp16
+            self.scaler.update()
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
             self.step += 1

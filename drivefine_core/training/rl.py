@@ -78,7 +78,7 @@ def sampled_reward(planner: Planner, scenes: Scenes, variant: str, rl: RLParams,
 
 def _trainer(planner: Planner, params: list[nn.Parameter], rl: RLParams, name: str, acc: Accelerator | None,
              checkpoint_dir: str | Path | None, log_metrics: MetricsCallback | None) -> Trainer:
-    return Trainer(planner, params, rl.optim, accelerator=acc or make_accelerator(rl.optim.mixed_precision),
+    return Trainer(planner, params, rl.optim, accelerator=acc or make_accelerator(),
                    checkpoint_dir=checkpoint_dir, log_metrics=log_metrics, name=name,
                    run_key=f"{name}/{rl.model_dump_json()}")
 

@@ -64,7 +64,7 @@ def train_phase(
             params += list(planner.flow_noise.parameters())
     else:
         raise ValueError(f"unknown SFT phase '{phase}' (phases: drivefine, ar, flow)")
-    acc = accelerator or make_accelerator(p.mixed_precision)
+    acc = accelerator or make_accelerator()
     trainer = Trainer(planner, params, p, accelerator=acc, checkpoint_dir=checkpoint_dir,
                       log_metrics=log_metrics, name=f"sft_{phase}", run_key=f"sft/{phase}/{p.model_dump_json()}")
     batch_fn = _batches(dataset, p, acc)

@@ -82,3 +82,16 @@ def test_checkpoint_of_another_run_or_corrupt_file_is_refused(tmp_path: Path) ->
     with pytest.raises(ValueError, match=r"last\.pt: unreadable"):
         load_checkpoint(tmp_path)
     assert not list(tmp_path.glob("*.tmp"))
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_by_flag_trains(precision: str) -> None:
+    torch.manual_seed(0)
+    p = tiny_params()
+    planner = Planner(p)
+    head = planner.drivefine.backbone.head.weight.detach().clone()
+    sft = SFTParams(drivefine=OptimParams(steps=2, batch_size=3, lr=5e-3, warmup_steps=0, mixed_precision=precision))
+    result = train_phase(planner, "drivefine", [s for s, _ in toy_scenes(p)], sft)
+    assert all(torch.isfinite(torch.tensor(h["loss"])) for h in result.history)
+    assert planner.drivefine.backbone.head.weight.dtype == torch.float32  # master weights stay fp32
+    assert not torch.equal(head, planner.drivefine.backbone.head.weight)

@@ -118,3 +118,28 @@ def test_refinement_rl_trains_only_refinement_blocks_towards_better_drafts(sft_p
     assert changed and all(k.startswith(REFINE_KEYS) for k in changed), sorted(changed)[:4]
     assert logs["offline_pairs"] > 0 and "online_gain" in logs
     assert float((lp1 - lp0).mean()) > 0.1, (lp0, lp1)
+
+
+def test_kl_anchor_pulls_the_generation_expert_back_to_the_sft_policy(sft_planner: Planner, scenes) -> None:
+    """With no reward signal (a constant reward: zero advantages) only the KL term acts, and it must shrink
+    the divergence of a policy that was pushed away from the SFT one."""
+    import copy
+
+    model = sft_planner.drivefine
+    ref = copy.deepcopy(model).eval()
+    with torch.no_grad():  # push the policy away from the SFT weights
+        for q in model.backbone.experts["generate"].parameters():
+            q.add_(0.3 * torch.randn(q.shape, generator=torch.Generator().manual_seed(0)))
+    batch, caches = _batch(scenes)
+    const = lambda c, t: np.ones(t.shape[:2])  # noqa: E731
+    p = GRPOParams(**{**GP.model_dump(), "kl_beta": 1.0, "bc_weight": 0.0})
+    ro = rollout_mdm(model, ref, batch, caches, const, p, torch.Generator().manual_seed(4))
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-4)
+    kls = []
+    for _ in range(4):
+        loss, logs = grpo_mdm_loss(model, ro, p)
+        kls.append(logs["kl"])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert kls[0] > 0 and kls[-1] < 0.7 * kls[0], kls
