@@ -59,7 +59,7 @@ def _leaders(cache: MetricCache, line: np.ndarray, cum: np.ndarray) -> tuple[np.
     n = cache.num_agents
     rows_s, rows_v = [], []
     if n:
-        c = cache.agent_boxes[..., :2].reshape(-1, 2)
+        c = np.nan_to_num(cache.agent_boxes[..., :2].reshape(-1, 2), nan=1e6)
         s = project_to_polyline(c, line).reshape(n, -1)
         foot = _pose_at(line, cum, s)
         lat = np.linalg.norm(cache.agent_boxes[..., :2] - foot[..., :2], axis=-1)
@@ -111,9 +111,20 @@ def idm_proposals(cache: MetricCache, forecast: MetricCache) -> np.ndarray:
     return np.stack(out)
 
 
+def _crop_route(line: np.ndarray, behind: float = 20.0, ahead: float = 250.0) -> np.ndarray:
+    """The part of the route around the ego (5 s at any sane speed fits in `ahead`)."""
+    cum = _arc(line)
+    s0 = float(project_to_polyline(np.zeros((1, 2)), line)[0])
+    keep = (cum >= s0 - behind) & (cum <= s0 + ahead)
+    first, last = max(int(np.argmax(keep)) - 1, 0), min(len(line) - int(np.argmax(keep[::-1])), len(line) - 1)
+    out = line[first : last + 1]
+    return out if len(out) >= 2 else line
+
+
 def pdm_closed(cache: MetricCache) -> np.ndarray:
     """(51, 3) ego-frame PDM-Closed trajectory at 0..5 s (row 0 = origin)."""
     forecast = constant_velocity_agents(cache)
+    forecast.centerline = _crop_route(cache.centerline)
     proposals = idm_proposals(cache, forecast)
     init = initial_states(cache.ego_velocity[None], cache.ego_acceleration[None], cache.ego_steering, cache.ego_yaw_rate)
     states = simulate(proposals[:, : K.NUM_STATES], np.repeat(init, len(proposals), axis=0))
