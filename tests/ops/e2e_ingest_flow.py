@@ -10,7 +10,9 @@ The ingest-new-logs flow in a copy of this repository: ephemeral Prefect, the re
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import signal
 import subprocess
 import sys
 
@@ -35,8 +37,15 @@ def test_ingest_flow_records_data_and_triggers_retrain(tmp_path, s3_bucket, s3_c
     env = pipeline_env(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/mlflow.db", PREFECT_HOME=str(tmp_path / "prefect"),
                        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180",
                        **{REMOTE_URL_ENV: f"s3://{s3_bucket}/dvc"})
-    proc = subprocess.run([sys.executable, "-c", RUN_FLOW, s3_bucket], cwd=repo, env=env,
-                          capture_output=True, text=True, timeout=580)
+    # Own process group: on a timeout the ephemeral Prefect server the flow started goes down with it.
+    child = subprocess.Popen([sys.executable, "-c", RUN_FLOW, s3_bucket], cwd=repo, env=env, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        out, err = child.communicate(timeout=580)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGTERM)
+        out, err = child.communicate()
+    proc = subprocess.CompletedProcess(child.args, child.returncode, out, err)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads(proc.stdout.split("REPORT=")[1].splitlines()[0])
     assert report["new"] == ["trainval/log_a.pkl"] and report["triggered"] == "subflow"
