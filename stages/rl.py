@@ -18,11 +18,14 @@ from drivefine_core.models import Planner
 from drivefine_core.training.reward import PairedScenes, ScorerReward
 from drivefine_core.training.rl import EVAL_MODES, mean_reward, sampled_reward, train_rl
 from stages._common import main, open_run, write_json
-from stages.sft import curves_of, mlflow_logger
 
 FEATURES = "data/features/train"
 CACHES = "data/metric_cache/train"
 CHECKPOINTS = Path("data/checkpoints/rl")
+
+
+def mlflow_logger(d: dict[str, float], step: int) -> None:
+    mlflow.log_metrics({k.replace("+", "_plus_"): float(v) for k, v in d.items()}, step=step)
 
 
 def run(params) -> None:
@@ -53,7 +56,7 @@ def run(params) -> None:
             })
             if variant == "spanvla":
                 metrics["spanvla/negatives_found"] = res.final("negatives_found")
-            curves.update(curves_of(res.history, variant))
+            curves.update(res.curves(variant))
             shutil.rmtree(CHECKPOINTS / variant, ignore_errors=True)
             print(f"rl {variant}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k.startswith(variant)))
         write_json("metrics/rl.json", metrics)

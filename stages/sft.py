@@ -25,12 +25,6 @@ def mlflow_logger(d: dict[str, float], step: int) -> None:
     mlflow.log_metrics({k.replace("+", "_plus_"): float(v) for k, v in d.items()}, step=step)
 
 
-def curves_of(history: list[dict[str, float]], prefix: str) -> dict[str, list[list[float]]]:
-    keys = sorted({k for row in history for k in row if k.startswith("loss") or k == "reward"})
-    return {f"{prefix}/{k}": [[int(row["step"]), row[k]] for row in history if k in row and "step" in row]
-            for k in keys}
-
-
 def run(params) -> None:
     sft = params.sft
     with open_run("sft", params, {"sft": sft, "model": params.model}):
@@ -46,7 +40,7 @@ def run(params) -> None:
                                 log_metrics=mlflow_logger)
             planner.cpu().save(Path("models/sft") / variant)
             for phase, res in results.items():
-                curves.update(curves_of(res.history, f"{variant}/{phase}"))
+                curves.update(res.curves(f"{variant}/{phase}"))
                 for key in [k for k in res.history[-1] if k.startswith("loss")]:
                     metrics[f"{variant}/{phase}/final_{key}"] = res.final(key)
                 metrics[f"{variant}/{phase}/samples_per_s"] = res.samples / res.seconds if res.seconds else 0.0

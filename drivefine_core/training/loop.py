@@ -58,6 +58,13 @@ class TrainResult:
     seconds: float = 0.0
     samples: int = 0
 
+    def curves(self, prefix: str, keys: tuple[str, ...] = ("loss", "reward")) -> dict[str, list[list[float]]]:
+        """{"<prefix>/<key>": [[step, value], ...]} for logged keys starting with any of `keys` (the
+        shape the report's training-curve reader takes)."""
+        names = sorted({k for row in self.history if "step" in row for k in row if k.startswith(keys)})
+        return {f"{prefix}/{k}": [[int(row["step"]), row[k]] for row in self.history if "step" in row and k in row]
+                for k in names}
+
     def final(self, key: str) -> float:
         for row in reversed(self.history):
             if key in row:

@@ -41,7 +41,8 @@ def offline_pairs(rewards: np.ndarray, max_pairs: int, generator: torch.Generato
         cand = [(i, j) for i in range(g) for j in range(g) if i != j and rewards[k, i] != rewards[k, j]]
         if not cand or max_pairs == 0:
             continue
-        order = torch.randperm(len(cand), generator=generator).tolist()[:max_pairs]
+        dev = generator.device if generator is not None else None
+        order = torch.randperm(len(cand), generator=generator, device=dev).tolist()[:max_pairs]
         out.extend((k, *cand[o]) for o in order)
     return out
 

@@ -21,7 +21,7 @@ from drivefine_core.training.data import SeededBatches, to_model_batch
 from drivefine_core.training.grpo_flow import grpo_flow_loss, rollout_flow, sample_chain
 from drivefine_core.training.grpo_mdm import grpo_mdm_loss, rollout_mdm
 from drivefine_core.training.loop import MetricsCallback, Trainer, TrainResult, make_accelerator
-from drivefine_core.training.negatives import build_scene_targets
+from drivefine_core.training.negatives import SceneTargets, build_scene_targets
 from drivefine_core.training.params import RLParams
 from drivefine_core.training.refine_rl import refine_rl_loss
 from drivefine_core.training.reward import RewardFn, collate_scenes
@@ -102,6 +102,8 @@ def train_rl_drivefine(planner: Planner, scenes: Scenes, rl: RLParams, reward_fn
     ref = frozen_copy(model) if rl.grpo.kl_beta > 0 else None
     trainer = _trainer(planner, list(model.parameters()), rl, "rl_drivefine", accelerator, checkpoint_dir,
                        log_metrics)
+    if ref is not None:
+        ref.to(trainer.acc.device)
     g_p, r_p = rl.grpo, rl.refine
 
     def loss_fn(item: tuple[dict[str, Tensor], list[MetricCache]], g: torch.Generator) -> tuple[Tensor, dict[str, float]]:
@@ -131,15 +133,24 @@ def train_rl_spanvla(planner: Planner, scenes: Scenes, rl: RLParams, reward_fn: 
     policy = planner.flow
     ref = frozen_copy(policy) if f_p.kl_beta > 0 else None
     shifts, speeds = (f_p.negative_shifts_m, f_p.negative_speed_factors) if f_p.w_negative > 0 else ([], [])
-    targets = build_scene_targets([c for _, c in scenes], shifts, speeds, f_p.recovery_converge_s)
+    targets: dict[str, SceneTargets] = {}  # mined when a scene is first drawn (deterministic, so resume-safe)
+
+    def scene_targets(caches: list[MetricCache]) -> list[SceneTargets]:
+        new = [c for c in caches if c.token not in targets]
+        if new:
+            targets.update(build_scene_targets(new, shifts, speeds, f_p.recovery_converge_s))
+        return [targets[c.token] for c in caches]
+
     trainer = _trainer(planner, list(policy.parameters()), rl, "rl_spanvla", accelerator, checkpoint_dir,
                        log_metrics)
+    if ref is not None:
+        ref.to(trainer.acc.device)
 
     def loss_fn(item: tuple[dict[str, Tensor], list[MetricCache]], g: torch.Generator) -> tuple[Tensor, dict[str, float]]:
         batch, caches = item
         with torch.no_grad():
             kv = planner.ar.encode_prompt(batch).kv
-        ro = rollout_flow(policy, ref, kv, batch, caches, [targets[c.token] for c in caches], reward_fn, f_p,  # type: ignore[arg-type]
+        ro = rollout_flow(policy, ref, kv, batch, caches, scene_targets(caches), reward_fn, f_p,  # type: ignore[arg-type]
                           planner.params.flow_steps, g)
         loss, logs = grpo_flow_loss(policy, ro, f_p)
         logs["loss"] = float(loss.detach())
@@ -147,7 +158,7 @@ def train_rl_spanvla(planner: Planner, scenes: Scenes, rl: RLParams, reward_fn: 
 
     result = trainer.fit(_scene_batches(scenes, trainer), loss_fn)
     result.history.append({"negatives_found": float(sum(t.negative is not None for t in targets.values())),
-                           "scenes": float(len(targets))})
+                           "scenes_mined": float(len(targets))})
     return result
 
 
