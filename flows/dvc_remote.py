@@ -106,6 +106,23 @@ def git(repo_root: str | Path, *args: str) -> str:
     return proc.stdout
 
 
+def needs_recording(repo_root: str | Path, path: str) -> bool:
+    """True when the folder holds data its committed .dvc file does not describe (a run that stopped
+    between writing the data and `git commit`), so the next run records it even with nothing new."""
+    from dvc.repo import Repo
+
+    root = Path(repo_root).resolve()
+    dvc_file = root / f"{path}.dvc"
+    if not (root / path).exists():
+        return False
+    if not dvc_file.exists():
+        return True
+    if git(root, "status", "--porcelain", "--", f"{path}.dvc").strip():
+        return True  # `dvc add` ran, the commit did not
+    with Repo(str(root)) as repo:
+        return bool(repo.status(targets=[str(dvc_file)]))
+
+
 def track_and_commit(repo_root: str | Path, path: str, message: str, commit: bool = True) -> str | None:
     """`dvc add` a folder, then `git add` + `git commit` only its .dvc file and .gitignore.
 

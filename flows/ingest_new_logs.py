@@ -49,6 +49,7 @@ class IngestReport:
     commit: str | None = None
     pushed: int = 0
     triggered: str = "none"
+    recovered: bool = False  # nothing new, but an earlier run's data was not committed yet: recorded now
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -144,11 +145,15 @@ def ingest(repo_root: str | Path, p: IngestLogsParams, log=print) -> IngestRepor
                               "ingested_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         log(f"[{i}/{len(new)}] {item.rel} ({item.size} bytes)")
     report.new = [x.rel for x in new]
-    if not new:
+    if new:
+        write_manifest(folder, source, manifest)
+        splits = sorted({x.rel.split("/")[0] for x in new})
+        message = f"data: ingest {len(new)} new log(s) from {source} ({', '.join(splits)})"
+    elif p.commit and dvc_remote.needs_recording(root, p.dest_dir):
+        report.recovered = True
+        message = f"data: record logs from {source} left uncommitted by an interrupted run"
+    else:
         return report
-    write_manifest(folder, source, manifest)
-    splits = sorted({x.rel.split("/")[0] for x in new})
-    message = f"data: ingest {len(new)} new log(s) from {source} ({', '.join(splits)})"
     report.commit = dvc_remote.track_and_commit(root, p.dest_dir, message, commit=p.commit)
     if p.commit and p.git_push:
         dvc_remote.git(root, "push")
@@ -185,12 +190,13 @@ def ingest_new_logs(
     report = ingest(repo_root, p, log=logger.info)
     logger.info("%d new log(s), %d already seen, commit %s, %d file(s) pushed",
                 len(report.new), report.seen, report.commit, report.pushed)
-    if report.new and p.trigger == "subflow":
+    changed = bool(report.new) or report.recovered
+    if changed and p.trigger == "subflow":
         from flows.deployments import retrain_routed
 
         retrain_routed(repo_root=repo_root, stages=retrain_stages)
         report.triggered = "subflow"
-    elif report.new and p.trigger == "deployment":
+    elif changed and p.trigger == "deployment":
         from prefect.deployments import run_deployment
 
         parameters = {"stages": retrain_stages} if retrain_stages else {}

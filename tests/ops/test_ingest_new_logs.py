@@ -107,3 +107,20 @@ def test_bad_manifest_is_a_named_error(setup):
     (repo / DEST / MANIFEST).write_text('{"entries": []}')
     with pytest.raises(ValueError, match=rf"{MANIFEST}.*'logs'"):
         ingest(repo, params)
+
+
+def test_a_run_interrupted_before_the_commit_is_recorded_by_the_next(setup, monkeypatch):
+    repo, _, params, blobs = setup
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt("worker stopped")  # after the downloads and the manifest, before git
+
+    with monkeypatch.context() as m:
+        m.setattr(dvc_remote, "track_and_commit", crash)
+        with pytest.raises(KeyboardInterrupt):
+            ingest(repo, params)
+    assert sorted(read_manifest(repo / DEST)) == sorted(blobs)  # the data is there, unrecorded
+    again = ingest(repo, params)
+    assert again.new == [] and again.recovered and again.commit
+    assert _dvc_versions(repo)[0]["nfiles"] == len(blobs) + 1
+    assert ingest(repo, params).recovered is False  # and only once
