@@ -65,6 +65,8 @@ class Cast:
     vehicles: Vehicles
     pedestrians: Pedestrians
     statics: Statics
+    # ego lane changes: (start, end) arc length on the ego path and the target lane's centerline
+    ego_lane_changes: list[tuple[float, float, np.ndarray]] = field(default_factory=list)
 
 
 def _near_samples(lines: list[np.ndarray], tree: cKDTree, radius: float, step: float) -> list[np.ndarray]:
@@ -105,7 +107,13 @@ def cast_log(smap: SyntheticMap, topo: Topology, params: GenerateParams, duratio
         taken.append(ego_path.point(s))
     # cut-ins: a faster car in the next lane that merges in front of the ego somewhere along its route
     e = 0
+    lane_changes = []
     for k, item in enumerate(plan):
+        if item.change_to:
+            idx = np.flatnonzero(ego_path.elem == e)
+            if len(idx):
+                a = idx[0] * STEP_M + item.change_at
+                lane_changes.append((a, a + item.change_len, geo.resample(net.lanes[item.change_to].centerline, 1.0)))
         if item.element_id in net.lanes and item.change_to is None and k > 0:
             lane = net.lanes[item.element_id]
             n_lanes = len(net.roadblocks[lane.roadblock_id].lane_ids)
@@ -134,6 +142,8 @@ def cast_log(smap: SyntheticMap, topo: Topology, params: GenerateParams, duratio
             factor = float(rng.uniform(0.8, 1.1))
             length = factor * 16.0 * duration_s + 60
             path = build_path(net, random_plan(topo, lane_id, s, length, rng), smap.stop_setback_m, topo.merge_lanes)
+            if path.stops and path.stops[0][0] < 12.0:  # not on (or past) a stop line
+                continue
             v0 = float(rng.uniform(0.3, 0.8)) * net.lanes[lane_id].speed_limit_mps
             if path.stops:  # able to stop comfortably at the first light, whatever it shows
                 v0 = min(v0, float(np.sqrt(6.0 * max(path.stops[0][0] - 5.0, 0.0))))
@@ -152,7 +162,8 @@ def cast_log(smap: SyntheticMap, topo: Topology, params: GenerateParams, duratio
         kind=np.array([r.get("kind", NORMAL) for r in rows], int),
         window=np.array([r.get("window", (0.0, 0.0)) for r in rows], float).reshape(n, 2),
     )
-    return Cast(plan, route, vehicles, _pedestrians(smap, tree, params, rng), _statics(smap, tree, params, rng))
+    return Cast(plan, route, vehicles, _pedestrians(smap, tree, params, rng), _statics(smap, tree, params, rng),
+                lane_changes)
 
 
 def _pedestrians(smap: SyntheticMap, tree: cKDTree, params: GenerateParams, rng: np.random.Generator) -> Pedestrians:

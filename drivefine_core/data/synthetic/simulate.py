@@ -75,6 +75,26 @@ def _idm_interaction(v: np.ndarray, gap: np.ndarray, v_lead: np.ndarray, a_max: 
     return np.where(np.isfinite(gap), out, 0.0)
 
 
+def _lane_change_hold(cast: Cast, ego_front: float, xy: np.ndarray, v: np.ndarray, ev: float, eh: float,
+                      half_len: np.ndarray, active: np.ndarray) -> float:
+    """Distance to the start of the ego's next lane change while the target lane is taken beside it, else inf."""
+    for start, _, target in cast.ego_lane_changes:
+        if ego_front > start:
+            continue
+        if ego_front < start - 30.0:
+            return np.inf
+        others = np.flatnonzero(active & (np.arange(len(v)) != 0))
+        rel = xy[others] - xy[0]
+        lon = rel[:, 0] * np.cos(eh) + rel[:, 1] * np.sin(eh)
+        reach = half_len[others] + half_len[0] + 6.0
+        close = (lon < reach) & (lon > -(reach + 3.0 * np.maximum(v[others] - ev, 0.0)))
+        for j in others[close]:
+            if np.min(((target - xy[j]) ** 2).sum(axis=1)) < 1.9**2:
+                return max(start - ego_front, 0.05)
+        return np.inf
+    return np.inf
+
+
 def simulate(cast: Cast, lights: LightTable, n_frames: int, rng: np.random.Generator,
              warmup_s: float = 4.0) -> SimResult:
     V, P = cast.vehicles, cast.pedestrians
@@ -198,7 +218,9 @@ def simulate(cast: Cast, lights: LightTable, n_frames: int, rng: np.random.Gener
         g = SS - front[:, None]
         st = LS[step][SL]
         vv = (v**2)[:, None]
-        need = np.isfinite(SS) & (g > -1.0) & (((st == RED) & (g > vv / 12)) | ((st == YELLOW) & (g > vv / 6)))
+        slow = (v < 2.0)[:, None]  # nearly stopped at the line: a red holds it even if it crept over
+        red_hold = (st == RED) & (((g > vv / 12) & (g > -1.0)) | (slow & (g > -0.6)))
+        need = np.isfinite(SS) & (red_hold | ((st == YELLOW) & (g > vv / 6) & (g > -1.0)))
         # a green light still waits until crossing movements have cleared the junction
         on = PLC[rows, i0]
         on_ok = (on < n_light) & (active | (rows == 0))
@@ -209,6 +231,7 @@ def simulate(cast: Cast, lights: LightTable, n_frames: int, rng: np.random.Gener
         need |= np.isfinite(SS) & (SL >= 0) & busy & (g > vv / 6) & (g > -1.0)
         gap_s = np.where(need, g, np.inf).min(axis=1)
         gap_end = np.where(np.arange(N) == 0, end_s - front - 3.0, np.inf)
+        gap_end[0] = min(gap_end[0], _lane_change_hold(cast, float(front[0]), xy, v, ev, eh, half_len, active))
         if step in rec_steps:
             rec["lead_gap"].append(np.minimum(gap_v, gap_m)), rec["stop_gap"].append(gap_s)
             rec["lead_index"].append(np.where(gap_v <= gap_m, lead, -1))
