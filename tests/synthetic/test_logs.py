@@ -121,7 +121,7 @@ def test_ego_stays_on_the_drivable_area(tiny_map, tiny_logs):
             assert drivable.contains(_box(*centre, sim.ego_heading[f], length, width)), f
 
 
-def test_no_two_vehicles_overlap_and_gaps_stay_positive(tiny_logs):
+def test_no_vehicle_overlaps_another_or_a_pedestrian(tiny_logs):
     for cast, sim, _ in tiny_logs:
         dims = cast.vehicles.dims
         for f in range(len(sim.times_s)):
@@ -130,6 +130,8 @@ def test_no_two_vehicles_overlap_and_gaps_stay_positive(tiny_logs):
             tree = shapely.STRtree(boxes)
             a, b = tree.query(boxes, predicate="intersects")
             assert np.all(a == b), (f, [(ids[x], ids[y]) for x, y in zip(a, b) if x != y])
+            walkers = [Point(p).buffer(0.3) for p in sim.ped_xy[f]]
+            assert not len(tree.query(walkers, predicate="intersects")[0]), f"a vehicle hits a pedestrian at {f}"
         ego_gap = sim.lead_gap[:, 0]
         assert np.all(ego_gap[np.isfinite(ego_gap)] > 0.0)
 
