@@ -49,6 +49,8 @@ def check_batch(batch: Batch, p: ModelParams, fields: Iterable[str] = PROMPT_FIE
                              f"got [{int(t.min())}, {int(t.max())}]")
         if name == "target_tokens":
             _check_token_kinds(t)
+        if name == "image" and not t.is_floating_point():
+            raise ValueError(f"batch field 'image': expected floats in [0, 1], got dtype {t.dtype}")
         if size is None:
             size = t.shape[0]
         elif t.shape[0] != size:

@@ -127,7 +127,8 @@ class FlowPolicy(nn.Module):
         b, dev = a.shape[0], a.device
         eps = torch.randn(a.shape, device=dev, generator=generator)
         if self.kind == "history":
-            tau = torch.sigmoid(self.p.flow_tau_mu + self.p.flow_tau_sigma * torch.randn(b, device=dev, generator=generator))
+            z = torch.randn(b, device=dev, generator=generator)
+            tau = torch.sigmoid(self.p.flow_tau_mu + self.p.flow_tau_sigma * z)  # the shifted (logit-)normal
             a0 = self.normalise(history_extrapolation(history.float())) + self.p.flow_train_noise * eps
             a_tau = tau[:, None, None] * a + (1 - tau[:, None, None]) * a0
             return F.mse_loss(self.expert(a_tau, tau, backbone_kv), a - a0)
@@ -136,11 +137,14 @@ class FlowPolicy(nn.Module):
         return F.mse_loss(self.expert(x_t, t, backbone_kv), eps - a)
 
     @torch.no_grad()
-    def sample(self, history: Tensor, backbone_kv: list[KV], steps: int | None = None, noise_std: float = 0.0,
+    def sample(self, history: Tensor, backbone_kv: list[KV], steps: int | None = None,
+               stochastic: bool = False, noise_std: float | None = None,
                generator: torch.Generator | None = None) -> Tensor:
-        """(B, 8, 3) poses in metres / radians. History recipe: `noise_std` > 0 perturbs the initial state
-        (the stochastic option for GRPO); steps = 0 returns the initial state itself."""
+        """(B, 8, 3) poses in metres / radians. History recipe: `stochastic` perturbs the initial state with
+        params.flow_sample_noise (or `noise_std`) for GRPO exploration; steps = 0 returns the initial state."""
         b, dev = history.shape[0], history.device
+        if noise_std is None:
+            noise_std = self.p.flow_sample_noise if stochastic else 0.0
         if self.kind == "history":
             steps = self.p.flow_steps if steps is None else steps
             a = self.normalise(history_extrapolation(history.float()))

@@ -43,8 +43,9 @@ class ModelParams(BaseModel):
     flow_steps: int = Field(5, ge=0)
     flow_tau_mu: float = 0.0  # tau = sigmoid(N(mu, sigma)) in training
     flow_tau_sigma: float = Field(1.0, gt=0)
-    flow_train_noise: float = Field(0.05, ge=0, description="std of noise added to a_his in training (normalised units)")
-    flow_sample_noise: float = Field(0.1, ge=0, description="std of the initial-state noise when sampling stochastically")
+    # noise on a_his in training, normalised units (0.01 = 0.3 m in x with the default scales)
+    flow_train_noise: float = Field(0.01, ge=0)
+    flow_sample_noise: float = Field(0.1, ge=0)  # initial-state noise of stochastic sampling (GRPO exploration)
     flow_noise_steps: int = Field(10, ge=0, description="Euler steps of the noise-initialised (pi0) ablation")
 
     # masked diffusion (DriveFine generation expert)
@@ -53,10 +54,11 @@ class ModelParams(BaseModel):
     remasking: Literal["confidence", "random"] = "confidence"
     complementary_masking: bool = True  # LaViDa
     inverse_t_weighting: bool = False  # LLaDA's 1/t weight
-    refine_draft: Literal["noise", "decode"] = Field(
-        "noise", description="SFT drafts for the refinement expert: perturbed targets, or the generation expert's decode")
-    refine_noise_bins: float = Field(20.0, ge=0, description="std of the draft perturbation, in bins (20 = 1 m, 2 deg)")
-    constrain_vocab: bool = Field(True, description="x/y positions may only emit x/y bins, heading positions heading bins")
+    # SFT drafts for the refinement expert: perturbed targets ("noise") or the generation expert's decode
+    refine_draft: Literal["noise", "decode"] = "noise"
+    refine_noise_bins: float = Field(20.0, ge=0)  # std of the draft perturbation in bins (20 = 1 m, 2 deg)
+    # x/y positions may only emit x/y bins, heading positions only heading bins
+    constrain_vocab: bool = True
 
     # fixed normalisation scales
     action_scale: tuple[float, float, float] = (30.0, 10.0, 0.5)  # x m, y m, heading rad

@@ -67,7 +67,8 @@ class Planner(nn.Module):
     # -- inference ---------------------------------------------------------------------------------------
     @torch.no_grad()
     def plan(self, batch: Batch, mode: str = "mdm+refine", seed: int | None = None, **options: object) -> PlanOutput:
-        """options: steps, temperature, remasking (mdm modes); steps, noise_std (flow modes)."""
+        """options: steps, temperature, remasking (mdm modes); temperature (ar);
+        steps, stochastic, noise_std (flow modes)."""
         if mode not in MODES:
             raise ValueError(f"unknown planning mode '{mode}' (modes: {MODES})")
         check_batch(batch, self.params)

@@ -22,7 +22,8 @@ def test_cosine_counts_reject_bad_steps(steps: int) -> None:
         cosine_commit_counts(24, steps)
 
 
-@pytest.mark.parametrize("steps,remasking,temperature", [(12, "confidence", 0.0), (4, "random", 1.0), (7, "confidence", 0.5)])
+@pytest.mark.parametrize("steps,remasking,temperature",
+                         [(12, "confidence", 0.0), (4, "random", 1.0), (7, "confidence", 0.5)])
 def test_decoding_commits_scheduled_counts(planner: Planner, batch: dict, steps: int, remasking: str,
                                            temperature: float) -> None:
     out = planner.drivefine.decode(batch, steps=steps, remasking=remasking, temperature=temperature,

@@ -36,6 +36,8 @@ def test_stochastic_flow_sampling(planner: Planner, batch: dict) -> None:
     b = planner.plan(batch, "flow", seed=2, noise_std=0.2).poses
     c = planner.plan(batch, "flow", seed=1, noise_std=0.2).poses
     assert not torch.allclose(a, b) and torch.equal(a, c)
+    d = planner.plan(batch, "flow", seed=1, stochastic=True).poses  # params.flow_sample_noise
+    assert not torch.allclose(d, planner.plan(batch, "flow").poses)
 
 
 def test_flow_reads_every_kth_backbone_layer(planner: Planner) -> None:

@@ -78,6 +78,8 @@ def test_batch_errors_name_the_field(planner: Planner, params) -> None:
     wrong_kind[1, 2] = 5  # an x/y bin in a heading slot
     with pytest.raises(ValueError, match="target_tokens.*sample 1 position 2"):
         planner.losses(dict(batch, target_tokens=wrong_kind), "mdm")
+    with pytest.raises(ValueError, match="'image'.*dtype torch.uint8"):
+        planner.plan(dict(batch, image=(batch["image"] * 255).to(torch.uint8)), "ar")
     with pytest.raises(ValueError, match="unknown planning mode"):
         planner.plan(batch, "beam")
 
