@@ -90,3 +90,13 @@ def test_multi_view_images() -> None:
     batch = make_batch(p, b=2)
     assert batch["image"].shape[1] == 9
     assert planner.plan(batch, "mdm+refine").poses.shape == (2, 8, 3)
+
+
+def test_refinement_drafts_from_decoding() -> None:
+    p = tiny_params(refine_draft="decode")
+    planner = Planner(p).train()
+    batch = make_batch(p)
+    draft = planner.refinement_drafts(batch)
+    assert planner.training  # decoding ran in eval mode and the mode came back
+    assert torch.equal(draft, planner.drivefine.decode(batch).tokens)
+    assert float(planner.losses(batch, "refine")["refine"]) > 0
