@@ -99,4 +99,4 @@ def test_refinement_drafts_from_decoding() -> None:
     draft = planner.refinement_drafts(batch)
     assert planner.training  # decoding ran in eval mode and the mode came back
     assert torch.equal(draft, planner.drivefine.decode(batch).tokens)
-    assert float(planner.losses(batch, "refine")["refine"]) > 0
+    assert float(planner.losses(batch, "refine")["refine"].detach()) > 0
