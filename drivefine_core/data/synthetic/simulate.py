@@ -320,7 +320,5 @@ def simulate(cast: Cast, lights: LightTable, n_frames: int, rng: np.random.Gener
             walking &= ~stop_cross
             pdir = np.where(over, -1.0, np.where(under, 1.0, pdir))
             ps = np.clip(ps, 0.0, q_end)
-    rec_arr = {k: np.asarray(val) for k, val in rec.items()}
-    n = len(rec_arr["ego_speed"])
-    times_f = np.arange(n) * 0.5
-    return SimResult(times_s=times_f, **{k: rec_arr[k] for k in rec_arr}, )  # type: ignore[arg-type]
+    arrays = {k: np.asarray(val) for k, val in rec.items()}
+    return SimResult(times_s=np.arange(len(arrays["ego_speed"])) * 0.5, **arrays)
