@@ -2,6 +2,8 @@
 
     drivefine retrain            run every stage of dvc.yaml through the Prefect flow (skips what is up to date)
     drivefine stages             list the stages in graph order and whether each is up to date
+    drivefine plan --scene TOK   plan one scene with the registry's champion, print and draw it
+    drivefine ingest             take new logs from S3 into a new DVC data version, then retrain
 """
 
 from __future__ import annotations
@@ -62,6 +64,59 @@ def stages(repo: RepoOpt = Path(".")) -> None:
         deps = len(spec[name].get("deps", []))
         outs = len(spec[name].get("outs", [])) + len(spec[name].get("metrics", []))
         typer.echo(f"{name:<{width}}  {state:<10}  {deps} deps, {outs} outs   $ {spec[name]['cmd']}")
+
+
+@app.command()
+def plan(
+    scene: Annotated[str, typer.Option("--scene", help="scene token (the current frame's token)")],
+    alias: Annotated[str, typer.Option(help="registry alias to plan with")] = "champion",
+    out: Annotated[Path, typer.Option(help="folder for the picture")] = Path("reports/plans"),
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Plan one scene with a registered planner (default: the champion), print the 8 poses and draw them."""
+    import mlflow
+    import numpy as np
+
+    from drivefine_core.config import load_params
+    from drivefine_core.evaluation.plan_scene import scene_cache, scene_input
+    from drivefine_core.reports.scene_plot import draw_scene
+    from drivefine_core.tracking.runs import configure
+
+    os.chdir(repo)
+    params = load_params("params.yaml")
+    configure(params.tracking.default_tracking_uri, params.tracking.experiment)
+    name = params.tracking.registered_model
+    try:
+        frame, split, log = scene_input(scene)
+    except KeyError as exc:
+        typer.echo(f"error: {exc.args[0]}", err=True)
+        raise typer.Exit(2) from None
+    model = mlflow.pyfunc.load_model(f"models:/{name}@{alias}")
+    result = model.predict(frame)
+    poses = np.stack([np.asarray(result[c][0], dtype=float) for c in ("x", "y", "heading")], axis=-1)
+    typer.echo(f"{name}@{alias} on scene {scene} ({split}, {log}):")
+    typer.echo("   t [s]     x [m]     y [m]  heading [rad]")
+    for i, (x, y, h) in enumerate(poses):
+        typer.echo(f"   {0.5 * (i + 1):4.1f}  {x:8.2f}  {y:8.2f}  {h:10.3f}")
+    cache = scene_cache(scene, split, log)
+    if cache is not None:
+        png = draw_scene(cache, {"planned": poses, "human": cache.human_future,
+                                 "pdm_closed": cache.reference[5:41:5]}, out / f"{scene}.png",
+                         title=f"{scene}: {name}@{alias}")
+        typer.echo(f"drawn: {png}")
+
+
+@app.command()
+def ingest(
+    bucket: Annotated[str | None, typer.Option(help="S3 bucket (default: params ops.ingest.bucket)")] = None,
+    trigger: Annotated[str | None, typer.Option(help="subflow | deployment | none")] = None,
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Take new logs from S3 into a new DVC data version (dvc add, git commit, dvc push), then retrain."""
+    from flows.ingest_new_logs import ingest_new_logs
+
+    r = ingest_new_logs(repo_root=str(repo), bucket=bucket, trigger=trigger)
+    typer.echo(f"{len(r['new'])} new log(s), {r['seen']} already seen, commit {r['commit']}")
 
 
 if __name__ == "__main__":
