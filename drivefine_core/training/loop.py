@@ -157,11 +157,14 @@ class Trainer:
     def _sync_gradients(self) -> None:
         if self.acc.num_processes == 1:
             return
+        present = torch.tensor([float(q.grad is not None) for q in self.params], device=self.acc.device)
+        present = self.acc.reduce(present, reduction="sum")
         grads = [q.grad if q.grad is not None else torch.zeros_like(q) for q in self.params]
         flat = self.acc.reduce(torch.cat([g.flatten() for g in grads]), reduction="mean")
         offset = 0
-        for q, g in zip(self.params, grads):
-            q.grad = flat[offset : offset + g.numel()].view_as(g).to(g.dtype)
+        for q, g, n in zip(self.params, grads, present.tolist()):
+            # a parameter no rank touched keeps grad None, so AdamW leaves it alone (gradient blocking)
+            q.grad = flat[offset : offset + g.numel()].view_as(g).to(g.dtype) if n > 0 else None
             offset += g.numel()
 
     def fit(self, batch_fn: BatchFn, loss_fn: LossFn,
