@@ -19,30 +19,15 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import time  # noqa: E402
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from drivefine_core.features.tokenizer import encode  # noqa: E402
 from drivefine_core.metrics.toy_random import random_scenes  # noqa: E402
 from drivefine_core.models import ModelParams, Planner  # noqa: E402
 from drivefine_core.training.params import OptimParams, RLParams, SFTParams  # noqa: E402
 from drivefine_core.training.reward import ScorerReward  # noqa: E402
 from drivefine_core.training.rl import train_rl  # noqa: E402
 from drivefine_core.training.sft import train_phase  # noqa: E402
-
-
-def sample(cache, p: ModelParams, g: torch.Generator) -> dict:
-    past = cache.past_states
-    hist = np.stack([past[0, :3], past[5, :3], past[10, :3], np.zeros(3)])
-    target = np.nan_to_num(np.asarray(cache.human_future, dtype=np.float64))
-    return {"token": cache.token, "log_name": cache.log_name,
-            "image": torch.rand(3 * p.num_views, p.image_height, p.image_width, generator=g),
-            "command": torch.as_tensor(cache.driving_command, dtype=torch.float32),
-            "velocity": torch.as_tensor(cache.ego_velocity, dtype=torch.float32),
-            "acceleration": torch.as_tensor(cache.ego_acceleration, dtype=torch.float32),
-            "history": torch.as_tensor(hist, dtype=torch.float32),
-            "target": torch.as_tensor(target, dtype=torch.float32),
-            "target_tokens": torch.as_tensor(encode(target), dtype=torch.long)}
+from drivefine_core.training.toy import sample_from_cache  # noqa: E402
 
 
 def cpu_seconds(fn) -> float:
@@ -65,7 +50,7 @@ def main() -> None:
                     mdm_steps=8)
     caches = random_scenes(seed=1, count=args.scenes)
     g = torch.Generator().manual_seed(0)
-    scenes = [(sample(c, p, g), c) for c in caches]
+    scenes = [(sample_from_cache(c, p, g), c) for c in caches]
     data = [s for s, _ in scenes]
     planner = Planner(p)
     n = args.measure_steps

@@ -74,7 +74,7 @@ class FlowGRPOParams(_Section):
     group_size: int = Field(8, ge=2)
     step_noise: float = Field(0.05, gt=0, description="std of the Gaussian per Euler step (normalised units)")
     init_noise: float = Field(0.0, ge=0, description="std of the initial-state noise (no log-prob: a_his is fixed)")
-    kl_beta: float = Field(5.0, ge=0, description="KL to the SFT expert, per dimension (anchor)")
+    kl_beta: float = Field(2.0, ge=0, description="KL to the SFT expert, per dimension (anchor; see bench numbers)")
     w_negative: float = Field(0.5, ge=0)
     w_recovery: float = Field(0.3, ge=0)
     closeness_sigma_m: float = Field(2.0, gt=0, description="sigma of exp(-mean ||a-b||^2 / sigma^2)")

@@ -3,13 +3,12 @@ the real scorer) paired with feature samples built from them (random image, ego 
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from drivefine_core.features.tokenizer import encode
 from drivefine_core.metrics import toy_scenes as T
 from drivefine_core.metrics.cache import MetricCache
 from drivefine_core.models import ModelParams
+from drivefine_core.training.toy import sample_from_cache
 
 torch.set_num_threads(1)
 
@@ -34,23 +33,5 @@ def toy_caches() -> list[MetricCache]:
     ]
 
 
-def sample_from_cache(cache: MetricCache, p: ModelParams, seed: int = 0) -> dict:
-    g = torch.Generator().manual_seed(seed)
-    past = cache.past_states
-    hist = np.stack([past[0, :3], past[5, :3], past[10, :3], np.zeros(3)])
-    target = np.asarray(cache.human_future, dtype=np.float64)
-    return {
-        "token": cache.token,
-        "log_name": cache.log_name,
-        "image": torch.rand(3 * p.num_views, p.image_height, p.image_width, generator=g),
-        "command": torch.as_tensor(cache.driving_command, dtype=torch.float32),
-        "velocity": torch.as_tensor(cache.ego_velocity, dtype=torch.float32),
-        "acceleration": torch.as_tensor(cache.ego_acceleration, dtype=torch.float32),
-        "history": torch.as_tensor(hist, dtype=torch.float32),
-        "target": torch.as_tensor(target, dtype=torch.float32),
-        "target_tokens": torch.as_tensor(encode(target), dtype=torch.long),
-    }
-
-
 def toy_scenes(p: ModelParams) -> list[tuple[dict, MetricCache]]:
-    return [(sample_from_cache(c, p, i), c) for i, c in enumerate(toy_caches())]
+    return [(sample_from_cache(c, p, torch.Generator().manual_seed(i)), c) for i, c in enumerate(toy_caches())]
