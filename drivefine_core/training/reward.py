@@ -37,18 +37,6 @@ class ScorerReward:
         return np.nan_to_num(self.scores(caches, trajectories)[self.key], nan=0.0)
 
 
-def pair_features_with_caches(samples: Sequence[dict[str, Any]], caches: Sequence[MetricCache]
-                              ) -> list[tuple[dict[str, Any], MetricCache]]:
-    """Join feature samples and metric caches on the scene token; samples without a cache are left out
-    (RL needs the scorer), caches without a sample too. Raises when nothing matches."""
-    by_token = {c.token: c for c in caches}
-    pairs = [(s, by_token[s["token"]]) for s in samples if s.get("token") in by_token]
-    if not pairs:
-        raise ValueError(f"no feature sample has a metric cache ({len(samples)} samples, {len(caches)} caches): "
-                         "were both built from the same split?")
-    return pairs
-
-
 class PairedScenes(Sequence):
     """Lazy (sample, cache) pairs over a map-style feature dataset: only the scene tokens are read up front
     (`tokens`), images are decoded when a pair is indexed. Samples without a metric cache are left out."""
