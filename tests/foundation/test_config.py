@@ -33,3 +33,30 @@ def test_unknown_section_is_named(tmp_path):
 
 def test_flatten():
     assert flatten({"a": {"b": 1, "c": [1, 2]}, "d": "x"}) == {"a.b": 1, "a.c": [1, 2], "d": "x"}
+
+
+def test_params_yaml_lists_every_knob():
+    """params.yaml is where users look for knobs: every field of every section must be written there."""
+    import yaml
+
+    from drivefine_core.config import Params
+
+    written = yaml.safe_load(open("params.yaml"))
+
+    def missing(model: dict, text: dict, prefix: str = "") -> list[str]:
+        out = []
+        for key, value in model.items():
+            if key not in text:
+                out.append(prefix + key)
+            elif isinstance(value, dict) and value and isinstance(text[key], dict):
+                out += missing(value, text[key], f"{prefix}{key}.")
+        return out
+
+    assert missing(Params().model_dump(mode="json"), written) == []
+
+
+def test_sections_must_agree():
+    with pytest.raises(ParamsError, match="features.image_height/width"):
+        parse_params({"features": {"image_width": 160, "image_height": 90}})
+    with pytest.raises(ParamsError, match="model.num_views"):
+        parse_params({"features": {"cameras": ["CAM_L0", "CAM_F0", "CAM_R0"]}, "generate": {"cameras": ["CAM_F0", "CAM_L0", "CAM_R0"]}})
