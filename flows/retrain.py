@@ -18,7 +18,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.context import get_run_context
 
 from drivefine_core.config import load_params
-from drivefine_core.tracking.runs import PARENT_RUN_ENV, configure, lineage_tags
+from drivefine_core.tracking.runs import PARENT_RUN_ENV, configure, lineage_tags, metric_key
 from flows import dvc_graph
 from stages._common import EXIT_TRANSIENT
 
@@ -119,7 +119,7 @@ def retrain(repo_root: str = ".", stages: list[str] | None = None, force: bool =
                         results.append(StageResult(stage, "failed", 0.0, error=str(exc)))
                         raise
                     for key, value in results[-1].metrics.items():
-                        mlflow.log_metric(f"{stage}.{key}".replace("/", "_"), value)
+                        mlflow.log_metric(metric_key(f"{stage}.{key}"), value)
                 if params.run.push_to_remote and any(r.status == "ran" for r in results):
                     pushed = push_outputs(str(root))
             finally:

@@ -13,6 +13,7 @@ from drivefine_core.evaluation.ladder import best_and_worst, best_variant, score
 from drivefine_core.metrics.cache_io import read_metric_caches
 from drivefine_core.models.planner import Planner
 from drivefine_core.reports.evaluation_report import SceneView, write_report
+from drivefine_core.tracking.runs import metric_key
 from stages._common import main, open_run, write_json
 from stages.training_curves import read_curves
 
@@ -55,7 +56,7 @@ def run(params) -> None:
                    "best_mode": best.split("/")[1] if best else None}
         write_json("metrics/evaluate.json", metrics)
         write_json("data/evaluation/summary.json", summary)
-        mlflow.log_metrics({k.replace("+", "_plus_"): v for k, v in metrics.items()})
+        mlflow.log_metrics({metric_key(k): v for k, v in metrics.items()})
         mlflow.log_table(table.reset_index(names="variant"), "scores.json")
         mlflow.log_artifact("data/evaluation/per_scene.parquet")
 

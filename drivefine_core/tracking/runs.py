@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +19,11 @@ PARENT_RUN_ENV = "DRIVEFINE_PARENT_RUN_ID"
 RUNTIME_ENV = ("MLFLOW_TRACKING_URI", "PREFECT_API_URL", "AWS_ENDPOINT_URL", "MLFLOW_S3_ENDPOINT_URL",
                "AWS_DEFAULT_REGION", "CUDA_VISIBLE_DEVICES")
 _MAX_PARAM_LEN = 6000
+
+
+def metric_key(name: str) -> str:
+    """A name MLflow accepts for a metric (alphanumerics, _ - . space : /); '+' reads as _plus_."""
+    return re.sub(r"[^\w\-. :/]", "_", name.replace("+", "_plus_"))
 
 
 def tracking_uri(default: str = "sqlite:///mlflow.db") -> str:

@@ -50,3 +50,11 @@ def test_stage_run_tags_params_and_parent(tmp_path, monkeypatch):
     assert r.data.tags["dvc.dep.in.txt"] == hashlib.md5(b"hello").hexdigest()
     assert r.data.tags["env.AWS_ENDPOINT_URL"] == "http://127.0.0.1:1"
     assert r.data.params == {"a.b": "1"}
+
+
+def test_metric_keys_are_made_acceptable_to_mlflow():
+    from drivefine_core.tracking.runs import metric_key
+
+    assert metric_key("evaluate.sft/mdm+refine/v1/pdms") == "evaluate.sft/mdm_plus_refine/v1/pdms"
+    assert metric_key("a b:c-d_e.f/g") == "a b:c-d_e.f/g"
+    assert metric_key("x(y)") == "x_y_"

@@ -1,0 +1,158 @@
+"""The whole pipeline with real parts: an MLflow tracking server over HTTP (SQLite backend, artifacts
+on a moto S3 server), the Prefect retrain flow over every DVC stage on tiny params, the registered
+version with its lineage, the promotion gate on a better and a worse candidate, and the champion
+served by `mlflow models serve` answering over HTTP."""
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import boto3
+import pandas as pd
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from repo_copy import make_repo_copy, pipeline_env, run_cli
+from servers import MlflowServer, free_port, wait_http
+from tiny_params import TINY
+
+pytestmark = pytest.mark.integration
+MODEL = "drivefine-planner"
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory, s3_server):
+    s3 = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+          "MLFLOW_S3_ENDPOINT_URL": s3_server.url, "AWS_ENDPOINT_URL": s3_server.url}
+    boto3.client("s3", endpoint_url=s3_server.url, region_name="us-east-1",
+                 aws_access_key_id="testing", aws_secret_access_key="testing").create_bucket(Bucket="mlflow-e2e")
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow"), artifacts="s3://mlflow-e2e/artifacts",
+                          env={**os.environ, **s3})
+    repo = make_repo_copy(tmp_path_factory.mktemp("e2e") / "drivefine", TINY)
+    env = pipeline_env(MLFLOW_TRACKING_URI=server.url)
+    proc = run_cli(repo, "retrain", env=env, timeout=900)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
+    yield repo, env, server, proc.stdout + proc.stderr, s3
+    server.stop()
+
+
+def test_every_stage_ran_and_the_first_candidate_became_champion(pipeline):
+    repo, _, server, log, _ = pipeline
+    for stage in ("generate", "ingest", "features", "metric_cache", "sft", "rl", "evaluate", "register"):
+        assert f"| {stage} | ran |" in log, stage
+    client = MlflowClient(server.url)
+    champion = client.get_model_version_by_alias(MODEL, "champion")
+    candidate = client.get_model_version_by_alias(MODEL, "candidate")
+    assert champion.version == candidate.version
+    assert champion.tags["gate.decision"] == "promoted" and "no champion yet" in champion.tags["gate.reason"]
+    assert "promoted to **champion**" in log  # the decision is in the Prefect summary too
+
+
+def test_registered_version_carries_lineage_and_scores(pipeline):
+    repo, _, server, _, _ = pipeline
+    mv = MlflowClient(server.url).get_model_version_by_alias(MODEL, "champion")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    assert mv.tags["git.commit"] == head
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    features_out = next(o for o in lock["features"]["outs"] if o["path"] == "data/features")
+    assert mv.tags["dvc.features.data/features"] == features_out["md5"]
+    for key in ("params.digest", "eval.split_digest", "data.features_train", "score.v2/epdms", "score.v1/pdms",
+                "score.v2/nc", "planner.mode"):
+        assert mv.tags[key], key
+
+
+def test_artifacts_are_on_the_s3_endpoint(pipeline):
+    _, _, _, _, s3 = pipeline
+    keys = [o["Key"] for o in boto3.client("s3", endpoint_url=s3["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                                            aws_access_key_id="testing", aws_secret_access_key="testing")
+            .list_objects_v2(Bucket="mlflow-e2e").get("Contents", [])]
+    assert any(k.endswith("MLmodel") for k in keys)
+    assert any("report/report.md" in k for k in keys)
+
+
+def _register_with_scores(repo, env, scores_delta):
+    """A candidate built from the registered planner with its scores shifted: same split, so the gate
+    compares the recorded scores."""
+    code = f"""
+import json, mlflow
+from mlflow.tracking import MlflowClient
+from drivefine_core.pipeline_params import PromotionParams
+from drivefine_core.tracking.promotion import apply_decision, current_champion, decide
+from drivefine_core.tracking.registry import register_planner, version_scores
+from drivefine_core.evaluation.plan_scene import scene_input
+import pandas as pd
+client = MlflowClient()
+champ = current_champion(client, "{MODEL}")
+mv = client.get_model_version("{MODEL}", champ)
+scores = {{k: v + {scores_delta} for k, v in version_scores(client, "{MODEL}", champ).items()}}
+summary = json.load(open("data/evaluation/summary.json"))
+frame, _, _ = scene_input(pd.read_parquet("data/evaluation/per_scene.parquet")["token"].iloc[0])
+mlflow.set_experiment("drivefine")
+with mlflow.start_run(run_name="constructed"):
+    tags = {{"eval.split_digest": mv.tags["eval.split_digest"]}}
+    v = register_planner(summary["best_planner_dir"], summary["best_mode"], frame, "{MODEL}", tags, scores)
+d = apply_decision(client, "{MODEL}", v, decide(scores, version_scores(client, "{MODEL}", champ),
+                   PromotionParams(), champ))
+print(json.dumps({{"version": v, "promote": d.promote, "reason": d.reason}}))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_gate_refuses_a_worse_candidate_and_promotes_a_better_one(pipeline):
+    repo, env, server, _, _ = pipeline
+    client = MlflowClient(server.url)
+    before = client.get_model_version_by_alias(MODEL, "champion").version
+    worse = _register_with_scores(repo, env, -0.05)
+    assert not worse["promote"] and "failed" in worse["reason"]
+    assert client.get_model_version_by_alias(MODEL, "champion").version == before
+    assert client.get_model_version(MODEL, worse["version"]).tags["gate.decision"] == "refused"
+    better = _register_with_scores(repo, env, +0.05)
+    assert better["promote"], better["reason"]
+    assert client.get_model_version_by_alias(MODEL, "champion").version == better["version"]
+
+
+def test_champion_is_served_over_http(pipeline):
+    repo, env, _, _, _ = pipeline
+    port = free_port()
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m",
+                             f"models:/{MODEL}@champion", "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
+                            cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/ping", timeout=120, proc=proc)
+        token = pd.read_parquet(repo / "data/evaluation/per_scene.parquet")["token"].iloc[0]
+        sys.path.insert(0, str(repo))
+        from drivefine_core.evaluation.plan_scene import scene_input
+        cwd = os.getcwd()
+        os.chdir(repo)
+        try:
+            frame, _, _ = scene_input(token)
+        finally:
+            os.chdir(cwd)
+        body = json.dumps({"dataframe_split": frame.to_dict(orient="split")}).encode()
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            answer = json.loads(resp.read())
+        pred = answer["predictions"][0]
+        assert len(pred["x"]) == len(pred["y"]) == len(pred["heading"]) == 8
+        assert all(isinstance(v, float) for v in pred["x"])
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_plan_command_prints_and_draws_the_champions_plan(pipeline):
+    repo, env, _, _, _ = pipeline
+    token = pd.read_parquet(repo / "data/evaluation/per_scene.parquet")["token"].iloc[0]
+    proc = run_cli(repo, "plan", "--scene", token, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "heading [rad]" in proc.stdout and proc.stdout.count("\n   ") >= 8
+    assert (repo / "reports/plans" / f"{token}.png").exists()
+    bad = run_cli(repo, "plan", "--scene", "0000000000000000", env=env, timeout=300)
+    assert bad.returncode == 2 and "in no feature store" in bad.stderr
