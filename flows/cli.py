@@ -48,6 +48,16 @@ def retrain(
     results = retrain_flow(repo_root=str(repo), stages=stage or None, force=force)
     ran = [r.stage for r in results if r.status == "ran"]
     typer.echo(f"done: ran {len(ran)} stage(s), {len(results) - len(ran)} up to date")
+    decision = repo / "data/registry/decision.json"
+    if decision.exists():
+        import json
+
+        d = json.loads(decision.read_text())
+        verdict = "champion" if d["promote"] else "not promoted"
+        typer.echo(f"registry: {d['model']} v{d['version']} ({d['variant']}): {verdict} - {d['reason']}")
+    report = repo / "reports/evaluation/report.md"
+    if report.exists():
+        typer.echo(f"report: {report} (and report.html beside it)")
 
 
 @app.command()
