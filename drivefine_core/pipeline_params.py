@@ -45,6 +45,8 @@ class DataSourceParams(_Section):
     split_dirs: list[str] = Field(default_factory=lambda: ["train", "test"], min_length=1)
     # nuPlan maps root (holds nuplan-maps-v1.0.json); empty: <source>/maps (the synthetic layout)
     maps_root: str = ""
+    # camera JPEGs (path or s3:// URI) holding <split>/<log>/<CAM>/<token>.jpg; empty: <source>/sensor_blobs
+    sensor_blobs: str = ""
 
     @property
     def synthetic(self) -> bool:

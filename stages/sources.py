@@ -12,7 +12,7 @@ def source_root(data: DataSourceParams) -> str:
 
 
 def sensor_blobs(data: DataSourceParams) -> str:
-    return f"{source_root(data)}/sensor_blobs"
+    return data.sensor_blobs or f"{source_root(data)}/sensor_blobs"
 
 
 def maps_root(data: DataSourceParams) -> str:
