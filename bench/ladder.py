@@ -32,11 +32,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--dest", type=Path, default=None)
     ap.add_argument("--overrides", type=Path, default=REPO / "bench/ladder_params.yaml")
+    ap.add_argument("--resume", action="store_true", help="reuse --dest from an earlier run (DVC skips what is done)")
     args = ap.parse_args()
     dest = args.dest or Path(tempfile.mkdtemp(prefix="drivefine-ladder-")) / "repo"
-    subprocess.run(["git", "clone", "--quiet", str(REPO), str(dest)], check=True)
-    params = merge(yaml.safe_load((dest / "params.yaml").read_text()), yaml.safe_load(args.overrides.read_text()))
-    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    if not (args.resume and (dest / "dvc.yaml").exists()):
+        subprocess.run(["git", "clone", "--quiet", str(REPO), str(dest)], check=True)
+        params = merge(yaml.safe_load((dest / "params.yaml").read_text()), yaml.safe_load(args.overrides.read_text()))
+        (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {**os.environ, "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"]}
     env.pop("MLFLOW_TRACKING_URI", None)
     start = time.perf_counter()

@@ -88,6 +88,7 @@ def plan(
     import numpy as np
 
     from drivefine_core.config import load_params
+    from drivefine_core.evaluation.agents import reference_plan
     from drivefine_core.evaluation.plan_scene import scene_cache, scene_input
     from drivefine_core.reports.scene_plot import draw_scene
     from drivefine_core.tracking.runs import configure
@@ -111,7 +112,7 @@ def plan(
     cache = scene_cache(scene, split, log)
     if cache is not None:
         png = draw_scene(cache, {"planned": poses, "human": cache.human_future,
-                                 "pdm_closed": cache.reference[5:41:5]}, out / f"{scene}.png",
+                                 "pdm_closed": reference_plan(cache)}, out / f"{scene}.png",
                          title=f"{scene}: {name}@{alias}")
         typer.echo(f"drawn: {png}")
 

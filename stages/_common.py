@@ -16,7 +16,31 @@ from drivefine_core.config import Params, ParamsError, load_params
 from drivefine_core.tracking.runs import stage_run
 
 EXIT_TRANSIENT = 75  # EX_TEMPFAIL
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
+
+
+def _transient_types() -> tuple[type[BaseException], ...]:
+    """Errors of an endpoint that did not answer: worth another try, unlike bugs or bad data."""
+    import botocore.exceptions as boto
+    import requests.exceptions as http
+
+    from drivefine_core.storage.uri import StorageError
+
+    return (ConnectionError, TimeoutError, http.ConnectionError, http.Timeout, boto.EndpointConnectionError,
+            boto.ConnectTimeoutError, boto.ReadTimeoutError, StorageError)
+
+
+def is_transient_error(exc: BaseException | None) -> bool:
+    """True when the error, or one it was raised from, is an unreachable endpoint (MLflow wraps them
+    in MlflowException; its message keeps the connection error's text)."""
+    types = _transient_types()
+    while exc is not None:
+        if isinstance(exc, types):
+            return True
+        text = str(exc)
+        if type(exc).__name__ == "MlflowException" and ("Max retries exceeded" in text or "Connection refused" in text):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def write_json(path: str | Path, data: Any) -> None:
@@ -42,6 +66,8 @@ def main(stage_main: Callable[[Params], None]) -> None:
         sys.exit(2)
     try:
         stage_main(params)
-    except TRANSIENT_ERRORS as exc:
+    except Exception as exc:
+        if not is_transient_error(exc):
+            raise
         print(f"transient failure (retryable): {type(exc).__name__}: {exc}", file=sys.stderr)
         sys.exit(EXIT_TRANSIENT)

@@ -3,12 +3,13 @@ on the test split with PDMS v1 and EPDMS v2, side by side; per-scene scores; the
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import mlflow
 import numpy as np
 
-from drivefine_core.evaluation.agents import FeatureIndex, baseline_agents, planner_agent
+from drivefine_core.evaluation.agents import FeatureIndex, baseline_agents, planner_agent, reference_plan
 from drivefine_core.evaluation.ladder import best_and_worst, best_variant, score_table
 from drivefine_core.metrics.cache_io import read_metric_caches
 from drivefine_core.models.planner import Planner
@@ -29,7 +30,8 @@ def run(params) -> None:
     ev = params.evaluate
     with open_run("evaluate", params, {"evaluate": ev, "metrics": params.metrics}):
         caches = read_metric_caches(f"data/metric_cache/{ev.split}")
-        train = read_metric_caches("data/metric_cache/train") if "ego_mlp" in ev.baselines else []
+        train_split = params.ingest.split.train_name
+        train = read_metric_caches(f"data/metric_cache/{train_split}") if "ego_mlp" in ev.baselines else []
         agents = baseline_agents(ev.baselines, train, params.metrics.baselines)
         features = FeatureIndex(f"data/features/{ev.split}")
         caches = [c for c in caches if c.token in features]  # scenes whose features were quarantined drop out
@@ -48,7 +50,8 @@ def run(params) -> None:
         best = best_variant(table, learned, primary) if learned else None
 
         Path("data/evaluation").mkdir(parents=True, exist_ok=True)
-        per_scene.to_parquet("data/evaluation/per_scene.parquet")
+        per_scene.to_parquet("data/evaluation/.per_scene.parquet.tmp")
+        os.replace("data/evaluation/.per_scene.parquet.tmp", "data/evaluation/per_scene.parquet")
         metrics = {f"{v}/{m}": float(x) for v, row in table.iterrows() for m, x in row.items() if np.isfinite(x)}
         summary = {"best_variant": best, "primary_metric": primary, "scenes": len(caches),
                    "best": {m: float(x) for m, x in table.loc[best].items()} if best else {},
@@ -67,7 +70,7 @@ def run(params) -> None:
                 cache = by_token[token]
                 planned = agents[best]([cache])[0]
                 views.append(SceneView(cache, {"planned": planned, "human": cache.human_future,
-                                               "pdm_closed": cache.reference[5:41:5]},
+                                               "pdm_closed": reference_plan(cache)},
                                        f"{label}: {token} ({best}, {primary}={score:.3f})"))
         notes = [f"{len(caches)} test scenes; best learned variant: {best} ({primary})"]
         report = write_report(REPORT, table, read_curves(), views, notes=notes)

@@ -64,15 +64,18 @@ def run(params) -> None:
                     continue
                 caches = []
                 for scene in scenes:
-                    api = load_map_api(maps, scene.map_location)
                     try:
+                        api = load_map_api(maps, scene.map_location)
                         caches.append(build_metric_cache(scene, api, params.metrics, is_synthetic=False))
-                    except ValueError as exc:
+                    except (ValueError, KeyError, FileNotFoundError) as exc:
                         failed += 1
                         print(f"  skipped scene {scene.token}: {exc}")
                 if caches:
                     write_metric_caches(caches, out)
                     manifest[log_name] = key
+                else:  # an earlier file of this log no longer matches its scenes
+                    (out / f"{log_name}.parquet").unlink(missing_ok=True)
+                    manifest.pop(log_name, None)
                 built += 1
                 scenes_n += len(caches)
             for stale in set(manifest) - seen:  # logs no longer in the input

@@ -59,7 +59,8 @@ def run(params) -> None:
         digest = split_digest(split)
         commit, dirty = git_state(Path("."))
         tags = {"git.commit": commit, "git.dirty": str(dirty).lower(), "params.digest": params_digest(),
-                "data.features_train": dvc_md5(Path("data/features/train")), SPLIT_TAG: digest,
+                "data.features_train": dvc_md5(Path(f"data/features/{params.ingest.split.train_name}")),
+                SPLIT_TAG: digest,
                 "planner.variant": summary["best_variant"], "mlflow.source_run": run.info.run_id,
                 **dvc_lock_tags()}
         cols = table_columns(read_row_group(list_row_groups(f"data/features/{split}")[0]))

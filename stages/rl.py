@@ -17,23 +17,21 @@ from drivefine_core.metrics.cache_io import read_metric_caches
 from drivefine_core.models import Planner
 from drivefine_core.training.reward import PairedScenes, ScorerReward
 from drivefine_core.training.rl import EVAL_MODES, mean_reward, sampled_reward, train_rl
+from drivefine_core.tracking.runs import metric_key
 from stages._common import main, open_run, write_json
+from stages.sft import curves_of, mlflow_logger
 
-FEATURES = "data/features/train"
-CACHES = "data/metric_cache/train"
 CHECKPOINTS = Path("data/checkpoints/rl")
-
-
-def mlflow_logger(d: dict[str, float], step: int) -> None:
-    mlflow.log_metrics({k.replace("+", "_plus_"): float(v) for k, v in d.items()}, step=step)
 
 
 def run(params) -> None:
     rl = params.rl
     with open_run("rl", params, {"rl": rl}):
-        dataset = InMemoryFeatureDataset(FEATURES)
-        tokens = [s["token"] for s in InMemoryFeatureDataset(FEATURES, decode_images=False)]
-        scenes = PairedScenes(dataset, tokens, read_metric_caches(CACHES), limit=rl.max_samples)
+        train = params.ingest.split.train_name
+        features = f"data/features/{train}"
+        dataset = InMemoryFeatureDataset(features)
+        tokens = [s["token"] for s in InMemoryFeatureDataset(features, decode_images=False)]
+        scenes = PairedScenes(dataset, tokens, read_metric_caches(f"data/metric_cache/{train}"), limit=rl.max_samples)
         evaluation = scenes[: rl.eval_scenes]
         reward = ScorerReward(rl.reward)
         metrics: dict[str, float] = {"scenes": float(len(scenes))}
@@ -61,7 +59,7 @@ def run(params) -> None:
             print(f"rl {variant}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k.startswith(variant)))
         write_json("metrics/rl.json", metrics)
         write_json("metrics/rl_curves.json", curves)
-        mlflow.log_metrics({k.replace("+", "_plus_"): v for k, v in metrics.items()})
+        mlflow.log_metrics({metric_key(k): v for k, v in metrics.items()})
         mlflow.log_artifacts("models/rl", "planners")
 
 

@@ -15,22 +15,23 @@ import torch
 from drivefine_core.features.dataset import InMemoryFeatureDataset
 from drivefine_core.models import Planner
 from drivefine_core.training.sft import train_sft
+from drivefine_core.tracking.runs import metric_key
 from stages._common import main, open_run, write_json
 
-FEATURES = "data/features/train"
 CHECKPOINTS = Path("data/checkpoints/sft")
 
 
 def mlflow_logger(d: dict[str, float], step: int) -> None:
-    mlflow.log_metrics({k.replace("+", "_plus_"): float(v) for k, v in d.items()}, step=step)
+    mlflow.log_metrics({metric_key(k): float(v) for k, v in d.items()}, step=step)
 
 
 def run(params) -> None:
     sft = params.sft
     with open_run("sft", params, {"sft": sft, "model": params.model}):
-        dataset = InMemoryFeatureDataset(FEATURES)
+        features = f"data/features/{params.ingest.split.train_name}"
+        dataset = InMemoryFeatureDataset(features)
         if len(dataset) == 0:
-            raise ValueError(f"{FEATURES}: the feature store holds no training sample")
+            raise ValueError(f"{features}: the feature store holds no training sample")
         metrics: dict[str, float] = {"train_samples": float(len(dataset))}
         curves: dict[str, list[list[float]]] = {}
         for variant in sft.variants:
@@ -48,7 +49,7 @@ def run(params) -> None:
             print(f"sft {variant}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k.startswith(variant)))
         write_json("metrics/sft.json", metrics)
         write_json("metrics/sft_curves.json", curves)
-        mlflow.log_metrics({k.replace("+", "_plus_"): v for k, v in metrics.items()})
+        mlflow.log_metrics({metric_key(k): v for k, v in metrics.items()})
         mlflow.log_artifacts("models/sft", "planners")
 
 

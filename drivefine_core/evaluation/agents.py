@@ -17,9 +17,13 @@ from drivefine_core.models.planner import Planner
 Agent = Callable[[Sequence[MetricCache]], np.ndarray]
 
 
-def pdm_closed_agent(caches: Sequence[MetricCache]) -> np.ndarray:
+def reference_plan(cache: MetricCache) -> np.ndarray:
     """The cached PDM-Closed reference (10 Hz, 0..5 s) sampled at the 8 plan times 0.5..4.0 s."""
-    return np.stack([c.reference[5:41:5] for c in caches])
+    return cache.reference[5:41:5]
+
+
+def pdm_closed_agent(caches: Sequence[MetricCache]) -> np.ndarray:
+    return np.stack([reference_plan(c) for c in caches])
 
 
 class FeatureIndex:

@@ -57,11 +57,18 @@ def draw_scene(cache: MetricCache, trajectories: dict[str, np.ndarray], path: st
     ax.set_ylabel("y left [m]")
     ax.set_title(title or cache.token, fontsize=9)
     ax.legend(loc="upper left", fontsize=7)
+    return _save(fig, path)
+
+
+def _save(fig: plt.Figure, path: str | Path) -> Path:
+    """Write the PNG under a temp name, then rename: a reader never sees half a picture."""
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fig.savefig(tmp, format="png")
     plt.close(fig)
+    tmp.replace(path)
     return path
 
 
@@ -78,9 +85,4 @@ def draw_curves(curves: dict[str, list[tuple[int, float]]], path: str | Path, ti
     ax.set_title(title)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)

@@ -101,13 +101,12 @@ def log_planner_model(planner_dir: str | Path, mode: str, input_example: pd.Data
     from mlflow.models import infer_signature
 
     input_example = normalize_frame(input_example)
-    model = PlannerModel()
+    probe = PlannerModel()  # loaded only to compute the output example; the logged model stays empty
     ctx = type("Ctx", (), {"artifacts": {"planner": str(planner_dir)}, "model_config": {"mode": mode, "seed": seed}})
-    model.load_context(ctx)
-    output_example = model.predict(None, input_example)
-    signature = infer_signature(input_example, output_example)
+    probe.load_context(ctx)
+    signature = infer_signature(input_example, probe.predict(None, input_example))
     return mlflow.pyfunc.log_model(
-        name="planner", python_model=model, artifacts={"planner": str(planner_dir)},
+        name="planner", python_model=PlannerModel(), artifacts={"planner": str(planner_dir)},
         model_config={"mode": mode, "seed": seed}, signature=signature, input_example=input_example,
         registered_model_name=registered_model, code_paths=[str(Path(__file__).resolve().parents[1])],
     )

@@ -44,13 +44,18 @@ def decide(candidate: dict[str, float], champion: dict[str, float] | None, param
     if champion is None:
         return GateDecision(True, f"no champion yet; candidate {primary}={candidate[primary]:.4f}",
                             candidate, None, None, {"no_champion": True})
-    gain = candidate[primary] - champion.get(primary, float("-inf"))
+    if primary not in champion:
+        return GateDecision(False, f"champion v{champion_version} has no {primary} score to compare with; "
+                            "not promoted (re-score the champion)", candidate, champion, champion_version)
+    gain = candidate[primary] - champion[primary]
     checks = {f"{primary} gain {gain:+.4f} > {params.min_gain}": gain > params.min_gain}
     nc, dac = _safety_keys(primary)
     for key, tol in ((nc, params.max_regression_nc), (dac, params.max_regression_dac)):
-        if key in candidate and key in champion:
-            drop = champion[key] - candidate[key]
-            checks[f"{key} drop {drop:+.4f} <= {tol}"] = drop <= tol
+        if key not in candidate or key not in champion:
+            checks[f"{key} missing on {'candidate' if key not in candidate else 'champion'}"] = False
+            continue
+        drop = champion[key] - candidate[key]
+        checks[f"{key} drop {drop:+.4f} <= {tol}"] = drop <= tol
     failed = [name for name, ok in checks.items() if not ok]
     reason = ("all checks passed: " if not failed else "failed: ") + "; ".join(failed or checks)
     return GateDecision(not failed, reason, candidate, champion, champion_version, checks)

@@ -26,6 +26,11 @@ def metric_key(name: str) -> str:
     return re.sub(r"[^\w\-. :/]", "_", name.replace("+", "_plus_"))
 
 
+def without_userinfo(uri: str) -> str:
+    """http://user:pass@host/x -> http://host/x: a URI's credentials never become a tag."""
+    return re.sub(r"^([a-zA-Z][\w+.-]*://)[^/@]*@", r"\1", uri)
+
+
 def tracking_uri(default: str = "sqlite:///mlflow.db") -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or default
 
@@ -56,7 +61,7 @@ def lineage_tags(repo_root: Path, stage: str, extra_inputs: list[str] | None = N
     tags.update({f"dvc.dep.{path}": md5 for path, md5 in hashes.items()})
     for name in RUNTIME_ENV:
         if name in os.environ and not is_secret(name):
-            tags[f"env.{name}"] = os.environ[name]
+            tags[f"env.{name}"] = without_userinfo(os.environ[name])
     return tags
 
 

@@ -60,3 +60,10 @@ def test_racing_promotions_cannot_both_win(tmp_path):
     assert current_champion(client, "planner") == versions[1]
     mv = client.get_model_version("planner", versions[2])
     assert mv.tags["gate.decision"] == "refused" and "champion moved" in mv.description
+
+
+def test_missing_scores_on_either_side_refuse():
+    d = decide({"v2/epdms": 0.9, "v2/nc": 1.0, "v2/dac": 1.0}, {"v1/pdms": 0.5}, P, "3")
+    assert not d.promote and "has no v2/epdms" in d.reason
+    d = decide({"v2/epdms": 0.9, "v2/nc": 1.0}, CHAMP, P, "3")
+    assert not d.promote and "v2/dac missing on candidate" in d.reason

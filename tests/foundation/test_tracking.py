@@ -58,3 +58,10 @@ def test_metric_keys_are_made_acceptable_to_mlflow():
     assert metric_key("evaluate.sft/mdm+refine/v1/pdms") == "evaluate.sft/mdm_plus_refine/v1/pdms"
     assert metric_key("a b:c-d_e.f/g") == "a b:c-d_e.f/g"
     assert metric_key("x(y)") == "x_y_"
+
+
+def test_credentials_in_uris_never_become_tags():
+    from drivefine_core.tracking.runs import without_userinfo
+
+    assert without_userinfo("https://alice:s3cret@mlflow.example.com/x") == "https://mlflow.example.com/x"
+    assert without_userinfo("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
