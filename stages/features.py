@@ -10,9 +10,8 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
-from drivefine_core.data.scenes_io import read_scenes_with_meta
 from drivefine_core.features.manifest import load_manifest, save_manifest
-from drivefine_core.features.store import build_feature_store
+from drivefine_core.features.from_scenes import build_features_from_scenes_file
 from drivefine_core.storage.api import delete
 from drivefine_core.storage.uri import join_uri
 from drivefine_core.validation.feature_checks import validate_features
@@ -23,14 +22,14 @@ SCENES = Path("data/ingest/scenes")
 OUT = Path("data/features")
 
 
-def quarantine(store: str, logs: dict[str, list[str]]) -> None:
+def quarantine(store: str, logs: dict[str, list[str]], storage) -> None:
     """Remove failing logs' partitions so no later stage can read them."""
-    manifest = load_manifest(store)
+    manifest = load_manifest(store, storage)
     for log in logs:
         entry = manifest.logs.pop(log, None)
         if entry is not None:
-            delete(join_uri(store, entry.path))
-    save_manifest(store, manifest)
+            delete(join_uri(store, entry.path), storage)
+    save_manifest(store, manifest, storage)
 
 
 def run(params) -> None:
@@ -41,14 +40,14 @@ def run(params) -> None:
         for scenes_file in sorted(SCENES.glob("*.parquet")):
             split = scenes_file.stem
             store = str(OUT / split)
-            pairs = ((scene, meta.source_split) for scene, meta in read_scenes_with_meta(scenes_file))
-            result = build_feature_store(pairs, sensor_blobs(params.data), store, split, params.features,
-                                         on_log=lambda log, state, n: print(f"  {split}/{log}: {state} ({n} scenes)"))
+            result = build_features_from_scenes_file(
+                scenes_file, sensor_blobs(params.data), store, params.features, storage=params.storage,
+                on_log=lambda log, state, n: print(f"  {split}/{log}: {state} ({n} scenes)"))
             refused += [{"log": log, "split": split, "reason": why, "field": "features"} for log, why in result.failed.items()]
             if result.written:
                 report = validate_features(store, params.features, params.validation, logs=result.written)
                 failing = {log: fails for log, fails in report.by_log.items() if fails}
-                quarantine(store, failing)
+                quarantine(store, failing, params.storage)
                 refused += [{"log": log, "split": split, "reason": "; ".join(f), "field": "validation"}
                             for log, f in failing.items()]
                 mlflow.log_dict(report.to_dict(), f"gx/features_{split}.json")

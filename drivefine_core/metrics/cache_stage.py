@@ -1,22 +1,31 @@
 """Library side of the metric_cache stage: scenes in, one Parquet file of MetricCaches per log out.
 
-Incremental: logs whose cache file already exists are skipped unless `overwrite`. A scene that cannot be
-cached (bad route, broken map) is reported with its reason and the rest go on; nothing is written for a
-log until all its scenes are processed, so a crash never leaves half a log behind."""
+Incremental by content: each log's key (its scenes, the maps, the metrics params) is kept in
+`manifest.json`; a log is rebuilt only when its key changed, and logs no longer in the input are
+removed. A scene that cannot be cached (bad route, broken map) is reported with its reason and the rest
+go on; nothing is written for a log until all its scenes are processed, so a crash never leaves half a
+log behind."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import time
 from dataclasses import dataclass, field
+from itertools import groupby
 from pathlib import Path
 from typing import Callable, Iterable
 
+import numpy as np
+
 from drivefine_core.data.map_api import load_map_api
 from drivefine_core.data.schema import Scene
-from drivefine_core.metrics.cache import MetricCache
 from drivefine_core.metrics.cache_builder import build_metric_cache
 from drivefine_core.metrics.cache_io import write_metric_caches
 from drivefine_core.metrics.params import MetricsParams
+
+MANIFEST = "manifest.json"
 
 
 @dataclass
@@ -24,6 +33,7 @@ class CacheStageReport:
     scenes: int = 0
     logs_written: list[str] = field(default_factory=list)
     logs_skipped: list[str] = field(default_factory=list)
+    logs_removed: list[str] = field(default_factory=list)
     failures: list[dict] = field(default_factory=list)  # {"log", "token", "error"}
     seconds: float = 0.0
 
@@ -32,39 +42,68 @@ class CacheStageReport:
         return self.scenes / self.seconds if self.seconds > 0 else 0.0
 
 
+def log_key(scenes: list[Scene], params: MetricsParams, maps_digest: str) -> str:
+    """What a log's caches depend on: its scenes' states, annotations, lights, routes; maps; params."""
+    h = hashlib.sha256(params.model_dump_json().encode() + maps_digest.encode())
+    for s in scenes:
+        h.update(s.token.encode())
+        for f in s.frames:
+            h.update(np.ascontiguousarray(f.ego.pose, dtype=np.float64).tobytes())
+            h.update(np.ascontiguousarray(f.ego.velocity, dtype=np.float64).tobytes())
+            h.update(np.ascontiguousarray(f.annotations.boxes, dtype=np.float64).tobytes())
+            h.update(repr((f.traffic_lights, f.roadblock_ids, f.annotations.track_tokens)).encode())
+    return h.hexdigest()
+
+
+def _save_manifest(out: Path, manifest: dict[str, str]) -> None:
+    tmp = out / f".{MANIFEST}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    os.replace(tmp, out / MANIFEST)
+
+
 def build_metric_cache_dir(scenes: Iterable[Scene], maps_root: str | Path, out_dir: str | Path,
                            params: MetricsParams | None = None, overwrite: bool = False,
-                           progress: Callable[[CacheStageReport], None] | None = None) -> CacheStageReport:
+                           progress: Callable[[CacheStageReport], None] | None = None,
+                           maps_digest: str = "", prune: bool = True) -> CacheStageReport:
     """Scenes must come grouped by log (as read_scenes yields them)."""
     params = params or MetricsParams()
     out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest: dict[str, str] = json.loads((out / MANIFEST).read_text()) if (out / MANIFEST).exists() else {}
     report = CacheStageReport()
     start = time.perf_counter()
-    current: str | None = None
-    batch: list[MetricCache] = []
-
-    def flush() -> None:
-        if current is not None and batch:
-            write_metric_caches(batch, out)
-            report.logs_written.append(current)
-        batch.clear()
-
-    for scene in scenes:
-        if scene.log_name != current:
-            flush()
-            current = scene.log_name
-        if not overwrite and (out / f"{scene.log_name}.parquet").exists():
-            if not report.logs_skipped or report.logs_skipped[-1] != scene.log_name:
-                report.logs_skipped.append(scene.log_name)
+    seen: set[str] = set()
+    for log_name, group in groupby(scenes, key=lambda s: s.log_name):
+        log_scenes = list(group)
+        seen.add(log_name)
+        key = log_key(log_scenes, params, maps_digest)
+        target = out / f"{log_name}.parquet"
+        if not overwrite and manifest.get(log_name) == key and target.exists():
+            report.logs_skipped.append(log_name)
             continue
-        try:
-            batch.append(build_metric_cache(scene, load_map_api(maps_root, scene.map_location), params))
-            report.scenes += 1
-        except (ValueError, KeyError, FileNotFoundError) as e:
-            report.failures.append({"log": scene.log_name, "token": scene.token, "error": str(e)})
+        caches = []
+        for scene in log_scenes:
+            try:
+                caches.append(build_metric_cache(scene, load_map_api(maps_root, scene.map_location), params))
+            except (ValueError, KeyError, FileNotFoundError) as e:
+                report.failures.append({"log": scene.log_name, "token": scene.token, "error": str(e)})
+        if caches:
+            write_metric_caches(caches, out)
+            manifest[log_name] = key
+            report.logs_written.append(log_name)
+            report.scenes += len(caches)
+        else:  # an earlier file of this log no longer matches its scenes
+            target.unlink(missing_ok=True)
+            manifest.pop(log_name, None)
+        _save_manifest(out, manifest)  # after every log: an interrupted run keeps what it finished
         report.seconds = time.perf_counter() - start
         if progress is not None:
             progress(report)
-    flush()
+    if prune:
+        for stale in sorted(set(manifest) - seen):
+            (out / f"{stale}.parquet").unlink(missing_ok=True)
+            manifest.pop(stale)
+            report.logs_removed.append(stale)
+        _save_manifest(out, manifest)
     report.seconds = time.perf_counter() - start
     return report

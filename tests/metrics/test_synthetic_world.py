@@ -72,6 +72,19 @@ def test_cache_stage_writes_per_log_and_skips_existing(world, tmp_path):
     assert again.logs_skipped == [name] and again.scenes == 0
 
 
+def test_cache_stage_rebuilds_a_log_whose_scenes_changed_and_drops_removed_logs(world, tmp_path):
+    from drivefine_core.metrics.cache_stage import build_metric_cache_dir
+
+    root, log = world
+    scenes = cut_scenes(log.frames, SceneFilter(frame_interval=6), log.log_name, log.map_location)
+    build_metric_cache_dir(scenes, root / "maps", tmp_path / "cache")
+    scenes[0].frames[0].ego.pose = scenes[0].frames[0].ego.pose + np.array([0.5, 0.0, 0.0])  # new content
+    again = build_metric_cache_dir(scenes, root / "maps", tmp_path / "cache")
+    assert again.logs_written == [log.log_name] and again.logs_skipped == []
+    gone = build_metric_cache_dir([], root / "maps", tmp_path / "cache")
+    assert gone.logs_removed == [log.log_name] and not (tmp_path / "cache" / f"{log.log_name}.parquet").exists()
+
+
 def test_navhard_on_generated_perturbed_starts(world):
     from drivefine_core.data.synthetic.navhard import perturbed_starts
     from drivefine_core.data.synthetic.params import NavhardStartParams
