@@ -19,7 +19,7 @@ from drivefine_core.training.reward import PairedScenes, ScorerReward
 from drivefine_core.training.rl import EVAL_MODES, mean_reward, sampled_reward, train_rl
 from drivefine_core.tracking.runs import metric_key
 from stages._common import main, open_run, write_json
-from stages.sft import curves_of, mlflow_logger
+from stages.sft import mlflow_logger
 
 CHECKPOINTS = Path("data/checkpoints/rl")
 
