@@ -43,11 +43,21 @@ def encode_views(views: list[bytes]) -> list[str]:
 
 
 def _image_tensor(views_b64: list[str], height: int, width: int) -> torch.Tensor:
+    """Camera views as the planner saw them in training: an image of another size goes through the
+    feature builder's own resize and JPEG encoding first (features.builder.encode_image)."""
+    from drivefine_core.features.builder import encode_image
+    from drivefine_core.features.params import FeatureParams
+    from drivefine_core.features.samples import decode_image
+
     arrays = []
     for i, v in enumerate(views_b64):
+        raw = base64.b64decode(v)
         try:
-            with Image.open(io.BytesIO(base64.b64decode(v))) as img:
-                arr = np.asarray(img.convert("RGB").resize((width, height)), dtype=np.float32) / 255.0
+            with Image.open(io.BytesIO(raw)) as img:
+                same_size = img.size == (width, height)
+            if not same_size:
+                raw = encode_image(raw, FeatureParams(image_width=width, image_height=height), f"images_b64[{i}]")
+            arr = decode_image(raw).astype(np.float32) / 255.0
         except Exception as exc:
             raise ValueError(f"images_b64[{i}]: not a decodable image ({exc})") from None
         arrays.append(torch.from_numpy(arr).permute(2, 0, 1))

@@ -67,3 +67,18 @@ def test_bad_input_names_the_column(planner_dir):
     df.at[0, "history"] = [0.0] * 5
     with pytest.raises(ValueError, match="column history"):
         frame_to_batch(df, 32, 32)
+
+
+def test_served_images_are_preprocessed_like_the_feature_cache():
+    """A full-size camera image sent to the server becomes the same tensor the feature cache stores."""
+    from drivefine_core.features.builder import encode_image
+    from drivefine_core.features.params import FeatureParams
+    from drivefine_core.features.samples import decode_image
+    from drivefine_core.tracking.planner_pyfunc import frame_to_batch
+
+    big = _jpeg(h=270, w=480, seed=3)
+    cached = decode_image(encode_image(big, FeatureParams(image_width=32, image_height=32), "x")) / 255.0
+    df = scene_frame(1)
+    df.at[0, "images_b64"] = encode_views([big])
+    served = frame_to_batch(df, 32, 32)["image"][0].permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(served, cached, atol=1e-6)
