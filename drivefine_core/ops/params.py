@@ -10,7 +10,6 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 # Where the S3 remote URL comes from when it is not in params.yaml (set by compose / k8s).
@@ -85,26 +84,15 @@ class OpsParamsError(ValueError):
     """The `ops` section of params.yaml is invalid; the message names the file and the key."""
 
 
-def parse_ops_params(section: Any, source: str = "params.yaml") -> OpsParams:
-    if section is None:
-        return OpsParams()
-    try:
-        return OpsParams.model_validate(section)
-    except ValidationError as exc:
-        lines = "\n  ".join(f"ops.{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r})"
-                            for e in exc.errors())
-        raise OpsParamsError(f"{source} is invalid:\n  {lines}") from None
-
-
 def load_ops_params(repo_root: str | Path = ".") -> OpsParams:
-    """The `ops` section of <repo_root>/params.yaml (defaults when the file or the section is absent)."""
+    """The `ops` section of <repo_root>/params.yaml (defaults when the file is absent), validated with
+    the rest of the file by drivefine_core.config."""
+    from drivefine_core.config import ParamsError, load_params  # config imports this module
+
     path = Path(repo_root) / "params.yaml"
     if not path.exists():
         return OpsParams()
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise OpsParamsError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise OpsParamsError(f"{path}: the top level must be a mapping of sections")
-    return parse_ops_params(data.get("ops"), str(path))
+        return load_params(path).ops
+    except ParamsError as exc:
+        raise OpsParamsError(str(exc)) from None
