@@ -164,7 +164,7 @@ class Planner(nn.Module):
             params = m.parameters() if isinstance(m, nn.Module) else m
             return sum(p.numel() for p in params)
 
-        dfb, arb = self.drivefine.backbone, self.ar.backbone
+        dfb = self.drivefine.backbone
         return {
             "drivefine.vision": n(dfb.prompt.vision),
             "drivefine.prompt(other)": n(dfb.prompt) - n(dfb.prompt.vision),

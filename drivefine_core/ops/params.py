@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # Where the S3 remote URL comes from when it is not in params.yaml (set by compose / k8s).
 REMOTE_URL_ENV = "DRIVEFINE_DVC_REMOTE_URL"

@@ -20,7 +20,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyogrio
-from shapely.geometry import LineString, Polygon, box
+from shapely.geometry import LineString, Polygon
 
 ORIGIN = np.array([664000.0, 3997000.0])
 CRS = "EPSG:32611"

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from drivefine_core.metrics.toy_scenes import ToyAgent, straight_road
+from drivefine_core.metrics.toy_scenes import straight_road
 from drivefine_core.reports.evaluation_report import SceneView, write_report
 
 
