@@ -20,6 +20,7 @@ from prefect.context import get_run_context
 from drivefine_core.config import load_params
 from drivefine_core.tracking.runs import PARENT_RUN_ENV, configure, lineage_tags, metric_key
 from flows import dvc_graph
+from flows.dvc_remote import configure_remote
 from stages._common import EXIT_TRANSIENT
 
 
@@ -95,6 +96,10 @@ def retrain(repo_root: str = ".", stages: list[str] | None = None, force: bool =
     if unknown:
         raise ValueError(f"unknown stage(s) {unknown}; dvc.yaml has: {', '.join(order)}")
     selected = [s for s in order if not stages or s in stages]
+    # An S3 remote named by params (ops.remote.url) or DRIVEFINE_DVC_REMOTE_URL replaces the local default.
+    remote = configure_remote(root, params.ops.remote)
+    if remote is not None:
+        print(f"DVC remote: {remote.name} -> {remote.url}")
     step = run_stage.with_options(retries=params.run.stage_retries,
                                   retry_delay_seconds=params.run.retry_delay_s)
 
