@@ -4,6 +4,7 @@
     drivefine stages             list the stages in graph order and whether each is up to date
     drivefine plan --scene TOK   plan one scene with the registry's champion, print and draw it
     drivefine ingest             take new logs from S3 into a new DVC data version, then retrain
+    drivefine evaluate-champion  score the registry's champion on the current test split
 """
 
 from __future__ import annotations
@@ -128,6 +129,19 @@ def ingest(
 
     r = ingest_new_logs(repo_root=str(repo), bucket=bucket, trigger=trigger)
     typer.echo(f"{len(r['new'])} new log(s), {r['seen']} already seen, commit {r['commit']}")
+
+
+@app.command("evaluate-champion")
+def evaluate_champion_cmd(
+    refresh: Annotated[bool, typer.Option(help="first bring the data stages up to date")] = True,
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Score the registry's champion on the current test split; scores go to MLflow and onto the version."""
+    from flows.evaluate_champion import evaluate_champion
+
+    scores = evaluate_champion(repo_root=str(repo), refresh_data=refresh)
+    typer.echo(f"champion: v1/pdms={scores.get('v1/pdms', float('nan')):.4f} "
+               f"v2/epdms={scores.get('v2/epdms', float('nan')):.4f}")
 
 
 if __name__ == "__main__":

@@ -5,47 +5,19 @@
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from drivefine_core.evaluation.agents import FeatureIndex, planner_agent
-from drivefine_core.evaluation.ladder import score_table
+from drivefine_core.evaluation.champion import SPLIT_TAG, scores_on_split, split_digest
 from drivefine_core.features.row_groups import list_row_groups, read_row_group
 from drivefine_core.features.samples import table_columns
-from drivefine_core.metrics.cache_io import read_metric_caches
-from drivefine_core.models.planner import Planner
 from drivefine_core.tracking.lineage import dvc_md5, git_state
-from drivefine_core.tracking.promotion import apply_decision, current_champion, decide, decision_record
 from drivefine_core.tracking.planner_pyfunc import frame_from_feature_columns
-from drivefine_core.tracking.registry import (download_planner, dvc_lock_tags, params_digest, register_planner,
-                                              version_scores)
+from drivefine_core.tracking.promotion import apply_decision, current_champion, decide, decision_record
+from drivefine_core.tracking.registry import dvc_lock_tags, params_digest, register_planner
 from stages._common import main, open_run, write_json
-
-SPLIT_TAG = "eval.split_digest"
-
-
-def split_digest(split: str) -> str:
-    return dvc_md5(Path(f"data/metric_cache/{split}")) + "+" + dvc_md5(Path(f"data/features/{split}"))
-
-
-def champion_scores(client, name: str, version: str, digest: str, params) -> dict[str, float]:
-    """The champion's scores on this split: its recorded ones if measured on the same split,
-    otherwise re-scored now on the current split."""
-    mv = client.get_model_version(name, version)
-    if mv.tags.get(SPLIT_TAG) == digest:
-        return version_scores(client, name, version)
-    split = params.evaluate.split
-    with tempfile.TemporaryDirectory() as tmp:
-        planner_dir, mode = download_planner(name, version, tmp)
-        features = FeatureIndex(f"data/features/{split}")
-        caches = [c for c in read_metric_caches(f"data/metric_cache/{split}") if c.token in features]
-        agent = planner_agent(Planner.load(planner_dir), mode, features, params.evaluate.batch_size, params.evaluate.seed)
-        table, _ = score_table(caches, {"champion": agent}, params.metrics)
-    print(f"register: champion v{version} re-scored on the current {split} split")
-    return {k: float(v) for k, v in table.loc["champion"].items()}
 
 
 def run(params) -> None:
@@ -68,7 +40,12 @@ def run(params) -> None:
         scores = summary["best"]
         version = register_planner(summary["best_planner_dir"], summary["best_mode"], example, name, tags, scores)
         champ = current_champion(client, name)
-        champ_scores = champion_scores(client, name, champ, digest, params) if champ and champ != version else None
+        champ_scores = None
+        if champ and champ != version:
+            champ_scores, rescored = scores_on_split(client, name, champ, split, params.metrics,
+                                                     params.evaluate.batch_size, params.evaluate.seed)
+            if rescored:
+                print(f"register: champion v{champ} re-scored on the current {split} split")
         decision = decide(scores, champ_scores, params.promotion, champ)
         decision = apply_decision(client, name, version, decision)
         record = {"model": name, "version": version, "variant": summary["best_variant"], **decision_record(decision)}

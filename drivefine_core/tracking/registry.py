@@ -60,7 +60,8 @@ def download_planner(model_name: str, version: str, dest: str | Path) -> tuple[P
     """A registered version's planner directory and planning mode, downloaded to dest."""
     local = Path(mlflow.artifacts.download_artifacts(f"models:/{model_name}/{version}", dst_path=str(dest)))
     mlmodel = yaml.safe_load((local / "MLmodel").read_text())
-    mode = (mlmodel.get("flavors", {}).get("python_function", {}).get("model_config") or {}).get("mode")
+    pyfunc = mlmodel.get("flavors", {}).get("python_function", {})
+    mode = (pyfunc.get("config") or pyfunc.get("model_config") or {}).get("mode")  # MLflow 3 writes "config"
     planner_dirs = [p.parent for p in local.rglob("config.json") if (p.parent / "model.safetensors").exists()]
     if not planner_dirs or mode is None:
         raise FileNotFoundError(f"models:/{model_name}/{version}: no planner weights or mode in {local}")

@@ -65,6 +65,21 @@ def test_registered_version_carries_lineage_and_scores(pipeline):
         assert mv.tags[key], key
 
 
+def test_evaluate_champion_rescores_the_registered_planner_to_the_evaluate_stage_numbers(pipeline):
+    """The champion downloaded from the registry and scored again gives the evaluate stage's scores."""
+    repo, env, server, _, _ = pipeline
+    proc = run_cli(repo, "evaluate-champion", "--no-refresh", env=env, timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    client = MlflowClient(server.url)
+    mv = client.get_model_version_by_alias(MODEL, "champion")
+    summary = json.loads((repo / "data/evaluation/summary.json").read_text())
+    run = client.search_runs([client.get_experiment_by_name("drivefine").experiment_id],
+                             "attributes.run_name = 'evaluate-champion'")[0]
+    for metric in ("v1/pdms", "v2/epdms", "v1/nc", "v2/dac"):
+        assert abs(run.data.metrics[metric] - summary["best"][metric]) < 1e-9, metric
+    assert mv.tags["last_evaluated.split_digest"] == mv.tags["eval.split_digest"]
+
+
 def test_artifacts_are_on_the_s3_endpoint(pipeline):
     _, _, _, _, s3 = pipeline
     keys = [o["Key"] for o in boto3.client("s3", endpoint_url=s3["AWS_ENDPOINT_URL"], region_name="us-east-1",
