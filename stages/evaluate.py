@@ -9,7 +9,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 
-from drivefine_core.evaluation.agents import FeatureIndex, baseline_agents, planner_agent, reference_plan
+from drivefine_core.evaluation.agents import FeatureIndex, Recorded, baseline_agents, planner_agent, reference_plan
 from drivefine_core.evaluation.ladder import best_and_worst, best_variant, score_table
 from drivefine_core.metrics.cache_io import read_metric_caches
 from drivefine_core.models.planner import Planner
@@ -43,7 +43,7 @@ def run(params) -> None:
                     print(f"evaluate: no {stage} planner at {path}; {stage}/{mode} skipped")
                     continue
                 name = f"{stage}/{mode}"
-                agents[name] = planner_agent(Planner.load(path), mode, features, ev.batch_size, ev.seed)
+                agents[name] = Recorded(planner_agent(Planner.load(path), mode, features, ev.batch_size, ev.seed))
                 learned.append(name)
         table, per_scene = score_table(caches, agents, params.metrics)
         primary = params.promotion.primary_metric
@@ -68,7 +68,7 @@ def run(params) -> None:
             by_token = {c.token: c for c in caches}
             for token, score, label in best_and_worst(per_scene, best, primary, ev.report_scenes):
                 cache = by_token[token]
-                planned = agents[best]([cache])[0]
+                planned = agents[best].plans[token]  # the plan that was scored
                 views.append(SceneView(cache, {"planned": planned, "human": cache.human_future,
                                                "pdm_closed": reference_plan(cache)},
                                        f"{label}: {token} ({best}, {primary}={score:.3f})"))

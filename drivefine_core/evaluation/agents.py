@@ -63,6 +63,20 @@ def planner_agent(planner: Planner, mode: str, features: FeatureIndex, batch_siz
     return agent
 
 
+class Recorded:
+    """Wraps an agent and keeps every plan it made by scene token, so a report draws exactly the
+    trajectory that was scored (sampled modes depend on the batch they were planned in)."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+        self.plans: dict[str, np.ndarray] = {}
+
+    def __call__(self, caches: Sequence[MetricCache]) -> np.ndarray:
+        plans = self.agent(caches)
+        self.plans.update({c.token: p for c, p in zip(caches, plans)})
+        return plans
+
+
 def baseline_agents(names: Sequence[str], train_caches: Sequence[MetricCache],
                     params: BaselineParams) -> dict[str, Agent]:
     agents: dict[str, Agent] = {}

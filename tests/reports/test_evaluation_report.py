@@ -30,3 +30,14 @@ def test_planned_trajectory_is_drawn_in_its_colour(tmp_path):
     img = np.asarray(Image.open(tmp_path / "scene_00.png").convert("RGB")).astype(int)
     red = (abs(img[..., 0] - 214) < 20) & (abs(img[..., 1] - 39) < 20) & (abs(img[..., 2] - 40) < 20)
     assert red.sum() > 50
+
+
+def test_recorded_agent_keeps_the_scored_plans_by_token():
+    from drivefine_core.evaluation.agents import Recorded
+
+    caches = [straight_road(token="a"), straight_road(token="b")]
+    calls = iter([np.full((2, 8, 3), 1.0), np.full((2, 8, 3), 2.0)])
+    agent = Recorded(lambda cs: next(calls))
+    first = agent(caches)
+    agent(caches)  # a second call (another batch) overwrites with what was scored last
+    assert first[0, 0, 0] == 1.0 and agent.plans["a"][0, 0] == 2.0 and set(agent.plans) == {"a", "b"}
