@@ -232,9 +232,6 @@ def simulate(cast: Cast, lights: LightTable, n_frames: int, rng: np.random.Gener
         gap_s = np.where(need, g, np.inf).min(axis=1)
         gap_end = np.where(np.arange(N) == 0, end_s - front - 3.0, np.inf)
         gap_end[0] = min(gap_end[0], _lane_change_hold(cast, float(front[0]), xy, v, ev, eh, half_len, active))
-        if step in rec_steps:
-            rec["lead_gap"].append(np.minimum(gap_v, gap_m)), rec["stop_gap"].append(gap_s)
-            rec["lead_index"].append(np.where(gap_v <= gap_m, lead, -1))
         # --- merges: vehicles heading for the same lane queue by their distance to where they join it
         gm = MS - s[:, None]
         gm = np.where(gm > -(half_len[:, None] + 8.0), gm, np.inf)
@@ -251,6 +248,9 @@ def simulate(cast: Cast, lights: LightTable, n_frames: int, rng: np.random.Gener
             fol, led = order[1:][same], order[:-1][same]
             gap_m[fol] = dist_m[fol] - dist_m[led] - half_len[fol] - half_len[led] - MERGE_MARGIN_M
             v_m[fol] = np.where(led == 0, ev, v[led])
+        if step in rec_steps:
+            rec["lead_gap"].append(np.minimum(gap_v, gap_m)), rec["stop_gap"].append(gap_s)
+            rec["lead_index"].append(np.where(gap_v <= gap_m, lead, -1))
         # --- IDM
         limit = V.speed_factor * PL[rows, i0]
         v0 = np.where(s < V.slow_until, V.slow_speed, limit)
