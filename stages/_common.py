@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from drivefine_core.config import Params, ParamsError, load_params
+from drivefine_core.storage.local import write_file_atomic
 from drivefine_core.tracking.runs import stage_run
 
 EXIT_TRANSIENT = 75  # EX_TEMPFAIL
@@ -45,11 +46,7 @@ def is_transient_error(exc: BaseException | None) -> bool:
 
 def write_json(path: str | Path, data: Any) -> None:
     """Atomic JSON write (temp name, then rename) so DVC never caches half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+    write_file_atomic(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
 
 
 def open_run(stage: str, params: Params, section: Any, extra_inputs: list[str] | None = None):

@@ -3,7 +3,6 @@ on the test split with PDMS v1 and EPDMS v2, side by side; per-scene scores; the
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import mlflow
@@ -14,6 +13,7 @@ from drivefine_core.evaluation.ladder import best_and_worst, best_variant, score
 from drivefine_core.metrics.cache_io import read_metric_caches
 from drivefine_core.models.planner import Planner
 from drivefine_core.reports.evaluation_report import SceneView, write_report
+from drivefine_core.storage.local import write_file_atomic
 from drivefine_core.tracking.runs import metric_key
 from stages._common import main, open_run, write_json
 from stages.training_curves import read_curves
@@ -50,8 +50,7 @@ def run(params) -> None:
         best = best_variant(table, learned, primary) if learned else None
 
         Path("data/evaluation").mkdir(parents=True, exist_ok=True)
-        per_scene.to_parquet("data/evaluation/.per_scene.parquet.tmp")
-        os.replace("data/evaluation/.per_scene.parquet.tmp", "data/evaluation/per_scene.parquet")
+        write_file_atomic("data/evaluation/per_scene.parquet", per_scene.to_parquet())
         metrics = {f"{v}/{m}": float(x) for v, row in table.iterrows() for m, x in row.items() if np.isfinite(x)}
         summary = {"best_variant": best, "primary_metric": primary, "scenes": len(caches),
                    "best": {m: float(x) for m, x in table.loc[best].items()} if best else {},

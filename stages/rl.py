@@ -10,16 +10,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import mlflow
 
 from drivefine_core.features.dataset import InMemoryFeatureDataset
 from drivefine_core.metrics.cache_io import read_metric_caches
 from drivefine_core.models import Planner
 from drivefine_core.training.reward import PairedScenes, ScorerReward
 from drivefine_core.training.rl import EVAL_MODES, mean_reward, sampled_reward, train_rl
-from drivefine_core.tracking.runs import metric_key
-from stages._common import main, open_run, write_json
-from stages.sft import mlflow_logger
+from stages._common import main, open_run
+from stages.sft import mlflow_logger, publish
 
 CHECKPOINTS = Path("data/checkpoints/rl")
 
@@ -57,10 +55,7 @@ def run(params) -> None:
             curves.update(res.curves(variant))
             shutil.rmtree(CHECKPOINTS / variant, ignore_errors=True)
             print(f"rl {variant}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k.startswith(variant)))
-        write_json("metrics/rl.json", metrics)
-        write_json("metrics/rl_curves.json", curves)
-        mlflow.log_metrics({metric_key(k): v for k, v in metrics.items()})
-        mlflow.log_artifacts("models/rl", "planners")
+        publish("rl", metrics, curves)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,15 @@ def mlflow_logger(d: dict[str, float], step: int) -> None:
     mlflow.log_metrics({metric_key(k): float(v) for k, v in d.items()}, step=step)
 
 
+def publish(stage: str, metrics: dict[str, float], curves: dict[str, list[list[float]]]) -> None:
+    """What a training stage leaves: metrics and curves JSON (for DVC and the report), MLflow metrics,
+    and its planners as MLflow artifacts."""
+    write_json(f"metrics/{stage}.json", metrics)
+    write_json(f"metrics/{stage}_curves.json", curves)
+    mlflow.log_metrics({metric_key(k): v for k, v in metrics.items()})
+    mlflow.log_artifacts(f"models/{stage}", "planners")
+
+
 def run(params) -> None:
     sft = params.sft
     with open_run("sft", params, {"sft": sft, "model": params.model}):
@@ -47,10 +56,7 @@ def run(params) -> None:
                 metrics[f"{variant}/{phase}/samples_per_s"] = res.samples / res.seconds if res.seconds else 0.0
             shutil.rmtree(CHECKPOINTS / variant, ignore_errors=True)
             print(f"sft {variant}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k.startswith(variant)))
-        write_json("metrics/sft.json", metrics)
-        write_json("metrics/sft_curves.json", curves)
-        mlflow.log_metrics({metric_key(k): v for k, v in metrics.items()})
-        mlflow.log_artifacts("models/sft", "planners")
+        publish("sft", metrics, curves)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from drivefine_core.data.scene_filter import assign_split, cut_scenes
 from drivefine_core.data.schema import Scene
 from drivefine_core.data.scenes_io import ScenesWriter
 from drivefine_core.storage import download, is_s3, list_prefix
+from drivefine_core.storage.local import write_file_atomic
 
 Validator = Callable[[str, list[Scene]], list[str]]
 LOGS_DIR = "navsim_logs"
@@ -124,13 +124,6 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _write_json_atomic(path: Path, payload: object) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(payload, fh, indent=2)
-    os.replace(tmp, path)
-
-
 def _expected_splits(params: IngestParams, split_dirs: list[str]) -> list[str]:
     if params.split.mode == "hash":
         return [params.split.train_name, params.split.test_name]
@@ -211,5 +204,5 @@ def ingest(
             stale.unlink()
     report.logs_refused = len(report.quarantine)
     report.quarantine_path = str(out_dir / "quarantine.json")
-    _write_json_atomic(Path(report.quarantine_path), [asdict(q) for q in report.quarantine])
+    write_file_atomic(report.quarantine_path, json.dumps([asdict(q) for q in report.quarantine], indent=2).encode())
     return report

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from itertools import groupby
@@ -24,6 +23,7 @@ from drivefine_core.data.schema import Scene
 from drivefine_core.metrics.cache_builder import build_metric_cache
 from drivefine_core.metrics.cache_io import write_metric_caches
 from drivefine_core.metrics.params import MetricsParams
+from drivefine_core.storage.local import write_file_atomic
 
 MANIFEST = "manifest.json"
 
@@ -56,9 +56,7 @@ def log_key(scenes: list[Scene], params: MetricsParams, maps_digest: str) -> str
 
 
 def _save_manifest(out: Path, manifest: dict[str, str]) -> None:
-    tmp = out / f".{MANIFEST}.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
-    os.replace(tmp, out / MANIFEST)
+    write_file_atomic(out / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
 
 
 def build_metric_cache_dir(scenes: Iterable[Scene], maps_root: str | Path, out_dir: str | Path,

@@ -4,7 +4,6 @@ drawn from above. Written as Markdown and HTML with PNGs beside them."""
 from __future__ import annotations
 
 import html
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pandas as pd
 
 from drivefine_core.metrics.cache import MetricCache
 from drivefine_core.reports.scene_plot import draw_curves, draw_scene
+from drivefine_core.storage.local import write_file_atomic
 
 
 @dataclass
@@ -59,7 +59,5 @@ def write_report(out_dir: str | Path, table: pd.DataFrame, curves: dict[str, lis
             + "".join(f"<p>{html.escape(n)}</p>" for n in notes or [])
             + "".join(f"<h3>{html.escape(c)}</h3><img src='{n}'>" for n, c in images) + "</body></html>")
     for name, text in (("report.md", "\n".join(md)), ("report.html", page)):
-        tmp = out / f".{name}.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, out / name)
+        write_file_atomic(out / name, text.encode())
     return out / "report.md"
