@@ -66,11 +66,7 @@ def retrain_routed(
         logger.info("DVC remote: %s", f"{remote.name} -> {remote.url}" if remote else "repository default")
     gpu = routing.gpu_stages if gpu_stages is None else gpu_stages
     target = routing.gpu_deployment if gpu_deployment is None else gpu_deployment
-    order = dvc_graph.stage_order(Path(repo_root).resolve())
-    unknown = sorted(set(stages or []) - set(order))
-    if unknown:
-        raise ValueError(f"unknown stage(s) {unknown}; dvc.yaml has: {', '.join(order)}")
-    selected = [s for s in order if not stages or s in stages]
+    selected = dvc_graph.select_stages(Path(repo_root).resolve(), stages)
     results: list[StageResult] = []
     for needs_gpu, part in segments(selected, gpu):
         if needs_gpu and target:

@@ -32,6 +32,15 @@ def stage_order(repo_root: Path) -> list[str]:
         return [s.name for s in order if getattr(s, "name", None) and s.path_in_repo.endswith("dvc.yaml")]
 
 
+def select_stages(repo_root: Path, stages: list[str] | None) -> list[str]:
+    """The stages to run, in graph order: all of them, or those named (an unknown name is an error)."""
+    order = stage_order(repo_root)
+    unknown = sorted(set(stages or []) - set(order))
+    if unknown:
+        raise ValueError(f"unknown stage(s) {unknown}; dvc.yaml has: {', '.join(order)}")
+    return [s for s in order if not stages or s in stages]
+
+
 def stage_states(repo_root: Path) -> dict[str, str]:
     """'up to date' or 'changed' for every stage (what `dvc status` says)."""
     from dvc.repo import Repo

@@ -18,7 +18,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.context import get_run_context
 
 from drivefine_core.config import load_params
-from drivefine_core.tracking.runs import PARENT_RUN_ENV, configure, lineage_tags, metric_key
+from drivefine_core.tracking.runs import PARENT_RUN_ENV, configure, context_tags, metric_key
 from flows import dvc_graph
 from flows.dvc_remote import configure_remote
 from stages._common import EXIT_TRANSIENT
@@ -91,11 +91,7 @@ def retrain(repo_root: str = ".", stages: list[str] | None = None, force: bool =
     """Run the pipeline. `stages` limits the run to those stages (in graph order)."""
     root = Path(repo_root).resolve()
     params = load_params(root / "params.yaml")  # a bad params.yaml fails here, before any stage
-    order = dvc_graph.stage_order(root)
-    unknown = sorted(set(stages or []) - set(order))
-    if unknown:
-        raise ValueError(f"unknown stage(s) {unknown}; dvc.yaml has: {', '.join(order)}")
-    selected = [s for s in order if not stages or s in stages]
+    selected = dvc_graph.select_stages(root, stages)
     # An S3 remote named by params (ops.remote.url) or DRIVEFINE_DVC_REMOTE_URL replaces the local default.
     remote = configure_remote(root, params.ops.remote)
     if remote is not None:
@@ -109,10 +105,7 @@ def retrain(repo_root: str = ".", stages: list[str] | None = None, force: bool =
     start = time.perf_counter()
     results: list[StageResult] = []
     pushed = None
-    tags = {k: v for k, v in lineage_tags(root, selected[0] if selected else "", []).items()
-            if k.startswith(("git.", "env."))} if selected else {}
-    ctx = get_run_context()
-    tags["prefect.flow_run_id"] = str(ctx.flow_run.id)
+    tags = {**context_tags(root), "prefect.flow_run_id": str(get_run_context().flow_run.id)}
     try:
         with mlflow.start_run(run_name="retrain", tags=tags) as parent:
             os.environ[PARENT_RUN_ENV] = parent.info.run_id

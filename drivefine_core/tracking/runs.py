@@ -53,15 +53,20 @@ def public_params(params: Any) -> dict[str, str]:
     return out
 
 
-def lineage_tags(repo_root: Path, stage: str, extra_inputs: list[str] | None = None) -> dict[str, str]:
+def context_tags(repo_root: Path) -> dict[str, str]:
+    """Where a run came from: the git commit and dirty flag, and the endpoints the environment names."""
     commit, dirty = git_state(repo_root)
-    hashes = dep_hashes(repo_root, stage_deps(repo_root, stage) + list(extra_inputs or []))
-    tags = {"drivefine.stage": stage, "git.commit": commit, "git.dirty": str(dirty).lower(),
-            "data.digest": data_digest(hashes)}
-    tags.update({f"dvc.dep.{path}": md5 for path, md5 in hashes.items()})
+    tags = {"git.commit": commit, "git.dirty": str(dirty).lower()}
     for name in RUNTIME_ENV:
         if name in os.environ and not is_secret(name):
             tags[f"env.{name}"] = without_userinfo(os.environ[name])
+    return tags
+
+
+def lineage_tags(repo_root: Path, stage: str, extra_inputs: list[str] | None = None) -> dict[str, str]:
+    hashes = dep_hashes(repo_root, stage_deps(repo_root, stage) + list(extra_inputs or []))
+    tags = {"drivefine.stage": stage, **context_tags(repo_root), "data.digest": data_digest(hashes)}
+    tags.update({f"dvc.dep.{path}": md5 for path, md5 in hashes.items()})
     return tags
 
 
