@@ -9,11 +9,11 @@ Its prompt pass also feeds the flow-matching action expert (flow.py).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from drivefine_core.models.backbone import Backbone, PromptCache
 from drivefine_core.models.batch import Batch
+from drivefine_core.models.bev import bev_loss
 from drivefine_core.models.drivefine import DecodeOutput, effective_temperature
 from drivefine_core.models.layers import KV
 from drivefine_core.models.params import NUM_ANSWER_TOKENS, ModelParams
@@ -41,9 +41,18 @@ class AutoregressiveModel(nn.Module):
         return logp.gather(-1, tokens[..., None])[..., 0]
 
     def loss(self, batch: Batch) -> Tensor:
+        return self.losses(batch)["ar"]
+
+    def losses(self, batch: Batch) -> dict[str, Tensor]:
+        """{"ar": teacher-forced soft-label CE} (+ "bev": the auxiliary BEV loss when the batch has "bev")."""
         target = batch["target_tokens"]
-        logits = self.backbone.forward_answer(self.shifted_inputs(target), self.encode_prompt(batch))
-        return F.cross_entropy(logits.flatten(0, 1), target.flatten())
+        cache = self.encode_prompt(batch)
+        out: dict[str, Tensor] = {}
+        if "bev" in batch:
+            out["bev"] = bev_loss(self.backbone.bev_logits(cache), batch["bev"], batch.get("bev_valid"))
+        logits = self.backbone.forward_answer(self.shifted_inputs(target), cache)
+        out["ar"] = self.backbone.token_loss(logits, target).mean()
+        return out
 
     @torch.no_grad()
     def decode(
@@ -75,9 +84,10 @@ class AutoregressiveModel(nn.Module):
                 logits = bb.forward_full(batch, inputs, ACT)[1][:, -1]
             probs = torch.softmax(logits.float() / effective_temperature(temperature), -1)
             if temperature > 0:
-                nxt = torch.multinomial(probs, 1, generator=generator)
+                centre = torch.multinomial(probs, 1, generator=generator)
             else:
-                nxt = probs.argmax(-1, keepdim=True)
-            confs.append(probs.gather(-1, nxt)[:, 0])
+                centre = probs.argmax(-1, keepdim=True)
+            nxt, conf = bb.pick(probs[:, None], centre, start=i)
+            confs.append(conf[:, 0])
             tokens = torch.cat([tokens, nxt], 1)
         return DecodeOutput(tokens, torch.stack(confs, 1))

@@ -24,8 +24,10 @@ from torch import Tensor, nn
 
 from drivefine_core.features.tokenizer import position_is_heading, XY_BINS
 from drivefine_core.models.batch import Batch
+from drivefine_core.models.bev import BEVHead
 from drivefine_core.models.layers import KV, Block, answer_mask, init_weights, prefix_mask
 from drivefine_core.models.params import NUM_ANSWER_TOKENS, NUM_HISTORY_POSES, ModelParams
+from drivefine_core.models.token_codec import ValueEmbedding, kind_bounds, soft_token_ce, window_decode
 from drivefine_core.models.vision import VisionTower
 
 
@@ -36,6 +38,7 @@ class PromptCache:
     kv: list[KV]
     hidden: Tensor  # (B, P, width), before the final norm
     task: str
+    vision: Tensor | None = None  # (B, N, vision_width) vision tokens (for the BEV head); dropped by repeat
 
     @property
     def length(self) -> int:
@@ -66,6 +69,10 @@ class PromptEncoder(nn.Module):
         self.register_buffer("pose_scale", torch.tensor(p.action_scale), persistent=False)
 
     def forward(self, batch: Batch, task: str) -> Tensor:
+        return self.encode(batch, task)[0]
+
+    def encode(self, batch: Batch, task: str) -> tuple[Tensor, Tensor]:
+        """-> (B, P, width) prompt embeddings, (B, N, vision_width) vision tokens."""
         if task not in self.tasks:
             raise ValueError(f"unknown task '{task}' for this backbone (tasks: {self.tasks})")
         p = self.p
@@ -73,14 +80,15 @@ class PromptEncoder(nn.Module):
         b = image.shape[0]
         task_ids = torch.full((b,), self.tasks.index(task), dtype=torch.long, device=image.device)
         ego = torch.cat([batch["velocity"] / p.velocity_scale, batch["acceleration"] / p.acceleration_scale], -1)
+        vision = self.vision.features(image.float())
         tokens = [
             self.task(task_ids)[:, None],
             self.command(batch["command"].float())[:, None],
             self.ego(ego.float())[:, None],
             self.history(batch["history"].float() / self.pose_scale),
-            self.vision(image.float()),
+            self.vision.out(vision),
         ]
-        return torch.cat(tokens, dim=1) + self.pos
+        return torch.cat(tokens, dim=1) + self.pos, vision
 
 
 class Backbone(nn.Module):
@@ -96,7 +104,9 @@ class Backbone(nn.Module):
         self.p, self.causal, self.detached_experts = p, causal, detached_experts
         self.mask_id, self.bos_id = p.vocab_size, p.vocab_size + 1
         self.prompt = PromptEncoder(p, experts)
-        self.tok = nn.Embedding(p.vocab_size + 2, p.width)  # + [MASK] + [BOS]
+        # answer-token inputs: the bins' values (token_codec) or a plain table; + [MASK] + [BOS]
+        self.tok = ValueEmbedding(p.width, p.vocab_size, 2, p.value_frequencies) \
+            if p.token_embedding == "value" else nn.Embedding(p.vocab_size + 2, p.width)
         self.ans_pos = nn.Parameter(torch.zeros(1, NUM_ANSWER_TOKENS, p.width))
         self.shared = nn.ModuleList(Block(p.width, p.heads, p.mlp_ratio, p.dropout)
                                     for _ in range(p.depth - n_expert_blocks))
@@ -106,6 +116,7 @@ class Backbone(nn.Module):
         })
         self.norms = nn.ModuleDict({name: nn.LayerNorm(p.width) for name in experts})
         self.head = nn.Linear(p.width, p.vocab_size, bias=False)
+        self.bev = BEVHead(p)  # auxiliary, training only
         # x/y positions may emit only x/y bins and heading positions only heading bins
         allowed = torch.zeros(NUM_ANSWER_TOKENS, p.vocab_size, dtype=torch.bool)
         is_heading = torch.from_numpy(position_is_heading(NUM_ANSWER_TOKENS))
@@ -113,7 +124,11 @@ class Backbone(nn.Module):
         allowed[is_heading, XY_BINS:] = True
         blocked = ~allowed if p.constrain_vocab else torch.zeros_like(allowed)
         self.register_buffer("blocked", blocked, persistent=False)
+        lo, hi = kind_bounds(NUM_ANSWER_TOKENS, torch.device("cpu"))
+        self.register_buffer("tok_lo", lo, persistent=False)
+        self.register_buffer("tok_hi", hi, persistent=False)
         init_weights(self)
+        self.prompt.vision.reset_stem()
         nn.init.normal_(self.ans_pos, std=0.02)
         nn.init.normal_(self.prompt.pos, std=0.02)
         for name in experts[1:]:  # warm start: every expert begins as a copy of the first
@@ -143,20 +158,35 @@ class Backbone(nn.Module):
         logits = F.linear(h, weight)
         return logits.masked_fill(self.blocked[start : start + hidden.shape[1]], float("-inf"))
 
+    def token_loss(self, logits: Tensor, target: Tensor, start: int = 0) -> Tensor:
+        """(B, T, V) logits of answer slots [start, start + T), (B, T) target ids -> (B, T) soft-label CE."""
+        sl = slice(start, start + target.shape[1])
+        return soft_token_ce(logits, target, self.p.label_sigma_bins, self.tok_lo[sl], self.tok_hi[sl])
+
+    def pick(self, probs: Tensor, centre: Tensor, start: int = 0) -> tuple[Tensor, Tensor]:
+        """Windowed decoding around `centre` (argmax or sample) -> (ids, confidence), slots from `start`."""
+        sl = slice(start, start + centre.shape[1])
+        return window_decode(probs, centre, self.p.decode_window_bins, self.tok_lo[sl], self.tok_hi[sl])
+
+    def bev_logits(self, cache: PromptCache) -> Tensor:
+        if cache.vision is None:
+            raise ValueError("this prompt cache holds no vision tokens (repeated or stacked caches drop them)")
+        return self.bev(cache.vision)
+
     def embed_answer(self, tokens: Tensor, start: int = 0) -> Tensor:
         return self.tok(tokens) + self.ans_pos[:, start : start + tokens.shape[1]]
 
     # -- cached path -------------------------------------------------------------------------------------
     def encode_prompt(self, batch: Batch, task: str) -> PromptCache:
         with self._trunk_ctx(task):
-            x = self.prompt(batch, task)
+            x, vision = self.prompt.encode(batch, task)
         kv: list[KV] = []
         for i, blk in enumerate(self.blocks(task)):
             x = self._maybe_detach(x, i, task)
             with self._trunk_ctx(task, i):
                 x, layer_kv = blk(x)  # the prompt sees only itself: no mask needed
             kv.append(layer_kv)
-        return PromptCache(kv, x, task)
+        return PromptCache(kv, x, task, vision)
 
     def run_answer(
         self, x: Tensor, cache: PromptCache, past_answer: list[KV] | None = None
@@ -174,12 +204,15 @@ class Backbone(nn.Module):
             new_kv.append(layer_kv)
         return x, new_kv
 
-    def forward_answer(self, tokens: Tensor, cache: PromptCache) -> Tensor:
-        """(B, 24) answer inputs -> (B, 24, vocab) logits, reusing the prompt cache."""
+    def answer_hidden(self, tokens: Tensor, cache: PromptCache) -> Tensor:
+        """(B, 24) answer inputs -> (B, 24, width) last hidden states (before the final norm)."""
         with self._trunk_ctx(cache.task):
             x = self.embed_answer(tokens)
-        h, _ = self.run_answer(x, cache)
-        return self.logits(h, cache.task)
+        return self.run_answer(x, cache)[0]
+
+    def forward_answer(self, tokens: Tensor, cache: PromptCache) -> Tensor:
+        """(B, 24) answer inputs -> (B, 24, vocab) logits, reusing the prompt cache."""
+        return self.logits(self.answer_hidden(tokens, cache), cache.task)
 
     # -- uncached reference ------------------------------------------------------------------------------
     def forward_full(self, batch: Batch, tokens: Tensor, task: str) -> tuple[Tensor, Tensor]:

@@ -5,9 +5,15 @@ masked) and predicted with cross-entropy on the masked ones (LLaDA; optional 1/t
 complementary masking). Decoding starts fully masked and, over S steps, commits the most confident (or
 random) predictions with counts from a cosine schedule; the prompt's KV cache is reused by every step.
 
-Refinement expert: the last n blocks, warm-started from the generation expert's, re-predict every token of a
-full draft in one pass. The refinement loss sees the shared trunk detached, so only its own blocks learn;
-the generation loss never reaches them because the generation path never runs them.
+Refinement expert: the last n blocks, warm-started from the generation expert's once that is trained
+(training/sft.py copies them), re-predict every token of a full draft in one pass. With
+refine_offset_bins = R > 0 its own head predicts each token's offset from the draft within +-R bins, so
+"keep the draft" is one logit and the expert only has to learn where the generator's drafts go wrong;
+R = 0 re-predicts whole tokens through the shared LM head. The refinement loss sees the shared trunk
+detached, so only its own blocks (and head) learn; the generation loss never reaches them because the
+generation path never runs them.
+
+Tokens are value-embedded, trained with Gaussian soft labels and decoded within a window (token_codec.py).
 """
 
 from __future__ import annotations
@@ -21,8 +27,10 @@ from torch import Tensor, nn
 from drivefine_core.features.tokenizer import HEADING_BINS, HEADING_OFFSET, XY_BINS, position_is_heading
 from drivefine_core.models.backbone import Backbone, PromptCache
 from drivefine_core.models.batch import Batch
+from drivefine_core.models.bev import bev_loss
 from drivefine_core.models.params import NUM_ANSWER_TOKENS, ModelParams
 from drivefine_core.models.schedules import cosine_commit_counts
+from drivefine_core.models.token_codec import soft_token_ce, window_decode
 
 GENERATE, REFINE = "generate", "refine"
 
@@ -66,9 +74,19 @@ class DriveFineModel(nn.Module):
         self.p = p
         self.backbone = Backbone(p, (GENERATE, REFINE), p.n_refine_blocks, causal=False, detached_experts=(REFINE,))
         self.mask_id = self.backbone.mask_id
+        r = p.refine_offset_bins
+        self.refine_head = nn.Linear(p.width, 2 * r + 1) if r > 0 else None
+        if self.refine_head is not None:  # starts near "keep the draft": a Gaussian prior on the offset
+            nn.init.normal_(self.refine_head.weight, std=0.02)
+            with torch.no_grad():
+                self.refine_head.bias.copy_(-((torch.arange(2 * r + 1) - r).float() / max(p.label_sigma_bins, 1.0)) ** 2 / 2)
 
     # -- generation expert: training ---------------------------------------------------------------------
     def generation_loss(self, batch: Batch, generator: torch.Generator | None = None) -> Tensor:
+        return self.generation_losses(batch, generator)["mdm"]
+
+    def generation_losses(self, batch: Batch, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """{"mdm": masked-token loss} (+ "bev": the auxiliary BEV loss when the batch has a "bev" target)."""
         target = batch["target_tokens"]
         b, n = target.shape
         dev = target.device
@@ -78,16 +96,20 @@ class DriveFineModel(nn.Module):
         forced = torch.randint(0, n, (b,), device=dev, generator=generator)
         masked = masked | (F.one_hot(forced, n).bool() & ~masked.any(1, keepdim=True))
         cache = self.backbone.encode_prompt(batch, GENERATE)
+        out: dict[str, Tensor] = {}
+        if "bev" in batch:
+            out["bev"] = bev_loss(self.backbone.bev_logits(cache), batch["bev"], batch.get("bev_valid"))
         if self.p.complementary_masking:  # LaViDa: every sample twice, with the mask and its complement
             masked, t = torch.cat([masked, ~masked]), torch.cat([t, 1 - t])
             target, cache = torch.cat([target, target]), _stack_cache(cache)
         inputs = torch.where(masked, torch.full_like(target, self.mask_id), target)
         logits = self.backbone.forward_answer(inputs, cache)
-        ce = F.cross_entropy(logits.flatten(0, 1), target.flatten(), reduction="none").view_as(target)
-        ce = ce * masked
+        ce = self.backbone.token_loss(logits, target) * masked
         if self.p.inverse_t_weighting:  # LLaDA's unbiased estimator: sum over masked of CE / t, per token
-            return (ce / t.clamp_min(1e-3)).sum() / target.numel()
-        return ce.sum() / masked.sum().clamp_min(1)
+            out["mdm"] = (ce / t.clamp_min(1e-3)).sum() / target.numel()
+        else:
+            out["mdm"] = ce.sum() / masked.sum().clamp_min(1)
+        return out
 
     # -- generation expert: decoding ---------------------------------------------------------------------
     @torch.no_grad()
@@ -120,10 +142,10 @@ class DriveFineModel(nn.Module):
                 logits = self.backbone.forward_full(batch, tokens, GENERATE)[1]
             probs = torch.softmax(logits.float() / effective_temperature(temperature), dim=-1)
             if temperature > 0:
-                pred = torch.multinomial(probs.flatten(0, 1), 1, generator=generator).view(b, -1)
+                centre = torch.multinomial(probs.flatten(0, 1), 1, generator=generator).view(b, -1)
             else:
-                pred = probs.argmax(-1)
-            pred_conf = probs.gather(-1, pred[..., None])[..., 0]
+                centre = probs.argmax(-1)
+            pred, pred_conf = self.backbone.pick(probs, centre)
             still_masked = tokens == self.mask_id
             if remasking == "confidence":
                 score = pred_conf.clone()
@@ -156,31 +178,58 @@ class DriveFineModel(nn.Module):
 
     # -- refinement expert -------------------------------------------------------------------------------
     def refine_logits(self, batch: Batch, draft: Tensor) -> Tensor:
-        """(B, 24) full draft -> (B, 24, vocab) logits of the refinement expert, one pass."""
+        """(B, 24) full draft -> (B, 24, K) logits of the refinement expert, one pass: over offsets
+        -R..R from the draft (K = 2R + 1) or, with R = 0, over the vocabulary."""
         cache = self.backbone.encode_prompt(batch, REFINE)
-        return self.backbone.forward_answer(draft, cache)
+        if self.refine_head is None:
+            return self.backbone.forward_answer(draft, cache)
+        h = self.backbone.norms[REFINE](self.backbone.answer_hidden(draft, cache))
+        return self.refine_head(h)
+
+    def _refine_index(self, draft: Tensor, tokens: Tensor) -> Tensor:
+        """Refined tokens -> indices into refine_logits' last dimension (offsets clipped to +-R)."""
+        r = self.p.refine_offset_bins
+        return tokens if self.refine_head is None else (tokens - draft).clamp(-r, r) + r
+
+    def _refine_tokens(self, draft: Tensor, index: Tensor) -> Tensor:
+        if self.refine_head is None:
+            return index
+        bb = self.backbone
+        return torch.maximum(torch.minimum(draft + index - self.p.refine_offset_bins, bb.tok_hi), bb.tok_lo)
+
+    def _refine_bounds(self) -> tuple[Tensor, Tensor]:
+        bb = self.backbone
+        if self.refine_head is None:
+            return bb.tok_lo, bb.tok_hi
+        r = self.p.refine_offset_bins
+        return torch.zeros_like(bb.tok_lo), torch.full_like(bb.tok_hi, 2 * r)
 
     def refinement_loss(self, batch: Batch, draft: Tensor) -> Tensor:
-        """Cross-entropy on every token of the draft's refinement towards the target."""
+        """Soft-label cross-entropy on every token of the draft's refinement towards the target."""
         logits = self.refine_logits(batch, draft)
-        return F.cross_entropy(logits.flatten(0, 1), batch["target_tokens"].flatten())
+        lo, hi = self._refine_bounds()
+        target = self._refine_index(draft, batch["target_tokens"])
+        return soft_token_ce(logits, target, self.p.label_sigma_bins, lo, hi).mean()
 
     @torch.no_grad()
     def refine(
         self, batch: Batch, draft: Tensor, temperature: float = 0.0, generator: torch.Generator | None = None
     ) -> tuple[Tensor, Tensor]:
-        """One refinement pass -> (tokens, probabilities of those tokens)."""
+        """One refinement pass -> (tokens, confidence: probability mass of the decoding window)."""
         probs = torch.softmax(self.refine_logits(batch, draft).float() / effective_temperature(temperature), -1)
         if temperature > 0:
-            tokens = torch.multinomial(probs.flatten(0, 1), 1, generator=generator).view(draft.shape)
+            centre = torch.multinomial(probs.flatten(0, 1), 1, generator=generator).view(draft.shape)
         else:
-            tokens = probs.argmax(-1)
-        return tokens, probs.gather(-1, tokens[..., None])[..., 0]
+            centre = probs.argmax(-1)
+        lo, hi = self._refine_bounds()
+        index, conf = window_decode(probs, centre, self.p.decode_window_bins, lo, hi)
+        return self._refine_tokens(draft, index), conf
 
     def refine_logprobs(self, batch: Batch, draft: Tensor, refined: Tensor, temperature: float = 0.0) -> Tensor:
         """(B, 24) differentiable log pi_refine(refined | draft), for refinement RL."""
         logits = self.refine_logits(batch, draft).float() / effective_temperature(temperature)
-        return torch.log_softmax(logits, -1).gather(-1, refined[..., None])[..., 0]
+        index = self._refine_index(draft, refined)
+        return torch.log_softmax(logits, -1).gather(-1, index[..., None])[..., 0]
 
 
 def _stack_cache(cache: PromptCache) -> PromptCache:

@@ -35,6 +35,13 @@ class ModelParams(BaseModel):
     vision_width: int = Field(96, ge=8)
     vision_depth: int = Field(2, ge=0)
     vision_heads: int = Field(4, ge=1)
+    # "conv": a strided-convolution stem before the ViT blocks (learns from a few thousand images, where a
+    # single 16x16 patch projection does not); "patch": the plain ViT patch embedding
+    vision_stem: Literal["conv", "patch"] = "conv"
+    # auxiliary BEV head on the vision tokens (drivable area, route, vehicles; TransFuser-style), trained in SFT
+    bev_channels: int = Field(3, ge=1)
+    bev_cells: tuple[int, int] = (32, 32)  # (forward, lateral) cells; must be even (2x2 cells per query)
+    bev_cell_m: float = Field(2.0, gt=0)
 
     # SpanVLA flow-matching action expert: same head count as the backbone, smaller width
     flow_width: int = Field(64, ge=8)
@@ -55,10 +62,21 @@ class ModelParams(BaseModel):
     complementary_masking: bool = True  # LaViDa
     inverse_t_weighting: bool = False  # LLaDA's 1/t weight
     # SFT drafts for the refinement expert: perturbed targets ("noise") or the generation expert's decode
-    refine_draft: Literal["noise", "decode"] = "noise"
+    refine_draft: Literal["noise", "decode"] = "decode"
     refine_noise_bins: float = Field(20.0, ge=0)  # std of the draft perturbation in bins (20 = 1 m, 2 deg)
+    # "decode" drafts are sampled at this temperature (0 = greedy): the training split's greedy drafts are
+    # better than the test split's, sampling shows the refiner mistakes of the size it will meet
+    refine_draft_temperature: float = Field(1.0, ge=0)
     # x/y positions may only emit x/y bins, heading positions only heading bins
     constrain_vocab: bool = True
+    # trajectory tokens with a notion of "near" (token_codec.py): value embeddings of the bins, Gaussian
+    # soft labels (sigma in bins; 0 = one-hot) and windowed decoding (+-W bins around the argmax; 0 = argmax)
+    token_embedding: Literal["value", "table"] = "value"
+    value_frequencies: int = Field(12, ge=1)
+    label_sigma_bins: float = Field(10.0, ge=0)
+    decode_window_bins: int = Field(20, ge=0)
+    # the refinement expert predicts each token's offset from the draft within +-R bins (R = 0: whole tokens)
+    refine_offset_bins: int = Field(80, ge=0)
 
     # fixed normalisation scales
     action_scale: tuple[float, float, float] = (30.0, 10.0, 0.5)  # x m, y m, heading rad
@@ -82,6 +100,8 @@ class ModelParams(BaseModel):
                 f"ModelParams.image_height/image_width ({self.image_height}x{self.image_width}) "
                 f"must be multiples of patch_size={self.patch_size}"
             )
+        if any(c % 2 for c in self.bev_cells):
+            raise ValueError(f"ModelParams.bev_cells={self.bev_cells} must both be even")
         n_read = len(self.flow_read_layers)
         if n_read == 0:
             raise ValueError(f"ModelParams.flow_every_k={self.flow_every_k} reads no layer of depth={self.depth}")

@@ -100,12 +100,11 @@ class Planner(nn.Module):
                                          "target_tokens"))
         out: dict[str, Tensor] = {}
         for name in names:
-            if name == "mdm":
-                out[name] = self.drivefine.generation_loss(batch, generator)
+            if name in ("mdm", "ar"):  # + "<name>_bev", the auxiliary BEV loss, when the batch has "bev"
+                parts = self.drivefine.generation_losses(batch, generator) if name == "mdm" else self.ar.losses(batch)
+                out.update({name if k == name else f"{name}_{k}": v for k, v in parts.items()})
             elif name == "refine":
                 out[name] = self.drivefine.refinement_loss(batch, self.refinement_drafts(batch, generator))
-            elif name == "ar":
-                out[name] = self.ar.loss(batch)
             else:
                 policy = self.flow if name == "flow" else self.flow_noise
                 with torch.no_grad():  # stop-gradient: the VLM is trained first, the expert reads it
@@ -118,7 +117,8 @@ class Planner(nn.Module):
         if self.params.refine_draft == "decode":
             was_training = self.training
             self.eval()
-            draft = self.drivefine.decode(batch, generator=generator).tokens
+            draft = self.drivefine.decode(batch, temperature=self.params.refine_draft_temperature,
+                                          generator=generator).tokens
             self.train(was_training)
             return draft
         return perturb_tokens(batch["target_tokens"], self.params.refine_noise_bins, generator)

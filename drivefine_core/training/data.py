@@ -61,7 +61,8 @@ class SeededBatches:
         return self.collate([self.dataset[i] for i in self.indices(k)])
 
 
-TENSOR_FIELDS = ("image", "command", "velocity", "acceleration", "history", "target", "target_tokens")
+TENSOR_FIELDS = ("image", "command", "velocity", "acceleration", "history", "target", "target_tokens", "bev",
+                 "bev_valid")
 
 
 def to_model_batch(samples: dict[str, Any], device: torch.device | str = "cpu") -> dict[str, Tensor]:

@@ -39,6 +39,11 @@ class SFTParams(_Section):
     # DriveFine: generation (masked diffusion) + refinement expert in one run, one loss each
     drivefine: OptimParams = OptimParams()
     refine_weight: float = Field(1.0, ge=0)
+    # the refinement expert starts after this fraction of the DriveFine steps: its blocks are then copied from
+    # the trained generation expert (the warm start) and it learns on the generator's own drafts
+    refine_start: float = Field(0.5, ge=0, lt=1)
+    # weight of the auxiliary BEV loss of the vision towers (mdm and ar phases; 0 = off)
+    bev_weight: float = Field(1.0, ge=0)
     # SpanVLA: the autoregressive VLM first (also the AR baseline), then the flow expert on the frozen VLM
     ar: OptimParams = OptimParams()
     flow: OptimParams = OptimParams()

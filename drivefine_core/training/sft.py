@@ -1,8 +1,11 @@
 """Supervised fine-tuning of the planners, one phase per objective group.
 
-- DriveFine: the generation expert (masked diffusion) and the refinement expert in one run. The refiner
-  learns to map drafts (perturbed targets or its own decodes, ModelParams.refine_draft) to the target; the
-  models' gradient blocking keeps its loss off the shared blocks, so the two losses can simply be added.
+- DriveFine: the generation expert (masked diffusion) and the refinement expert in one run. The generation
+  expert trains alone for the first `refine_start` of the steps; then the refinement expert's blocks are
+  copied from it (the warm start from a trained generator) and it learns to map the generator's drafts
+  (ModelParams.refine_draft) to the target; the models' gradient blocking keeps its loss off the shared
+  blocks, so the two losses can simply be added.
+- The vision towers also learn the auxiliary BEV raster when the samples carry one ("bev"; sft.bev_weight).
 - SpanVLA: the autoregressive VLM first (it is also the AR baseline), then the flow expert(s) on the frozen
   VLM (the planner detaches the VLM's keys/values; only the expert's parameters are optimised).
 """
@@ -49,12 +52,13 @@ def train_phase(
     on_step: Callable[[int], None] | None = None,
 ) -> TrainResult:
     """One SFT phase: 'drivefine' (mdm + refine), 'ar', or 'flow' (flow [+ flow-noise] on the frozen VLM)."""
+    bev = {"mdm_bev": sft.bev_weight, "ar_bev": sft.bev_weight}
     if phase == "drivefine":
         p, module, objectives = sft.drivefine, planner.drivefine, ("mdm", "refine")
-        weights = {"refine": sft.refine_weight}
+        weights = {"refine": sft.refine_weight, **bev}
         params = list(module.parameters())
     elif phase == "ar":
-        p, objectives, weights = sft.ar, ("ar",), {}
+        p, objectives, weights = sft.ar, ("ar",), bev
         params = list(planner.ar.parameters())
     elif phase == "flow":
         p, weights = sft.flow, {}
@@ -68,9 +72,19 @@ def train_phase(
     trainer = Trainer(planner, params, p, accelerator=acc, checkpoint_dir=checkpoint_dir,
                       log_metrics=log_metrics, name=f"sft_{phase}", run_key=f"sft/{phase}/{p.model_dump_json()}")
     batch_fn = _batches(dataset, p, acc)
+    refine_from = int(round(sft.refine_start * p.steps)) if phase == "drivefine" else 0
 
     def loss_fn(batch: dict[str, Tensor], g: Any) -> tuple[Tensor, dict[str, float]]:
-        return _sum(planner.losses(batch, objectives, generator=g), weights)
+        if sft.bev_weight == 0:
+            batch = {k: v for k, v in batch.items() if k not in ("bev", "bev_valid")}
+        active = ("mdm",) if trainer.step < refine_from else objectives
+        # once, at the switch (a run resumed later restores the copied and trained blocks instead)
+        if refine_from and trainer.step == refine_from and not warmed:
+            planner.drivefine.backbone.warm_start("generate", "refine")
+            warmed.append(True)
+        return _sum(planner.losses(batch, active, generator=g), weights)
+
+    warmed: list[bool] = []
 
     return trainer.fit(batch_fn, loss_fn, on_step)
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from drivefine_core.models import Planner, cosine_commit_counts
+from tests.models.conftest import tiny_params
 
 
 @pytest.mark.parametrize("steps", [1, 2, 4, 12, 24])
@@ -38,17 +39,27 @@ def test_decoding_commits_scheduled_counts(planner: Planner, batch: dict, steps:
 def test_confidence_remasking_commits_most_confident_first(planner: Planner, batch: dict) -> None:
     out = planner.drivefine.decode(batch, steps=24, remasking="confidence", return_trace=True)
     # with one token per step, the committed token had the highest confidence among those still masked;
-    # recompute step 0's confidences and check the argmax was committed
+    # recompute step 0's confidences (the probability mass of each token's decoding window) and check that
+    # the most confident token was committed
     dfm = planner.drivefine
     state0 = out.trace.state_before(0, dfm.mask_id)
     logits = dfm.backbone.forward_answer(state0, dfm.backbone.encode_prompt(batch, "generate"))
-    best = torch.softmax(logits, -1).amax(-1).argmax(-1)
+    probs = torch.softmax(logits, -1)
+    best = dfm.backbone.pick(probs, probs.argmax(-1))[1].argmax(-1)
     first = (out.trace.step_of_token == 0).float().argmax(-1)
     assert torch.equal(best, first)
 
 
-def test_trace_logprobs_match_decoding(planner: Planner, batch: dict) -> None:
-    dfm = planner.drivefine
+@pytest.fixture
+def plain() -> Planner:
+    """The planner with argmax decoding (window 0): a committed token's confidence is then its own
+    probability, which the log-probability recomputations below must reproduce exactly."""
+    torch.manual_seed(0)
+    return Planner(tiny_params(decode_window_bins=0)).eval()
+
+
+def test_trace_logprobs_match_decoding(plain: Planner, batch: dict) -> None:
+    dfm = plain.drivefine
     out = dfm.decode(batch, steps=6, return_trace=True)  # greedy: confidences are plain-softmax probabilities
     logp = dfm.trace_logprobs(batch, out.trace)
     mask = out.trace.commit_mask()
@@ -60,20 +71,23 @@ def test_trace_logprobs_match_decoding(planner: Planner, batch: dict) -> None:
     assert dfm.backbone.experts["generate"][0].attn.qkv.weight.grad is not None
 
 
-def test_trace_logprobs_sampled_temperature(planner: Planner, batch: dict) -> None:
+def test_trace_logprobs_sampled_temperature(plain: Planner, batch: dict) -> None:
+    planner = plain
     dfm = planner.drivefine
     out = dfm.decode(batch, steps=4, temperature=0.7, generator=torch.Generator().manual_seed(3), return_trace=True)
     logp = dfm.trace_logprobs(batch, out.trace)
     assert torch.allclose((logp * out.trace.commit_mask()).sum(1).exp(), out.confidences, atol=1e-5)
 
 
-def test_ar_logprobs_match_decoding(planner: Planner, batch: dict) -> None:
+def test_ar_logprobs_match_decoding(plain: Planner, batch: dict) -> None:
+    planner = plain
     out = planner.ar.decode(batch, temperature=0.0)
     logp = planner.ar.logprobs(batch, out.tokens)
     assert torch.allclose(logp.exp(), out.confidences, atol=1e-5)
 
 
-def test_refine_logprobs(planner: Planner, batch: dict) -> None:
+def test_refine_logprobs(plain: Planner, batch: dict) -> None:
+    planner = plain
     dfm = planner.drivefine
     draft = dfm.decode(batch).tokens
     refined, conf = dfm.refine(batch, draft)

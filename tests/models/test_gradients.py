@@ -24,7 +24,8 @@ def test_refinement_loss_updates_only_refinement_blocks(planner: Planner, batch:
     planner.losses(batch, "refine")["refine"].backward()
     got = _grads(planner)
     touched = {n for n, g in got.items() if g}
-    own = {n for n in got if n.startswith(("drivefine.backbone.experts.refine.", "drivefine.backbone.norms.refine."))}
+    own = {n for n in got if n.startswith(("drivefine.backbone.experts.refine.", "drivefine.backbone.norms.refine.",
+                                           "drivefine.refine_head."))}
     assert touched == own
     assert own  # the expert did learn something
 
@@ -74,5 +75,6 @@ def test_blocking_holds_for_every_split() -> None:
         batch = make_batch(p)
         planner.losses(batch, "refine")["refine"].backward()
         touched = {name for name, g in _grads(planner).items() if g}
-        assert touched and all(".experts.refine." in t or ".norms.refine." in t for t in touched), n
+        assert touched and all(".experts.refine." in t or ".norms.refine." in t or ".refine_head." in t
+                               for t in touched), n
         assert len(planner.drivefine.backbone.shared) == 4 - n
