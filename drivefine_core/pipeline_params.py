@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Section(BaseModel):
@@ -53,6 +53,16 @@ class DataSourceParams(_Section):
         return self.source == "synthetic"
 
 
+class CurationParams(_Section):
+    """A harder test split, curated as NAVSIM curated navtest: scenes a trivial plan already solves (constant
+    velocity scores >= max_constant_velocity) and scenes the human does not solve (< min_human) are left out."""
+
+    enabled: bool = True
+    metric: Literal["v1/pdms", "v2/epdms"] = "v1/pdms"
+    max_constant_velocity: float = Field(0.8, ge=0, le=1)
+    min_human: float = Field(0.8, ge=0, le=1)
+
+
 class EvaluateParams(_Section):
     split: str = "test"
     # Planner variants scored side by side: baselines + modes of the planners after SFT and after RL.
@@ -64,3 +74,12 @@ class EvaluateParams(_Section):
     batch_size: int = Field(32, ge=1)
     seed: int = 0
     report_scenes: int = Field(2, ge=0, description="best and worst scenes drawn in the report (each)")
+    # every variant is also scored on the curated scenes (metrics "curated/<variant>/...")
+    curated: CurationParams = CurationParams()
+
+    @model_validator(mode="after")
+    def _curation_needs_baselines(self) -> "EvaluateParams":
+        missing = [b for b in ("constant_velocity", "human") if b not in self.baselines]
+        if self.curated.enabled and missing:
+            raise ValueError(f"evaluate.curated.enabled needs {missing} in evaluate.baselines")
+        return self

@@ -9,7 +9,8 @@ import mlflow
 import numpy as np
 
 from drivefine_core.evaluation.agents import FeatureIndex, Recorded, baseline_agents, planner_agent, reference_plan
-from drivefine_core.evaluation.ladder import best_and_worst, best_variant, score_table
+from drivefine_core.evaluation.curation import curated_tokens, means_over
+from drivefine_core.evaluation.ladder import SUMMARY_METRICS, best_and_worst, best_variant, score_table
 from drivefine_core.metrics.cache_io import read_metric_caches
 from drivefine_core.models.planner import Planner
 from drivefine_core.reports.evaluation_report import SceneView, write_report
@@ -24,6 +25,23 @@ REPORT = Path("reports/evaluation")
 
 def planner_path(stage: str, mode: str) -> Path:
     return Path("models") / stage / FAMILY[mode]
+
+
+def refinement_views(agents: dict, per_scene, by_token: dict, k: int) -> list[SceneView]:
+    """The refinement expert's draft (the greedy MDM plan: mdm+refine refines exactly that draft) beside its
+    refined plan, for the k scenes where refinement changed the score most, of the last stage that has both."""
+    for stage in ("rl", "sft"):
+        draft, refined = f"{stage}/mdm", f"{stage}/mdm+refine"
+        if draft in agents and refined in agents and k:
+            score = per_scene.pivot_table(index="token", columns="agent", values="v1/pdms", aggfunc="first")
+            gain = (score[refined] - score[draft]).dropna()
+            tokens = list(gain.abs().sort_values(ascending=False).index[:k])
+            return [SceneView(by_token[t], {"draft (mdm)": agents[draft].plans[t],
+                                           "refined (mdm+refine)": agents[refined].plans[t],
+                                           "human": by_token[t].human_future},
+                              f"refinement on {t}: {stage} PDMS {score.at[t, draft]:.3f} -> {score.at[t, refined]:.3f}")
+                    for t in tokens]
+    return []
 
 
 def run(params) -> None:
@@ -48,11 +66,17 @@ def run(params) -> None:
         table, per_scene = score_table(caches, agents, params.metrics)
         primary = params.promotion.primary_metric
         best = best_variant(table, learned, primary) if learned else None
+        curated = curated_tokens(per_scene, ev.curated) if ev.curated.enabled else []
+        curated_table = means_over(per_scene, curated, SUMMARY_METRICS) if curated else None
 
         Path("data/evaluation").mkdir(parents=True, exist_ok=True)
         write_file_atomic("data/evaluation/per_scene.parquet", per_scene.to_parquet())
         metrics = {f"{v}/{m}": float(x) for v, row in table.iterrows() for m, x in row.items() if np.isfinite(x)}
+        if curated_table is not None:
+            metrics.update({f"curated/{v}/{m}": float(x) for v, row in curated_table.iterrows()
+                            for m, x in row.items() if np.isfinite(x)})
         summary = {"best_variant": best, "primary_metric": primary, "scenes": len(caches),
+                   "curated_scenes": len(curated),
                    "best": {m: float(x) for m, x in table.loc[best].items()} if best else {},
                    "best_planner_dir": str(planner_path(*best.split("/"))) if best else None,
                    "best_mode": best.split("/")[1] if best else None}
@@ -71,8 +95,14 @@ def run(params) -> None:
                 views.append(SceneView(cache, {"planned": planned, "human": cache.human_future,
                                                "pdm_closed": reference_plan(cache)},
                                        f"{label}: {token} ({best}, {primary}={score:.3f})"))
+        views += refinement_views(agents, per_scene, {c.token: c for c in caches}, ev.report_scenes)
         notes = [f"{len(caches)} test scenes; best learned variant: {best} ({primary})"]
-        report = write_report(REPORT, table, read_curves(), views, notes=notes)
+        more = []
+        if curated_table is not None:
+            more.append((f"Curated test split ({len(curated)} of {len(caches)} scenes: constant velocity "
+                         f"< {ev.curated.max_constant_velocity}, human >= {ev.curated.min_human} {ev.curated.metric})",
+                         curated_table))
+        report = write_report(REPORT, table, read_curves(), views, notes=notes, more_tables=more)
         mlflow.log_artifacts(str(REPORT), "report")
         print(table.to_string(float_format=lambda x: f"{x:.3f}"))
         print(f"evaluate: best learned variant {best}; report at {report}")

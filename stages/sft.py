@@ -1,6 +1,8 @@
 """Stage sft: train each planner family on the train split's features and save it under models/sft/<variant>/.
 
 DriveFine: generation + refinement experts in one run; SpanVLA: the AR VLM, then the flow expert on it.
+The vision towers also learn a BEV raster of each scene (drivable area, route, agents) drawn from its metric
+cache, when sft.bev_weight > 0.
 Resumable: checkpoints go to data/checkpoints/sft/ (outside the stage's outs, so DVC does not delete
 them before a rerun) and are removed once a variant is saved."""
 
@@ -13,7 +15,9 @@ import mlflow
 import torch
 
 from drivefine_core.features.dataset import InMemoryFeatureDataset
+from drivefine_core.metrics.cache_io import read_metric_caches
 from drivefine_core.models import Planner
+from drivefine_core.training.bev_targets import WithBEV
 from drivefine_core.training.sft import train_sft
 from drivefine_core.tracking.runs import metric_key
 from stages._common import main, open_run, write_json
@@ -37,10 +41,14 @@ def publish(stage: str, metrics: dict[str, float], curves: dict[str, list[list[f
 def run(params) -> None:
     sft = params.sft
     with open_run("sft", params, {"sft": sft, "model": params.model}):
-        features = f"data/features/{params.ingest.split.train_name}"
+        train = params.ingest.split.train_name
+        features = f"data/features/{train}"
         dataset = InMemoryFeatureDataset(features)
         if len(dataset) == 0:
             raise ValueError(f"{features}: the feature store holds no training sample")
+        if sft.bev_weight > 0:  # the vision towers' auxiliary BEV targets, drawn from the metric caches
+            tokens = [s["token"] for s in InMemoryFeatureDataset(features, decode_images=False)]
+            dataset = WithBEV(dataset, tokens, read_metric_caches(f"data/metric_cache/{train}"), params.model)
         metrics: dict[str, float] = {"train_samples": float(len(dataset))}
         curves: dict[str, list[list[float]]] = {}
         for variant in sft.variants:

@@ -4,7 +4,10 @@ Rollout: every scene is decoded G times with temperature sampling over s steps; 
 at which step each token was unmasked. Neighbouring steps are merged tau at a time (floor(s/tau) states are
 kept; the remainder joins the last one): a token committed anywhere in merged step j is scored under the
 state at the start of that merged step. The reward is the scorer's PDMS / EPDMS; the advantage is
-A_i = r_i - mean(r) over the group, without std normalisation (DriveFine).
+A_i = r_i - mean(r) over the group (DriveFine), divided by the group's std by default (GRPOParams.normalise_std:
+from-scratch models see reward spreads that differ tenfold between scenes, and a raw difference lets the
+few high-spread scenes drive every update). Rollouts decode with the evaluation's step count at a low
+temperature, so the sampled plans are the neighbourhood of the plan that is scored.
 
 Loss per committed token (each token is counted once, at the merged step that unmasked it):
   -min(rho * A, clip(rho, 1 - eps, 1 + eps) * A) + beta * KL_k3(pi || pi_SFT)
@@ -63,12 +66,14 @@ def rollout_mdm(model: DriveFineModel, ref: DriveFineModel | None, batch: dict[s
                 generator: torch.Generator | None) -> MDMRollout:
     s, g = len(caches), p.group_size
     rep = repeat_batch(batch, g)
-    out = model.decode(rep, steps=p.decode_steps, temperature=p.temperature, generator=generator, return_trace=True)
+    out = model.decode(rep, steps=p.decode_steps or model.p.mdm_steps, temperature=p.temperature,
+                       generator=generator, return_trace=True)
     assert out.trace is not None
     trace = merge_trace(out.trace, p.merge_tau)
     poses = tokens_to_poses(out.tokens).cpu().numpy().reshape(s, g, 8, 3)
     rewards = np.asarray(reward_fn(caches, poses), dtype=np.float64)
-    adv = torch.as_tensor(group_advantages(rewards).reshape(-1), dtype=torch.float32, device=out.tokens.device)
+    adv = torch.as_tensor(group_advantages(rewards, p.normalise_std).reshape(-1), dtype=torch.float32,
+                          device=out.tokens.device)
     old = model.trace_logprobs(rep, trace)
     ref_logp = ref.trace_logprobs(rep, trace) if ref is not None and p.kl_beta > 0 else None
     return MDMRollout(rep, trace, poses, rewards, adv, old, ref_logp)

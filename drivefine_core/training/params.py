@@ -55,9 +55,12 @@ class GRPOParams(_Section):
     """DriveFine GRPO on the generation expert (paper: G=10, lr 1e-6 on 8B, 1 epoch, batch 16)."""
 
     group_size: int = Field(6, ge=2)
-    decode_steps: int = Field(6, ge=1, le=24, description="s: masked-diffusion steps while sampling")
+    decode_steps: int | None = Field(None, ge=1, le=24, description="s: masked-diffusion steps while sampling "
+                                     "(None: the model's mdm_steps, as evaluation decodes)")
     merge_tau: int = Field(2, ge=1, description="merge every tau neighbouring steps (keep floor(s/tau) states)")
-    temperature: float = Field(1.0, gt=0, description="sampling temperature of the rollouts")
+    temperature: float = Field(0.5, gt=0, description="sampling temperature of the rollouts (low: samples stay "
+                               "near the greedy plan that evaluation scores)")
+    normalise_std: bool = Field(True, description="advantages (r - mean) / std per group (DriveFine: no std)")
     clip_eps: float = Field(0.2, gt=0)
     kl_beta: float = Field(0.05, ge=0, description="KL to the frozen SFT policy (anchor)")
     bc_weight: float = Field(0.1, ge=0, description="behaviour-cloning (SFT loss on the logged target) anchor")
@@ -77,9 +80,10 @@ class FlowGRPOParams(_Section):
     """SpanVLA GRPO on the flow expert with negative and recovery rewards (paper G=64, lr 3e-5)."""
 
     group_size: int = Field(8, ge=2)
-    step_noise: float = Field(0.05, gt=0, description="std of the Gaussian per Euler step (normalised units)")
+    step_noise: float = Field(0.01, gt=0, description="std of the Gaussian per Euler step (normalised units: "
+                              "0.01 = 0.3 m in x, 0.1 m in y with the default action scales)")
     init_noise: float = Field(0.0, ge=0, description="std of the initial-state noise (no log-prob: a_his is fixed)")
-    kl_beta: float = Field(2.0, ge=0, description="KL to the SFT expert, per dimension (anchor; see bench numbers)")
+    kl_beta: float = Field(0.1, ge=0, description="KL to the SFT expert, per dimension (anchor; see bench numbers)")
     w_negative: float = Field(0.5, ge=0)
     w_recovery: float = Field(0.3, ge=0)
     closeness_sigma_m: float = Field(2.0, gt=0, description="sigma of exp(-mean ||a-b||^2 / sigma^2)")
@@ -102,6 +106,6 @@ class RLParams(_Section):
 
     @model_validator(mode="after")
     def _check(self) -> "RLParams":
-        if self.grpo.merge_tau > self.grpo.decode_steps:
+        if self.grpo.decode_steps is not None and self.grpo.merge_tau > self.grpo.decode_steps:
             raise ValueError(f"rl.grpo.merge_tau={self.grpo.merge_tau} exceeds decode_steps={self.grpo.decode_steps}")
         return self
