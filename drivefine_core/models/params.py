@@ -67,6 +67,8 @@ class ModelParams(BaseModel):
     # "decode" drafts are sampled at this temperature (0 = greedy): the training split's greedy drafts are
     # better than the test split's, sampling shows the refiner mistakes of the size it will meet
     refine_draft_temperature: float = Field(1.0, ge=0)
+    refine_draft_steps: int | None = Field(None, ge=1, le=NUM_ANSWER_TOKENS,
+                                           description="decoding steps of SFT drafts (None: mdm_steps)")
     # x/y positions may only emit x/y bins, heading positions only heading bins
     constrain_vocab: bool = True
     # trajectory tokens with a notion of "near" (token_codec.py): value embeddings of the bins, Gaussian

@@ -117,8 +117,8 @@ class Planner(nn.Module):
         if self.params.refine_draft == "decode":
             was_training = self.training
             self.eval()
-            draft = self.drivefine.decode(batch, temperature=self.params.refine_draft_temperature,
-                                          generator=generator).tokens
+            draft = self.drivefine.decode(batch, steps=self.params.refine_draft_steps,
+                                          temperature=self.params.refine_draft_temperature, generator=generator).tokens
             self.train(was_training)
             return draft
         return perturb_tokens(batch["target_tokens"], self.params.refine_noise_bins, generator)
