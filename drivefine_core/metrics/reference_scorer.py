@@ -198,8 +198,10 @@ def _raw(scene: _Scene, states, version: str) -> dict[str, float]:
     areas = scene.last_areas[1]
     centers = [_ego_center(s) for s in states]
     out = {"dac": 0.0 if any(a["non_drivable"] for a in areas) else 1.0}
+    # Oncoming progress per step; only v2 leaves out steps whose centre is in an intersection.
+    exempt = version == "v2"
     steps = [0.0] + [float(np.hypot(centers[t][0] - centers[t - 1][0], centers[t][1] - centers[t - 1][1]))
-                     if areas[t]["oncoming"] and not areas[t]["center_in_intersection"] else 0.0
+                     if areas[t]["oncoming"] and not (exempt and areas[t]["center_in_intersection"]) else 0.0
                      for t in range(1, len(states))]
     worst = max(sum(steps[i : i + K.DDC_WINDOW]) for i in range(len(steps) - K.DDC_WINDOW + 1))
     out["ddc"] = 1.0 if worst < K.DDC_OK else (0.5 if worst < K.DDC_VIOLATION else 0.0)

@@ -253,10 +253,13 @@ def time_to_collision(cache: MetricCache, states: np.ndarray, areas: dict, ignor
     return ttc
 
 
-def driving_direction(areas: dict) -> np.ndarray:
+def driving_direction(areas: dict, exempt_intersections: bool) -> np.ndarray:
+    """DDC per row: the worst 1 s window of oncoming progress. v2 (exempt_intersections) does not count steps
+    whose centre is inside an intersection; v1.1 counts them (docs/navsim-rules.md, DDC)."""
     c = areas["centers"]
     step = np.concatenate([np.zeros(c.shape[:1] + (1,)), np.linalg.norm(np.diff(c, axis=1), axis=-1)], axis=1)
-    step = np.where(areas["oncoming"] & ~areas["center_in_intersection"], step, 0.0)
+    counted = areas["oncoming"] & ~areas["center_in_intersection"] if exempt_intersections else areas["oncoming"]
+    step = np.where(counted, step, 0.0)
     cum = np.concatenate([np.zeros((len(step), 1)), np.cumsum(step, axis=1)], axis=1)
     worst = np.max(cum[:, K.DDC_WINDOW :] - cum[:, : -K.DDC_WINDOW], axis=1)
     return np.where(worst < K.DDC_OK, 1.0, np.where(worst < K.DDC_VIOLATION, 0.5, 0.0))

@@ -46,3 +46,23 @@ def test_ttc_still_sees_a_track_that_touched_the_ego():
         assert r["v1/ttc"] == 0.0 and r["v2/ttc"] == 0.0
         assert r["v1/ep"] == pytest.approx(1.0) and r["v1/c"] == 1.0
         assert r["v1/pdms"] == pytest.approx(7 / 12, abs=1e-6)
+
+
+def test_ddc_exempts_intersections_in_v2_only():
+    # The toy junction: the ego road runs along y = 0, the intersection polygon is x in [40, 60], |y| <= 10.
+    # The route here misses the junction's straight connector (lane_on_route False for it), so inside the
+    # junction the ego centre lies on no on-route lane or connector: it is "oncoming" there.
+    # Ego at 15 m/s straight: centre x(t) = 1.461 + 15 t at the simulated steps t = 0.1 k, k = 0..40.
+    # The centre is strictly inside the junction (40 < x < 60) for k = 26 (x = 40.461) .. 39 (x = 59.961):
+    # 14 steps, each adding |delta centre| = 1.5 m of oncoming progress.
+    # DDC sums oncoming progress over 1 s windows (11 steps) and takes the worst window:
+    #   v1.1 counts every oncoming step: 11 * 1.5 = 16.5 m >= 6 m -> DDC = 0.
+    #   v2 drops oncoming steps whose centre is in an intersection: 0 m < 2 m -> DDC = 1.
+    # v1 PDMS does not weigh DDC (weight 0 in v1.1), so it stays 1; v2 EPDMS = 1 (DDC is a multiplier there).
+    cache = T.intersection(ego_speed=15.0, red_from_step=None)
+    cache.lane_on_route = np.array([lid != "lc_straight" and on for lid, on in zip(cache.lane_ids, cache.lane_on_route)])
+    for r in both_scorers(cache, straight(15.0)):
+        assert r["v1/ddc"] == 0.0
+        assert r["v2/ddc"] == 1.0
+        assert r["v1/pdms"] == pytest.approx(1.0, abs=1e-6)
+        assert r["v2/epdms"] == pytest.approx(1.0, abs=1e-6)
