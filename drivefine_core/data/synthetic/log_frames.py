@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 
 from drivefine_core.data.schema import CAMERA_NAMES, global_to_ego
@@ -18,6 +20,10 @@ COMMAND_LOOKAHEAD_M = 20.0
 COMMAND_LATERAL_M = 2.0
 LIGHT_RADIUS_M = 100.0
 SCENE_CHUNK_FRAMES = 40  # OpenScene cuts logs into scenes of 20 s
+
+
+def lidar_path(log_name: str, frame_token: str) -> str:
+    return f"{log_name}/MergedPointCloud/{frame_token}.pcd"
 
 
 def token(rng: np.random.Generator) -> str:
@@ -39,8 +45,13 @@ def driving_command(path_xy: np.ndarray, s: float, pose: np.ndarray, step_m: flo
 
 def build_frames(
     smap: SyntheticMap, cast: Cast, sim: SimResult, lights: LightTable, cams: dict[str, Camera], log_name: str,
-    t0_us: int, radius_m: float, rng: np.random.Generator,
+    t0_us: int, radius_m: float, rng: np.random.Generator, *, images: Collection[str], lidar: bool = False,
 ) -> list[dict]:
+    """`images`: the cameras whose JPEGs are written for every frame; `lidar`: whether a point cloud is.
+
+    A log never names a file that is not written: every camera of the rig keeps its calibration under `cams`
+    (NAVSIM builds its Cameras from all eight keys), but only the cameras in `images` carry a `data_path`; the
+    others have `data_path` None. `lidar_path` is None unless `lidar` (docs/navsim-rules.md, sensor files)."""
     n = len(sim.times_s)
     tokens = [token(rng) for _ in range(n)]
     log_token = token(rng)
@@ -83,7 +94,7 @@ def build_frames(
         for name in CAMERA_NAMES:
             cam = cams[name]
             cam_dicts[name] = {
-                "data_path": f"{log_name}/{name}/{tokens[f]}.jpg",
+                "data_path": f"{log_name}/{name}/{tokens[f]}.jpg" if name in images else None,
                 "sensor2lidar_rotation": cam.sensor2lidar_rotation.copy(),
                 "sensor2lidar_translation": cam.sensor2lidar_translation.copy(),
                 "cam_intrinsic": cam.intrinsic.copy(),
@@ -113,7 +124,7 @@ def build_frames(
             "ego_dynamic_state": np.array([v, 0.0, a, v * w]),
             "driving_command": driving_command(path.xy, float(sim.ego_s[f]), pose, STEP_M),
             "traffic_lights": [(lights.connector_ids[i], bool(sim.light_states[f, i] == RED)) for i in near_lights],
-            "lidar_path": f"{log_name}/MergedPointCloud/{tokens[f]}.pcd",
+            "lidar_path": lidar_path(log_name, tokens[f]) if lidar else None,
             "cams": cam_dicts,
             "anns": {
                 "gt_boxes": boxes,
