@@ -20,6 +20,7 @@ COMMAND_LOOKAHEAD_M = 20.0
 COMMAND_LATERAL_M = 2.0
 LIGHT_RADIUS_M = 100.0
 SCENE_CHUNK_FRAMES = 40  # OpenScene cuts logs into scenes of 20 s
+MIN_TRACK_FRAMES = 2  # an annotated track stays at least this many consecutive frames (while it exists)
 
 
 def lidar_path(log_name: str, frame_token: str) -> str:
@@ -46,8 +47,14 @@ def driving_command(path_xy: np.ndarray, s: float, pose: np.ndarray, step_m: flo
 def build_frames(
     smap: SyntheticMap, cast: Cast, sim: SimResult, lights: LightTable, cams: dict[str, Camera], log_name: str,
     t0_us: int, radius_m: float, rng: np.random.Generator, *, images: Collection[str], lidar: bool = False,
+    exit_margin_m: float = 10.0,
 ) -> list[dict]:
-    """`images`: the cameras whose JPEGs are written for every frame; `lidar`: whether a point cloud is.
+    """Annotations follow a hysteresis, like real perception tracks: a track enters when it comes within `radius_m`
+    of the ego and leaves only once it is farther than `radius_m + exit_margin_m`, and an entered track is kept at
+    least MIN_TRACK_FRAMES frames while it exists, so no track is annotated in a single frame only (NAVSIM's metric
+    caching fails on those).
+
+    `images`: the cameras whose JPEGs are written for every frame; `lidar`: whether a point cloud is.
 
     A log never names a file that is not written: every camera of the rig keeps its calibration under `cams`
     (NAVSIM builds its Cameras from all eight keys), but only the cameras in `images` carry a `data_path`; the
@@ -65,6 +72,7 @@ def build_frames(
     lidar2ego = pose_matrix(*LIDAR2EGO_T, 0.0)
     path = V.paths[0]
     route_ptr = 0
+    shown_for: dict[str, int] = {}  # track token -> consecutive frames annotated up to the previous frame
     frames = []
     for f in range(n):
         x, y = sim.ego_xy[f]
@@ -85,7 +93,11 @@ def build_frames(
         names = ["vehicle"] * int(act.sum()) + ["pedestrian"] * n_ped + list(S.names)
         tracks = [veh_tracks[i] for i in np.flatnonzero(act)] + ped_tracks + static_tracks
         local = global_to_ego(np.column_stack([xy_all, h_all]), pose) if len(xy_all) else np.zeros((0, 3))
-        keep = np.flatnonzero(np.hypot(local[:, 0], local[:, 1]) <= radius_m)
+        dist = np.hypot(local[:, 0], local[:, 1])
+        run = np.array([shown_for.get(t, 0) for t in tracks], dtype=int)
+        stays = (run > 0) & ((dist <= radius_m + exit_margin_m) | (run < MIN_TRACK_FRAMES))
+        keep = np.flatnonzero((dist <= radius_m) | stays)
+        shown_for = {tracks[i]: int(run[i]) + 1 for i in keep}
         rel = h_all[keep] - h
         boxes = np.column_stack([local[keep, :2], dims[keep, 2] / 2, dims[keep], local[keep, 2]]).reshape(-1, 7)
         vel = np.column_stack([sp_all[keep] * np.cos(rel), sp_all[keep] * np.sin(rel), np.zeros(len(keep))])

@@ -34,7 +34,8 @@ class GenerateParams(BaseModel):
     pedestrians_per_crosswalk: float = Field(1.0, ge=0.0)
     sidewalk_pedestrians_per_100m: float = Field(0.5, ge=0.0)
     static_objects_per_100m: float = Field(0.6, ge=0.0)
-    annotation_radius_m: float = Field(70.0, ge=10.0)
+    annotation_radius_m: float = Field(70.0, ge=10.0)  # a track enters the annotations within this distance
+    annotation_exit_margin_m: float = Field(10.0, ge=0.0)  # ... and leaves beyond annotation_radius_m + this
     # cameras
     image_width: int = Field(256, ge=32)
     image_height: int = Field(144, ge=18)

@@ -137,7 +137,8 @@ def _produce_log(k: int) -> tuple[str, str, int, int, int]:
     sim = simulate(cast, a.lights, params.frames_per_log, rng)
     name = log_name(params, k)
     frames = build_frames(a.smap, cast, sim, a.lights, _STATE["cams"], name, T0_US + k * 3_600_000_000,
-                          params.annotation_radius_m, rng, images=params.cameras if params.render_images else ())
+                          params.annotation_radius_m, rng, images=params.cameras if params.render_images else (),
+                          exit_margin_m=params.annotation_exit_margin_m)
     write_log(_STATE["root"], split, name, frames)
     images = 0
     if params.render_images:
