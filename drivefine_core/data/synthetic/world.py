@@ -27,7 +27,7 @@ from drivefine_core.data.synthetic.agents import cast_log
 from drivefine_core.data.synthetic.cameras import Camera, rig
 from drivefine_core.data.synthetic.lights import LightTable, light_table
 from drivefine_core.data.synthetic.log_frames import build_frames
-from drivefine_core.data.synthetic.map_gen import generate_map
+from drivefine_core.data.synthetic.map_gen import generate_map, num_written_maps
 from drivefine_core.data.synthetic.map_types import SyntheticMap
 from drivefine_core.data.synthetic.params import GenerateParams
 from drivefine_core.data.synthetic.raster import MapRaster, rasterize
@@ -44,7 +44,7 @@ RENDER_RADIUS_M = 150.0
 @dataclass
 class WorldSummary:
     root: str
-    maps: list[str]
+    maps: list[str]  # locations written under maps/; logs drive on the first params.num_maps
     logs: dict[str, list[str]]  # split -> log names
     frames: int
     images: int
@@ -154,10 +154,13 @@ def generate_world(root: Path, params: GenerateParams,
     Deterministic in params (params.workers only changes how many processes share the logs)."""
     start = time.perf_counter()
     root = Path(root)
-    assets = []
-    for i in range(params.num_maps):
+    assets, written = [], []
+    for i in range(num_written_maps(params)):
         smap = generate_map(params, i)
         write_gpkg(smap.network, root / MAPS_DIR, smap.walkways)
+        written.append(smap.network.location)
+        if i >= params.num_maps:  # written for nuPlan's layout only; no log drives on it
+            continue
         lights = light_table(smap)
         raster = rasterize(smap, params.raster_resolution_m) if params.render_images else None
         assets.append(_MapAssets(smap, Topology(smap.network), lights, raster, signal_glyphs(smap, lights)))
@@ -184,7 +187,7 @@ def generate_world(root: Path, params: GenerateParams,
     del done
     for names in logs.values():
         names.sort()
-    return WorldSummary(str(root), [a.smap.network.location for a in assets], logs, int(totals[0]), int(totals[1]),
+    return WorldSummary(str(root), written, logs, int(totals[0]), int(totals[1]),
                         time.perf_counter() - start, int(totals[2]), per_split)
 
 
