@@ -48,6 +48,7 @@ class GenerateParams(BaseModel):
     image_height: int = Field(144, ge=18)
     cameras: list[str] = Field(default_factory=lambda: ["CAM_F0"])
     render_images: bool = True
+    lidar: bool = False  # write a merged point cloud per frame (.pcd, as NAVSIM reads it); else lidar_path is None
     jpeg_quality: int = Field(85, ge=10, le=100)
     raster_resolution_m: float = Field(0.1, gt=0.0)
     workers: int = Field(1, ge=1)  # log-level processes (fork); output does not depend on it

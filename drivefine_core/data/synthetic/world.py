@@ -4,6 +4,7 @@ Layout (the real formats):
   <root>/maps/nuplan-maps-v1.0.json, <root>/maps/<location>/<version>/map.gpkg
   <root>/navsim_logs/<split>/<log_name>.pkl
   <root>/sensor_blobs/<split>/<log_name>/<CAM>/<token>.jpg
+  <root>/sensor_blobs/<split>/<log_name>/MergedPointCloud/<token>.pcd   (with params.lidar)
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from tqdm import tqdm
 
 from drivefine_core.data.gpkg_writer import write_gpkg
 from drivefine_core.data.openscene_writer import write_log
+from drivefine_core.data.pcd import write_pcd
 from drivefine_core.data.schema import global_to_ego
 from drivefine_core.data.synthetic.agents import cast_log
 from drivefine_core.data.synthetic.cameras import Camera, rig
+from drivefine_core.data.synthetic.lidar import frame_points
 from drivefine_core.data.synthetic.lights import LightTable, light_table
 from drivefine_core.data.synthetic.log_frames import build_frames
 from drivefine_core.data.synthetic.map_gen import generate_map, num_written_maps
@@ -138,8 +141,11 @@ def _produce_log(k: int) -> tuple[str, str, int, int, int]:
     name = log_name(params, k)
     frames = build_frames(a.smap, cast, sim, a.lights, _STATE["cams"], name, T0_US + k * 3_600_000_000,
                           params.annotation_radius_m, rng, images=params.cameras if params.render_images else (),
-                          exit_margin_m=params.annotation_exit_margin_m)
+                          exit_margin_m=params.annotation_exit_margin_m, lidar=params.lidar)
     write_log(_STATE["root"], split, name, frames)
+    if params.lidar:
+        for frame in frames:
+            write_pcd(_STATE["root"] / BLOBS_DIR / split / frame["lidar_path"], frame_points(frame))
     images = 0
     if params.render_images:
         images = _render_log(frames, sim, cast, a, _STATE["cams"], _STATE["models"], params.cameras,
