@@ -110,8 +110,14 @@ def build_layers(net: RoadNetwork, walkways: dict[str, np.ndarray] | None = None
                      "speed_limit_mps": float(lc.speed_limit_mps),
                      "traffic_light_stop_line_fids": ",".join(lc.traffic_light_stop_line_ids)})
         geoms.append(LineString(lc.centerline))
-        prow.append({"fid": next(next_fid), "lane_connector_fid": _fid(lc.id, "lane connector"),
-                     "left_boundary_fid": None, "right_boundary_fid": None})
+        # The devkit reads a connector's left / right boundary from these fids: each gets its own boundaries row,
+        # the centreline offset by half the width to either side (same direction as the centreline).
+        sides = {}
+        for side, sign in (("left", 1.0), ("right", -1.0)):
+            bfid = next(next_fid)
+            boundaries[str(bfid)] = LineString(_left_offset(np.asarray(lc.centerline, float), sign * lc.width / 2))
+            sides[f"{side}_boundary_fid"] = bfid
+        prow.append({"fid": next(next_fid), "lane_connector_fid": _fid(lc.id, "lane connector"), **sides})
         pgeo.append(_polygon(lc.polygon, lc.centerline, lc.width))
     layers["lane_connectors"] = _frame(
         "lane_connectors", rows, geoms, crs, "LineString")

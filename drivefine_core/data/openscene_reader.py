@@ -161,6 +161,10 @@ class _FrameParser:
                 self.fail(f"cams.{name}", f"expected a dict, got {type(cam).__name__}")
             f = f"cams.{name}."
             values = {k: self.get(k, cam, f) for k in CAMERA_KEYS}
+            if values["data_path"] is None:  # calibrated but no image recorded
+                if name in required:
+                    self.fail(f + "data_path", "no image recorded for a required camera")
+                continue
             out[name] = CameraInfo(
                 data_path=self.text(values["data_path"], f + "data_path"),
                 intrinsic=self.array(values["cam_intrinsic"], f + "cam_intrinsic", (3, 3)),

@@ -100,7 +100,7 @@ class _Scene:
         }
 
 
-def _collisions(scene: _Scene, states, areas, removed) -> tuple[float, set[int]]:
+def _collisions(scene: _Scene, states, areas, removed) -> float:
     nc, judged = 1.0, set()
     for t, state in enumerate(states):
         ego = scene.ego_polygon(state)
@@ -124,11 +124,12 @@ def _collisions(scene: _Scene, states, areas, removed) -> tuple[float, set[int]]
                 at_fault = areas[t]["multiple_lanes"] or areas[t]["non_drivable"]
             if at_fault:
                 nc = min(nc, 0.0 if scene.is_agent[n] else 0.5)
-    return nc, judged
+    return nc
 
 
-def _ttc(scene: _Scene, states, areas, removed, collided, last_step) -> float:
-    ignored = set(collided) | set(removed)
+def _ttc(scene: _Scene, states, areas, removed, last_step) -> float:
+    # TTC's own set of judged tracks starts empty: tracks NC saw touching the ego are tested again here.
+    ignored = set(removed)
     for t in range(last_step + 1):
         state = states[t]
         speed = np.hypot(state[3], state[4])
@@ -197,8 +198,10 @@ def _raw(scene: _Scene, states, version: str) -> dict[str, float]:
     areas = scene.last_areas[1]
     centers = [_ego_center(s) for s in states]
     out = {"dac": 0.0 if any(a["non_drivable"] for a in areas) else 1.0}
+    # Oncoming progress per step; only v2 leaves out steps whose centre is in an intersection.
+    exempt = version == "v2"
     steps = [0.0] + [float(np.hypot(centers[t][0] - centers[t - 1][0], centers[t][1] - centers[t - 1][1]))
-                     if areas[t]["oncoming"] and not areas[t]["center_in_intersection"] else 0.0
+                     if areas[t]["oncoming"] and not (exempt and areas[t]["center_in_intersection"]) else 0.0
                      for t in range(1, len(states))]
     worst = max(sum(steps[i : i + K.DDC_WINDOW]) for i in range(len(steps) - K.DDC_WINDOW + 1))
     out["ddc"] = 1.0 if worst < K.DDC_OK else (0.5 if worst < K.DDC_VIOLATION else 0.0)
@@ -207,9 +210,9 @@ def _raw(scene: _Scene, states, version: str) -> dict[str, float]:
     if version == "v2":
         ego0 = Polygon(_ego_corners(np.zeros(11)))
         removed = {n for n in range(cache.num_agents) if cache.agent_valid[n, 0] and ego0.intersects(scene.agent_polygon(n, 0))}
-    out["nc"], collided = _collisions(scene, states, areas, removed)
+    out["nc"] = _collisions(scene, states, areas, removed)
     last = K.NUM_SIM_STEPS if version == "v1" else K.V2_TTC_LAST_STEP
-    out["ttc"] = _ttc(scene, states, areas, removed, collided, last)
+    out["ttc"] = _ttc(scene, states, areas, removed, last)
     if version == "v1":
         out["c"] = 1.0 if _comfortable(_comfort_signals(states[:, 5], states[:, 6], states[:, 2], 41, 41)) else 0.0
         return out

@@ -185,21 +185,18 @@ def removed_at_start(cache: MetricCache) -> np.ndarray:
     return cache.runtime("removed", make)
 
 
-def collisions(cache: MetricCache, states: np.ndarray, areas: dict, ignore: np.ndarray,
-               ag: _Agents) -> tuple[np.ndarray, np.ndarray]:
-    """NC per row and the (R, N) set of tracks (all cache agents) that touched the ego at any step."""
+def collisions(cache: MetricCache, states: np.ndarray, areas: dict, ignore: np.ndarray, ag: _Agents) -> np.ndarray:
+    """NC per row. Each track is judged once, at its first contact with the ego."""
     r, t = states.shape[:2]
     n = len(ag.index)
-    touched_all = np.zeros((r, cache.num_agents), dtype=bool)
     if n == 0:
-        return np.ones(r), touched_all
+        return np.ones(r)
     boxes = np.swapaxes(ag.boxes[:, :t], 0, 1)[None]  # (1, T, n, 5)
     valid = (np.swapaxes(ag.valid[:, :t], 0, 1) & ~ignore[ag.index][None])[None]
     centers = areas["centers"]
     hit = _pairs_overlap(centers, states[..., H], ag, np.broadcast_to(boxes, (r,) + boxes.shape[1:]),
                          np.broadcast_to(valid, (r,) + valid.shape[1:]))  # (R, T, n)
     touched = hit.any(axis=1)
-    touched_all[:, ag.index] = touched
     first = np.argmax(hit, axis=1)  # (R, N)
     rr, nn = np.nonzero(touched)
     tt = first[rr, nn]
@@ -216,12 +213,15 @@ def collisions(cache: MetricCache, states: np.ndarray, areas: dict, ignore: np.n
     value = np.where(ag.is_agent[nn], 0.0, 0.5)
     nc = np.ones(r)
     np.minimum.at(nc, rr[at_fault], value[at_fault])
-    return nc, touched_all
+    return nc
 
 
 def time_to_collision(cache: MetricCache, states: np.ndarray, areas: dict, ignore: np.ndarray,
-                      touched: np.ndarray, last_step: int, ag: _Agents) -> np.ndarray:
-    """TTC per row over steps 0..last_step with look-aheads 0, 0.3, 0.6, 0.9 s."""
+                      last_step: int, ag: _Agents) -> np.ndarray:
+    """TTC per row over steps 0..last_step with look-aheads 0, 0.3, 0.6, 0.9 s.
+
+    TTC keeps its own set of judged tracks, empty at the start: a track the ego touched (whatever NC made of
+    it) is still tested here (docs/navsim-rules.md, TTC). Only `ignore` (v2: overlapping at t = 0) is skipped."""
     r = states.shape[0]
     n = len(ag.index)
     if n == 0:
@@ -236,7 +236,7 @@ def time_to_collision(cache: MetricCache, states: np.ndarray, areas: dict, ignor
     centers = areas["centers"][:, steps][:, :, None] + shift[..., None] * np.stack([np.cos(heading), np.sin(heading)], -1)[:, :, None]
     boxes = np.moveaxis(ag.boxes[:, obs_t], 0, 2)[None]  # (1, T, L, n, 5)
     valid = np.moveaxis(ag.valid[:, obs_t], 0, 2)[None] & ~ignore[ag.index]  # (1, T, L, n)
-    valid = valid & ~touched[:, ag.index][:, None, None, :] & (speed >= K.TTC_STOPPED_SPEED)[..., None, None]
+    valid = valid & (speed >= K.TTC_STOPPED_SPEED)[..., None, None]
     hh = np.broadcast_to(heading[..., None], centers.shape[:-1])
     hit = _pairs_overlap(centers, hh, ag, np.broadcast_to(boxes, (r,) + boxes.shape[1:]), valid)
     hit = hit.reshape(r, -1, n)  # time-major, then look-ahead: the devkit's visiting order
@@ -253,10 +253,13 @@ def time_to_collision(cache: MetricCache, states: np.ndarray, areas: dict, ignor
     return ttc
 
 
-def driving_direction(areas: dict) -> np.ndarray:
+def driving_direction(areas: dict, exempt_intersections: bool) -> np.ndarray:
+    """DDC per row: the worst 1 s window of oncoming progress. v2 (exempt_intersections) does not count steps
+    whose centre is inside an intersection; v1.1 counts them (docs/navsim-rules.md, DDC)."""
     c = areas["centers"]
     step = np.concatenate([np.zeros(c.shape[:1] + (1,)), np.linalg.norm(np.diff(c, axis=1), axis=-1)], axis=1)
-    step = np.where(areas["oncoming"] & ~areas["center_in_intersection"], step, 0.0)
+    counted = areas["oncoming"] & ~areas["center_in_intersection"] if exempt_intersections else areas["oncoming"]
+    step = np.where(counted, step, 0.0)
     cum = np.concatenate([np.zeros((len(step), 1)), np.cumsum(step, axis=1)], axis=1)
     worst = np.max(cum[:, K.DDC_WINDOW :] - cum[:, : -K.DDC_WINDOW], axis=1)
     return np.where(worst < K.DDC_OK, 1.0, np.where(worst < K.DDC_VIOLATION, 0.5, 0.0))

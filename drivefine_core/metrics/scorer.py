@@ -76,7 +76,6 @@ def raw_scene_metrics(cache: MetricCache, states: np.ndarray, v1: bool, v2: bool
     areas = M.ego_areas(cache, states)
     out: dict[str, np.ndarray] = {}
     dac = (~areas["non_drivable"].any(axis=1)).astype(float)
-    ddc = M.driving_direction(areas)
     raw_progress = M.progress(cache, areas)
     none_ignored = np.zeros(cache.num_agents, dtype=bool)
     # Only agents that come near the rows matter; TTC looks up to 0.9 s ahead at the fastest row speed.
@@ -84,15 +83,17 @@ def raw_scene_metrics(cache: MetricCache, states: np.ndarray, v1: bool, v2: bool
     near_nc = M.agents_near(cache, areas["centers"], 0.0)
     near_ttc = M.agents_near(cache, areas["centers"], speed * K.TTC_LOOKAHEAD_STEPS[-1] * K.DT)
     if v1:
-        nc, touched = M.collisions(cache, states, areas, none_ignored, near_nc)
-        out.update({"v1/nc": nc, "v1/dac": dac, "v1/ddc": ddc, "v1/progress": raw_progress,
-                    "v1/ttc": M.time_to_collision(cache, states, areas, none_ignored, touched, K.NUM_SIM_STEPS, near_ttc),
+        nc = M.collisions(cache, states, areas, none_ignored, near_nc)
+        out.update({"v1/nc": nc, "v1/dac": dac, "v1/ddc": M.driving_direction(areas, exempt_intersections=False),
+                    "v1/progress": raw_progress,
+                    "v1/ttc": M.time_to_collision(cache, states, areas, none_ignored, K.NUM_SIM_STEPS, near_ttc),
                     "v1/c": comfort["v1/c"]})
     if v2:
         removed = M.removed_at_start(cache)
-        nc, touched = M.collisions(cache, states, areas, removed, near_nc)
-        out.update({"v2/nc": nc, "v2/dac": dac, "v2/ddc": ddc, "v2/progress": raw_progress,
-                    "v2/ttc": M.time_to_collision(cache, states, areas, removed, touched, K.V2_TTC_LAST_STEP, near_ttc),
+        nc = M.collisions(cache, states, areas, removed, near_nc)
+        out.update({"v2/nc": nc, "v2/dac": dac, "v2/ddc": M.driving_direction(areas, exempt_intersections=True),
+                    "v2/progress": raw_progress,
+                    "v2/ttc": M.time_to_collision(cache, states, areas, removed, K.V2_TTC_LAST_STEP, near_ttc),
                     "v2/tlc": M.traffic_lights(cache, areas), "v2/lk": M.lane_keeping(cache, areas),
                     "v2/hc": comfort["v2/hc"]})
     return out

@@ -20,7 +20,8 @@ def make_log(params: GenerateParams, smap, k: int):
     cast = cast_log(smap, topo, params, (params.frames_per_log - 1) * 0.5, rng)
     sim = simulate(cast, lights, params.frames_per_log, rng)
     frames = build_frames(smap, cast, sim, lights, rig(params.image_width, params.image_height), f"log{k}",
-                          1_700_000_000_000_000, params.annotation_radius_m, rng)
+                          1_700_000_000_000_000, params.annotation_radius_m, rng, images=params.cameras,
+                          exit_margin_m=params.annotation_exit_margin_m)
     return cast, sim, frames
 
 

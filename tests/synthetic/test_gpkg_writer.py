@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pyogrio
 import pytest
-from shapely.geometry import Polygon
+from shapely.geometry import LineString, Polygon
 
 from drivefine_core.data.gpkg_writer import write_gpkg
 from drivefine_core.data.synthetic.map_gen import generate_map
@@ -86,3 +86,27 @@ def test_empty_layers_keep_their_schema(tmp_path):
     path = write_gpkg(smap.network, tmp_path)
     assert "stop_polygon_type_fid" in pyogrio.read_info(path, layer="stop_polygons")["fields"]
     assert pyogrio.read_info(path, layer="walkways")["features"] == 0
+
+
+def test_every_connector_boundary_resolves(written):
+    # nuplan-devkit's LaneConnector.left_boundary / right_boundary look these fids up in `boundaries`.
+    smap, _, path = written
+    net = smap.network
+    polys = pyogrio.read_dataframe(path, layer="gen_lane_connectors_scaled_width_polygons", fid_as_index=True)
+    bounds = pyogrio.read_dataframe(path, layer="boundaries", fid_as_index=True)
+    lanes = pyogrio.read_dataframe(path, layer="lanes_polygons", fid_as_index=True)
+    assert len(polys) == len(net.lane_connectors) > 0
+    for col in ("left_boundary_fid", "right_boundary_fid"):
+        assert polys[col].notna().all() and lanes[col].notna().all(), col
+        assert set(polys[col].astype(int)) <= set(bounds.index) and set(lanes[col].astype(int)) <= set(bounds.index)
+    for _, row in polys.iterrows():
+        lc = net.lane_connectors[str(int(row["lane_connector_fid"]))]
+        left, right = bounds.loc[int(row["left_boundary_fid"])].geometry, bounds.loc[int(row["right_boundary_fid"])].geometry
+        start, nxt = np.asarray(lc.centerline[0], float), np.asarray(lc.centerline[1], float)
+        normal = np.array([-(nxt - start)[1], (nxt - start)[0]])  # points to the left of the travel direction
+        # each boundary runs along its side of the connector, half a width from the centreline, same direction
+        for line, sign in ((left, 1.0), (right, -1.0)):
+            first = np.asarray(line.coords[0])
+            assert np.dot(first - start, normal) * sign > 0
+            assert abs(np.linalg.norm(first - start) - lc.width / 2) < 1e-6
+            assert line.hausdorff_distance(LineString(lc.centerline)) == pytest.approx(lc.width / 2, abs=0.05 * lc.width)

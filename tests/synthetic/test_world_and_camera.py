@@ -29,15 +29,33 @@ def test_layout_and_logs_read_back(world):
         for name in names:
             path = root / "navsim_logs" / split / f"{name}.pkl"
             raw = safe_load(path)  # plain containers and numeric arrays only
-            log = load_log(path, require_annotations=True)
+            log = load_log(path, require_annotations=True, required_cameras=params.cameras)
             assert len(log.frames) == 20 and log.map_location == summary.maps[0]
             for raw_frame, frame in zip(raw, log.frames):
                 np.testing.assert_allclose(frame.ego.pose[:2], raw_frame["ego2global_translation"][:2])
                 for cam in ("CAM_F0", "CAM_L0"):
                     img = Image.open(root / "sensor_blobs" / split / frame.cameras[cam].data_path)
                     assert img.size == (64, 36) and img.format == "JPEG"
-                assert not (root / "sensor_blobs" / split / frame.cameras["CAM_B0"].data_path).exists()
+                assert "CAM_B0" not in frame.cameras  # calibrated, but no image: not read as a camera
     assert not list(root.rglob(".*tmp*"))
+
+
+def test_every_file_a_log_names_exists(world):
+    root, params, summary = world
+    named = 0
+    for split, names in summary.logs.items():
+        for name in names:
+            for frame in safe_load(root / "navsim_logs" / split / f"{name}.pkl"):
+                assert sorted(frame["cams"]) == sorted(["CAM_F0", "CAM_L0", "CAM_L1", "CAM_L2", "CAM_R0", "CAM_R1",
+                                                        "CAM_R2", "CAM_B0"])
+                paths = [c["data_path"] for c in frame["cams"].values() if c["data_path"] is not None]
+                assert len(paths) == len(params.cameras)
+                if frame["lidar_path"] is not None:
+                    paths.append(frame["lidar_path"])
+                for rel in paths:
+                    assert (root / "sensor_blobs" / split / rel).is_file(), rel
+                    named += 1
+    assert named == summary.images
 
 
 def test_map_round_trip_polygons_and_graph(world):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 
 from drivefine_core.data.schema import CAMERA_NAMES, global_to_ego
@@ -18,6 +20,11 @@ COMMAND_LOOKAHEAD_M = 20.0
 COMMAND_LATERAL_M = 2.0
 LIGHT_RADIUS_M = 100.0
 SCENE_CHUNK_FRAMES = 40  # OpenScene cuts logs into scenes of 20 s
+MIN_TRACK_FRAMES = 2  # an annotated track stays at least this many consecutive frames (while it exists)
+
+
+def lidar_path(log_name: str, frame_token: str) -> str:
+    return f"{log_name}/MergedPointCloud/{frame_token}.pcd"
 
 
 def token(rng: np.random.Generator) -> str:
@@ -39,8 +46,19 @@ def driving_command(path_xy: np.ndarray, s: float, pose: np.ndarray, step_m: flo
 
 def build_frames(
     smap: SyntheticMap, cast: Cast, sim: SimResult, lights: LightTable, cams: dict[str, Camera], log_name: str,
-    t0_us: int, radius_m: float, rng: np.random.Generator,
+    t0_us: int, radius_m: float, rng: np.random.Generator, *, images: Collection[str], lidar: bool = False,
+    exit_margin_m: float = 10.0,
 ) -> list[dict]:
+    """Annotations follow a hysteresis, like real perception tracks: a track enters when it comes within `radius_m`
+    of the ego and leaves only once it is farther than `radius_m + exit_margin_m`, and an entered track is kept at
+    least MIN_TRACK_FRAMES frames while it exists, so no track is annotated in a single frame only (NAVSIM's metric
+    caching fails on those).
+
+    `images`: the cameras whose JPEGs are written for every frame; `lidar`: whether a point cloud is.
+
+    A log never names a file that is not written: every camera of the rig keeps its calibration under `cams`
+    (NAVSIM builds its Cameras from all eight keys), but only the cameras in `images` carry a `data_path`; the
+    others have `data_path` None. `lidar_path` is None unless `lidar` (docs/navsim-rules.md, sensor files)."""
     n = len(sim.times_s)
     tokens = [token(rng) for _ in range(n)]
     log_token = token(rng)
@@ -54,6 +72,7 @@ def build_frames(
     lidar2ego = pose_matrix(*LIDAR2EGO_T, 0.0)
     path = V.paths[0]
     route_ptr = 0
+    shown_for: dict[str, int] = {}  # track token -> consecutive frames annotated up to the previous frame
     frames = []
     for f in range(n):
         x, y = sim.ego_xy[f]
@@ -74,7 +93,11 @@ def build_frames(
         names = ["vehicle"] * int(act.sum()) + ["pedestrian"] * n_ped + list(S.names)
         tracks = [veh_tracks[i] for i in np.flatnonzero(act)] + ped_tracks + static_tracks
         local = global_to_ego(np.column_stack([xy_all, h_all]), pose) if len(xy_all) else np.zeros((0, 3))
-        keep = np.flatnonzero(np.hypot(local[:, 0], local[:, 1]) <= radius_m)
+        dist = np.hypot(local[:, 0], local[:, 1])
+        run = np.array([shown_for.get(t, 0) for t in tracks], dtype=int)
+        stays = (run > 0) & ((dist <= radius_m + exit_margin_m) | (run < MIN_TRACK_FRAMES))
+        keep = np.flatnonzero((dist <= radius_m) | stays)
+        shown_for = {tracks[i]: int(run[i]) + 1 for i in keep}
         rel = h_all[keep] - h
         boxes = np.column_stack([local[keep, :2], dims[keep, 2] / 2, dims[keep], local[keep, 2]]).reshape(-1, 7)
         vel = np.column_stack([sp_all[keep] * np.cos(rel), sp_all[keep] * np.sin(rel), np.zeros(len(keep))])
@@ -83,7 +106,7 @@ def build_frames(
         for name in CAMERA_NAMES:
             cam = cams[name]
             cam_dicts[name] = {
-                "data_path": f"{log_name}/{name}/{tokens[f]}.jpg",
+                "data_path": f"{log_name}/{name}/{tokens[f]}.jpg" if name in images else None,
                 "sensor2lidar_rotation": cam.sensor2lidar_rotation.copy(),
                 "sensor2lidar_translation": cam.sensor2lidar_translation.copy(),
                 "cam_intrinsic": cam.intrinsic.copy(),
@@ -113,7 +136,7 @@ def build_frames(
             "ego_dynamic_state": np.array([v, 0.0, a, v * w]),
             "driving_command": driving_command(path.xy, float(sim.ego_s[f]), pose, STEP_M),
             "traffic_lights": [(lights.connector_ids[i], bool(sim.light_states[f, i] == RED)) for i in near_lights],
-            "lidar_path": f"{log_name}/MergedPointCloud/{tokens[f]}.pcd",
+            "lidar_path": lidar_path(log_name, tokens[f]) if lidar else None,
             "cams": cam_dicts,
             "anns": {
                 "gt_boxes": boxes,

@@ -27,7 +27,7 @@ from drivefine_core.data.synthetic.map_types import (
     SyntheticMap,
     cycle_length_s,
 )
-from drivefine_core.data.synthetic.params import GenerateParams
+from drivefine_core.data.synthetic.params import NUPLAN_LOCATIONS, GenerateParams
 
 ARMS = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])  # E, N, W, S
 SPEED_LIMITS = (11.2, 13.4, 15.6)  # 25, 30, 35 mph
@@ -45,7 +45,19 @@ class _Ids:
 
 
 def map_location(params: GenerateParams, index: int) -> str:
+    if params.nuplan_city_names:
+        return NUPLAN_LOCATIONS[index]
     return f"synthetic-town-s{params.seed}-m{index}"
+
+
+def map_version(params: GenerateParams) -> str:
+    """Under nuPlan's location names the version says the map is synthetic (nuPlan's own look like 9.15.1915)."""
+    return f"synthetic-{params.map_version}" if params.nuplan_city_names else params.map_version
+
+
+def num_written_maps(params: GenerateParams) -> int:
+    """Towns written under the maps root: every nuPlan location with nuplan_city_names, else num_maps."""
+    return len(NUPLAN_LOCATIONS) if params.nuplan_city_names else params.num_maps
 
 
 def _grid_edges(nx: int, ny: int, frac: float, rng: np.random.Generator) -> list[tuple[int, int]]:
@@ -275,7 +287,7 @@ def generate_map(params: GenerateParams, index: int = 0) -> SyntheticMap:
         for i in range(nx)
         for j in range(ny)
     }
-    net = RoadNetwork(location=map_location(params, index), version=params.map_version, crs=params.crs)
+    net = RoadNetwork(location=map_location(params, index), version=map_version(params), crs=params.crs)
     smap = SyntheticMap(network=net)
     mouths: dict[tuple[int, int], dict] = {}
     carpark_candidates = []

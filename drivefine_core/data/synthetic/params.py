@@ -5,6 +5,10 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
+# nuPlan's four map locations (the folders under the maps root), in the order synthetic towns take them.
+NUPLAN_LOCATIONS = ("us-nv-las-vegas-strip", "us-ma-boston", "us-pa-pittsburgh-hazelwood", "sg-one-north")
+
+
 class GenerateParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -12,6 +16,9 @@ class GenerateParams(BaseModel):
     # maps
     num_maps: int = Field(1, ge=1)
     map_version: str = "1.0.0"
+    # Write the towns under nuPlan's four location names (map version "synthetic-<map_version>"), all four under the
+    # maps root, so an unmodified nuplan-devkit / NAVSIM opens them; logs drive on the first num_maps of them.
+    nuplan_city_names: bool = False
     grid_nodes_x: int = Field(4, ge=2)  # intersections per row of the road grid
     grid_nodes_y: int = Field(4, ge=2)
     block_size_m: float = Field(150.0, ge=80.0)  # distance between neighbouring intersections
@@ -34,12 +41,14 @@ class GenerateParams(BaseModel):
     pedestrians_per_crosswalk: float = Field(1.0, ge=0.0)
     sidewalk_pedestrians_per_100m: float = Field(0.5, ge=0.0)
     static_objects_per_100m: float = Field(0.6, ge=0.0)
-    annotation_radius_m: float = Field(70.0, ge=10.0)
+    annotation_radius_m: float = Field(70.0, ge=10.0)  # a track enters the annotations within this distance
+    annotation_exit_margin_m: float = Field(10.0, ge=0.0)  # ... and leaves beyond annotation_radius_m + this
     # cameras
     image_width: int = Field(256, ge=32)
     image_height: int = Field(144, ge=18)
     cameras: list[str] = Field(default_factory=lambda: ["CAM_F0"])
     render_images: bool = True
+    lidar: bool = False  # write a merged point cloud per frame (.pcd, as NAVSIM reads it); else lidar_path is None
     jpeg_quality: int = Field(85, ge=10, le=100)
     raster_resolution_m: float = Field(0.1, gt=0.0)
     workers: int = Field(1, ge=1)  # log-level processes (fork); output does not depend on it
@@ -51,6 +60,9 @@ class GenerateParams(BaseModel):
         bad = [c for c in self.cameras if c not in ("CAM_F0", "CAM_L0", "CAM_R0")]
         if bad:
             raise ValueError(f"GenerateParams.cameras: only CAM_F0, CAM_L0, CAM_R0 can be rendered, got {bad}")
+        if self.nuplan_city_names and self.num_maps > len(NUPLAN_LOCATIONS):
+            raise ValueError(f"GenerateParams.num_maps: at most {len(NUPLAN_LOCATIONS)} with nuplan_city_names "
+                             f"(one town per nuPlan location), got {self.num_maps}")
         if not self.splits or any(v < 0 for v in self.splits.values()) or sum(self.splits.values()) <= 0:
             raise ValueError("GenerateParams.splits: needs at least one split with a positive share")
         return self

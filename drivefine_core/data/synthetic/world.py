@@ -4,6 +4,7 @@ Layout (the real formats):
   <root>/maps/nuplan-maps-v1.0.json, <root>/maps/<location>/<version>/map.gpkg
   <root>/navsim_logs/<split>/<log_name>.pkl
   <root>/sensor_blobs/<split>/<log_name>/<CAM>/<token>.jpg
+  <root>/sensor_blobs/<split>/<log_name>/MergedPointCloud/<token>.pcd   (with params.lidar)
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ from tqdm import tqdm
 
 from drivefine_core.data.gpkg_writer import write_gpkg
 from drivefine_core.data.openscene_writer import write_log
+from drivefine_core.data.pcd import write_pcd
 from drivefine_core.data.schema import global_to_ego
 from drivefine_core.data.synthetic.agents import cast_log
 from drivefine_core.data.synthetic.cameras import Camera, rig
+from drivefine_core.data.synthetic.lidar import frame_points
 from drivefine_core.data.synthetic.lights import LightTable, light_table
 from drivefine_core.data.synthetic.log_frames import build_frames
-from drivefine_core.data.synthetic.map_gen import generate_map
+from drivefine_core.data.synthetic.map_gen import generate_map, num_written_maps
 from drivefine_core.data.synthetic.map_types import SyntheticMap
 from drivefine_core.data.synthetic.params import GenerateParams
 from drivefine_core.data.synthetic.raster import MapRaster, rasterize
@@ -44,7 +47,7 @@ RENDER_RADIUS_M = 150.0
 @dataclass
 class WorldSummary:
     root: str
-    maps: list[str]
+    maps: list[str]  # locations written under maps/; logs drive on the first params.num_maps
     logs: dict[str, list[str]]  # split -> log names
     frames: int
     images: int
@@ -137,8 +140,12 @@ def _produce_log(k: int) -> tuple[str, str, int, int, int]:
     sim = simulate(cast, a.lights, params.frames_per_log, rng)
     name = log_name(params, k)
     frames = build_frames(a.smap, cast, sim, a.lights, _STATE["cams"], name, T0_US + k * 3_600_000_000,
-                          params.annotation_radius_m, rng)
+                          params.annotation_radius_m, rng, images=params.cameras if params.render_images else (),
+                          exit_margin_m=params.annotation_exit_margin_m, lidar=params.lidar)
     write_log(_STATE["root"], split, name, frames)
+    if params.lidar:
+        for frame in frames:
+            write_pcd(_STATE["root"] / BLOBS_DIR / split / frame["lidar_path"], frame_points(frame))
     images = 0
     if params.render_images:
         images = _render_log(frames, sim, cast, a, _STATE["cams"], _STATE["models"], params.cameras,
@@ -153,10 +160,13 @@ def generate_world(root: Path, params: GenerateParams,
     Deterministic in params (params.workers only changes how many processes share the logs)."""
     start = time.perf_counter()
     root = Path(root)
-    assets = []
-    for i in range(params.num_maps):
+    assets, written = [], []
+    for i in range(num_written_maps(params)):
         smap = generate_map(params, i)
         write_gpkg(smap.network, root / MAPS_DIR, smap.walkways)
+        written.append(smap.network.location)
+        if i >= params.num_maps:  # written for nuPlan's layout only; no log drives on it
+            continue
         lights = light_table(smap)
         raster = rasterize(smap, params.raster_resolution_m) if params.render_images else None
         assets.append(_MapAssets(smap, Topology(smap.network), lights, raster, signal_glyphs(smap, lights)))
@@ -183,7 +193,7 @@ def generate_world(root: Path, params: GenerateParams,
     del done
     for names in logs.values():
         names.sort()
-    return WorldSummary(str(root), [a.smap.network.location for a in assets], logs, int(totals[0]), int(totals[1]),
+    return WorldSummary(str(root), written, logs, int(totals[0]), int(totals[1]),
                         time.perf_counter() - start, int(totals[2]), per_split)
 
 
