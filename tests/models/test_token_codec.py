@@ -1,0 +1,60 @@
+"""Trajectory tokens with a notion of near: value embeddings, soft labels, windowed decoding."""
+
+from __future__ import annotations
+
+import torch
+
+from drivefine_core.features.tokenizer import HEADING_OFFSET, XY_BINS
+from drivefine_core.models.token_codec import ValueEmbedding, soft_token_ce, window_decode
+
+V = XY_BINS + 1800
+LO, HI = torch.tensor([0, 0, HEADING_OFFSET]), torch.tensor([XY_BINS - 1, XY_BINS - 1, V - 1])
+
+
+def test_value_embedding_is_smooth_in_the_bin() -> None:
+    torch.manual_seed(0)
+    emb = ValueEmbedding(64, V, 2, frequencies=8)
+    e = emb(torch.tensor([2000, 2001, 3000, V, V + 1]))
+    cos = torch.nn.functional.cosine_similarity
+    assert cos(e[0], e[1], dim=0) > 0.99  # neighbouring bins look alike
+    assert cos(e[0], e[2], dim=0) < cos(e[0], e[1], dim=0)  # a bin 50 m away less so
+    assert torch.equal(e[3], emb.special.weight[0]) and torch.equal(e[4], emb.special.weight[1])
+
+
+def test_soft_labels_penalise_by_distance() -> None:
+    target = torch.tensor([[2000, 2000, HEADING_OFFSET + 900]])
+    losses = []
+    for off in (0, 5, 40):
+        logits = torch.full((1, 3, V), -20.0)
+        logits[0, 0, 2000 + off] = 20.0
+        losses.append(float(soft_token_ce(logits, target, 10.0, LO, HI)[0, 0]))
+    assert losses[0] < losses[1] < losses[2]  # one-hot CE would rate 5 and 40 bins off the same
+    # sigma 0 is plain cross-entropy
+    logits = torch.randn(1, 3, V)
+    plain = torch.nn.functional.cross_entropy(logits[0], target[0], reduction="none")
+    assert torch.allclose(soft_token_ce(logits, target, 0.0, LO, HI)[0], plain, atol=1e-5)
+
+
+def test_soft_labels_stay_in_the_kind_range() -> None:
+    """At the edge of the x/y range the Gaussian is cut there and renormalised: no mass on heading bins."""
+    target = torch.tensor([[XY_BINS - 1, 0, HEADING_OFFSET]])
+    logits = torch.zeros(1, 3, V)
+    loss = soft_token_ce(logits, target, 10.0, LO, HI)
+    assert torch.isfinite(loss).all()
+    # a distribution uniform over the x/y bins scores log(4000) whatever the (valid) soft target
+    assert torch.allclose(loss[0, :2], torch.log(torch.tensor(float(V))), atol=1e-4)
+
+
+def test_window_decode_takes_the_local_mean() -> None:
+    probs = torch.zeros(1, 3, V)
+    probs[0, 0, [100, 101, 102]] = torch.tensor([0.3, 0.4, 0.3])  # symmetric: stays at 101
+    probs[0, 1, [100, 101, 104]] = torch.tensor([0.2, 0.3, 0.5])  # mean 102.3 -> 102
+    probs[0, 1, 3000] = 0.0
+    probs[0, 2, HEADING_OFFSET + 5] = 1.0
+    centre = probs.argmax(-1)
+    ids, mass = window_decode(probs, centre, 5, LO, HI)
+    assert ids.tolist() == [[101, 102, HEADING_OFFSET + 5]]
+    assert torch.allclose(mass, torch.ones(1, 3))
+    # window 0 is argmax decoding
+    ids0, mass0 = window_decode(probs, centre, 0, LO, HI)
+    assert torch.equal(ids0, centre) and torch.allclose(mass0, torch.tensor([[0.4, 0.5, 1.0]]))
