@@ -116,6 +116,26 @@ def _inert(tree: ast.Module) -> bool:
     return not body
 
 
+def file_imports(root: Path, path: Path) -> set[Path]:
+    """The repository files one file's imports execute directly (not transitively)."""
+    root = root.resolve()
+    out: set[Path] = set()
+    for imp in _imports(root, path, ast.parse(path.read_text(), filename=str(path))):
+        files = module_files(root, imp.module)
+        if files is None:
+            continue
+        out.update(files)
+        for name in imp.names:
+            sub = module_files(root, f"{imp.module}.{name}")
+            if sub is not None:
+                out.update(sub)
+            elif files[-1].name == "__init__.py":
+                origin = _binding_module(root, files[-1], name)
+                if origin is not None:
+                    out.update(module_files(root, origin) or [])
+    return out
+
+
 def closure(root: Path, module: str) -> set[str]:
     """Repository files (posix paths relative to root) that `python -m <module>` can execute."""
     root = root.resolve()
@@ -130,22 +150,9 @@ def closure(root: Path, module: str) -> set[str]:
         if path in seen:
             continue
         seen.add(path)
-        tree = ast.parse(path.read_text(), filename=str(path))
-        if not _inert(tree):
+        if not _inert(ast.parse(path.read_text(), filename=str(path))):
             keep.add(path.relative_to(root).as_posix())
-        for imp in _imports(root, path, tree):
-            files = module_files(root, imp.module)
-            if files is None:
-                continue
-            todo.extend(files)
-            for name in imp.names:
-                sub = module_files(root, f"{imp.module}.{name}")
-                if sub is not None:
-                    todo.extend(sub)
-                elif files[-1].name == "__init__.py":
-                    origin = _binding_module(root, files[-1], name)
-                    if origin is not None:
-                        todo.extend(module_files(root, origin) or [])
+        todo.extend(f for f in file_imports(root, path) if f not in seen)
     return keep
 
 

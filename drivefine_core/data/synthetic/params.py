@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from drivefine_core.params_base import Section
 
 
-class GenerateParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class GenerateParams(Section):
     seed: int = 0
     # maps
     num_maps: int = Field(1, ge=1)
@@ -56,10 +56,8 @@ class GenerateParams(BaseModel):
         return self
 
 
-class NavhardStartParams(BaseModel):
+class NavhardStartParams(Section):
     """Stage-2 starts for navhard-style two-stage scoring: the logged state ~4 s later, jittered."""
-
-    model_config = ConfigDict(extra="forbid")
 
     offset_frames: int = Field(8, ge=1)  # 8 frames at 2 Hz = 4 s after the stage-1 current frame
     num_starts: int = Field(6, ge=1)
