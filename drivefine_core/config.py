@@ -19,8 +19,7 @@ from drivefine_core.metrics.params import MetricsParams
 from drivefine_core.models.params import ModelParams
 from drivefine_core.ops.params import OpsParams
 from drivefine_core.params_base import Section
-from drivefine_core.pipeline_params import (DataSourceParams, EvaluateParams, PromotionParams, RunParams,
-                                            TrackingParams)
+from drivefine_core.pipeline_params import DataSourceParams, EvaluateParams, PromotionParams, RunParams, TrackingParams
 from drivefine_core.storage.params import StorageParams
 from drivefine_core.training.params import RLParams, SFTParams
 from drivefine_core.validation.params import ValidationParams

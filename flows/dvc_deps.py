@@ -28,6 +28,7 @@ from pathlib import Path
 
 import yaml
 
+
 def module_files(root: Path, module: str) -> list[Path] | None:
     """The repository files Python executes for `import <module>`: each package's __init__.py on the
     way, then the module itself. None when the module is not in the repository."""
@@ -289,7 +290,7 @@ def write_deps(root: Path, dvc_yaml: str = "dvc.yaml") -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--root", default=".")
     parser.add_argument("--suggest", action="store_true", help="print the code deps each stage needs")
     parser.add_argument("--write", action="store_true", help="rewrite the code deps of dvc.yaml")

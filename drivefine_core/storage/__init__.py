@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 from drivefine_core._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from drivefine_core.storage.arrow_fs import filesystem_for, s3_filesystem_from_env
     from drivefine_core.storage.api import (
         AtomicWriter,
         delete,
@@ -23,6 +22,7 @@ if TYPE_CHECKING:
         upload,
         write_bytes_atomic,
     )
+    from drivefine_core.storage.arrow_fs import filesystem_for, s3_filesystem_from_env
     from drivefine_core.storage.params import StorageParams
     from drivefine_core.storage.s3 import (
         ObjectInfo,

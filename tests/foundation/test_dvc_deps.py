@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from repo_copy import REPO, VENV_BIN, make_repo_copy, pipeline_env
 
 from flows.dvc_deps import check_stages, closure, minimal_cover, stages_covering, stages_importing, write_deps
-from repo_copy import REPO, VENV_BIN, make_repo_copy, pipeline_env
 
 FIX = "regenerate them with `python -m flows.dvc_deps --write`"
 
