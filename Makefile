@@ -10,7 +10,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 
-.PHONY: demo test venv bench clean-outputs
+.PHONY: demo test venv bench lint clean-outputs
 
 $(VENV)/.synced: pyproject.toml uv.lock
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -27,6 +27,11 @@ demo: venv
 
 test: venv
 	$(PY) -m pytest -q
+
+# ruff (rules and per-file exceptions in pyproject.toml) and pyright in basic mode over its include list.
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pyright
 
 bench: venv
 	for b in bench/*.py; do $(PY) $$b || exit 1; done

@@ -20,7 +20,6 @@ import torch
 
 from drivefine_core.models import MODES, ModelParams, Planner
 
-
 print = functools.partial(print, flush=True)  # progress shows even when piped
 
 

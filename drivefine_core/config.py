@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ValidationError, model_validator
 
 from drivefine_core.data.params import IngestParams, MapParams
 from drivefine_core.data.synthetic.params import GenerateParams
@@ -18,8 +18,8 @@ from drivefine_core.features.params import FeatureParams
 from drivefine_core.metrics.params import MetricsParams
 from drivefine_core.models.params import ModelParams
 from drivefine_core.ops.params import OpsParams
-from drivefine_core.pipeline_params import (DataSourceParams, EvaluateParams, PromotionParams, RunParams,
-                                            TrackingParams)
+from drivefine_core.params_base import Section
+from drivefine_core.pipeline_params import DataSourceParams, EvaluateParams, PromotionParams, RunParams, TrackingParams
 from drivefine_core.storage.params import StorageParams
 from drivefine_core.training.params import RLParams, SFTParams
 from drivefine_core.validation.params import ValidationParams
@@ -29,9 +29,7 @@ class ParamsError(ValueError):
     """params.yaml is missing, unreadable or invalid; the message names the key."""
 
 
-class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Params(Section):
     run: RunParams = RunParams()
     tracking: TrackingParams = TrackingParams()
     data: DataSourceParams = DataSourceParams()
@@ -109,6 +107,13 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     if not isinstance(data, dict):
         raise ParamsError(f"{path}: the top level must be a mapping of sections, got {type(data).__name__}")
     return parse_params(data, str(path))
+
+
+def load_ops_params(repo_root: str | Path = ".") -> OpsParams:
+    """The `ops` section of <repo_root>/params.yaml, validated with the rest of the file; the defaults
+    when the file is absent (the flows then run with no configuration)."""
+    path = Path(repo_root) / "params.yaml"
+    return load_params(path).ops if path.exists() else OpsParams()
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, Any]:

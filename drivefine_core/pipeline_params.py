@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from drivefine_core.params_base import Section
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class RunParams(_Section):
+class RunParams(Section):
     seed: int = 0
     stage_retries: int = Field(2, ge=0, description="retries of a stage that failed transiently")
     retry_delay_s: float = Field(5.0, ge=0.0)
@@ -22,21 +20,21 @@ class RunParams(_Section):
     )
 
 
-class TrackingParams(_Section):
+class TrackingParams(Section):
     experiment: str = "drivefine"
     # Used only when MLFLOW_TRACKING_URI is unset: the embedded default.
     default_tracking_uri: str = "sqlite:///mlflow.db"
     registered_model: str = "drivefine-planner"
 
 
-class PromotionParams(_Section):
+class PromotionParams(Section):
     primary_metric: Literal["v2/epdms", "v1/pdms"] = "v2/epdms"
     min_gain: float = Field(0.0, ge=0.0, description="candidate must beat the champion by more than this")
     max_regression_nc: float = Field(0.01, ge=0.0)
     max_regression_dac: float = Field(0.01, ge=0.0)
 
 
-class DataSourceParams(_Section):
+class DataSourceParams(Section):
     """Where the driving logs come from: the synthetic world (generate stage) or a NAVSIM download."""
 
     # "synthetic", or the root of a NAVSIM download (local path or s3:// URI) holding
@@ -53,7 +51,7 @@ class DataSourceParams(_Section):
         return self.source == "synthetic"
 
 
-class CurationParams(_Section):
+class CurationParams(Section):
     """A harder test split, curated as NAVSIM curated navtest: scenes a trivial plan already solves (constant
     velocity scores >= max_constant_velocity) and scenes the human does not solve (< min_human) are left out."""
 
@@ -63,7 +61,7 @@ class CurationParams(_Section):
     min_human: float = Field(0.8, ge=0, le=1)
 
 
-class EvaluateParams(_Section):
+class EvaluateParams(Section):
     split: str = "test"
     # Planner variants scored side by side: baselines + modes of the planners after SFT and after RL.
     baselines: list[Literal["constant_velocity", "ego_mlp", "human", "pdm_closed"]] = Field(

@@ -19,7 +19,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from drivefine_core.ops.params import load_ops_params
+from drivefine_core.config import load_ops_params
 from flows import dvc_graph, dvc_remote
 from flows.retrain import StageResult, retrain
 

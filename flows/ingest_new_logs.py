@@ -21,7 +21,8 @@ from typing import Any, Literal
 
 from prefect import flow, get_run_logger
 
-from drivefine_core.ops.params import IngestLogsParams, load_ops_params
+from drivefine_core.config import load_ops_params
+from drivefine_core.ops.params import IngestLogsParams
 from drivefine_core.storage.s3 import download_object, list_objects
 from drivefine_core.storage.uri import as_dir_prefix
 from flows import dvc_remote

@@ -14,7 +14,6 @@ from typing import Any
 
 from drivefine_core.config import Params, ParamsError, load_params
 from drivefine_core.storage.local import write_file_atomic
-from drivefine_core.tracking.runs import stage_run
 
 EXIT_TRANSIENT = 75  # EX_TEMPFAIL
 
@@ -50,6 +49,8 @@ def write_json(path: str | Path, data: Any) -> None:
 
 
 def open_run(stage: str, params: Params, section: Any, extra_inputs: list[str] | None = None):
+    from drivefine_core.tracking.runs import stage_run  # MLflow: imported once a stage runs, not on import
+
     return stage_run(stage, section, default_uri=params.tracking.default_tracking_uri,
                      experiment=params.tracking.experiment, extra_inputs=extra_inputs)
 

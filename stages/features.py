@@ -10,8 +10,8 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
-from drivefine_core.features.manifest import load_manifest, save_manifest
 from drivefine_core.features.from_scenes import build_features_from_scenes_file
+from drivefine_core.features.manifest import load_manifest, save_manifest
 from drivefine_core.storage.api import delete
 from drivefine_core.storage.uri import join_uri
 from drivefine_core.validation.feature_checks import validate_features
@@ -42,7 +42,7 @@ def run(params) -> None:
             store = str(OUT / split)
             result = build_features_from_scenes_file(
                 scenes_file, sensor_blobs(params.data), store, params.features, storage=params.storage,
-                on_log=lambda log, state, n: print(f"  {split}/{log}: {state} ({n} scenes)"))
+                on_log=lambda log, state, n: print(f"  {split}/{log}: {state} ({n} scenes)"))  # noqa: B023 - called before the loop moves on
             refused += [{"log": log, "split": split, "reason": why, "field": "features"} for log, why in result.failed.items()]
             if result.written:
                 report = validate_features(store, params.features, params.validation, logs=result.written)

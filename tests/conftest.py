@@ -1,5 +1,4 @@
 import pytest
-
 from servers import MlflowServer
 
 pytest_plugins = ["s3_fixtures"]  # s3_server / s3_env / s3_bucket: a real moto S3 endpoint

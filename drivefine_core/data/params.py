@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from drivefine_core.params_base import Section
 
 
-class SceneFilter(BaseModel):
+class SceneFilter(Section):
     """Which windows of a log become scenes (NAVSIM's SceneFilter semantics)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     num_history_frames: int = Field(4, ge=1)  # the current frame is the last history frame
     num_future_frames: int = Field(10, ge=0)
@@ -29,10 +29,8 @@ class SceneFilter(BaseModel):
         return self.frame_interval if self.frame_interval is not None else self.num_frames
 
 
-class SplitParams(BaseModel):
+class SplitParams(Section):
     """Train/test assignment, always by whole log so that no log leaks across splits."""
-
-    model_config = ConfigDict(extra="forbid")
 
     mode: Literal["hash", "folder"] = "hash"
     test_fraction: float = Field(0.2, ge=0.0, le=1.0)  # hash mode: share of logs sent to "test"
@@ -48,9 +46,7 @@ class SplitParams(BaseModel):
         return self
 
 
-class IngestParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class IngestParams(Section):
     scene_filter: SceneFilter = Field(default_factory=SceneFilter)
     split: SplitParams = Field(default_factory=SplitParams)
     require_annotations: bool = False  # hidden test splits carry no `anns`
@@ -59,16 +55,8 @@ class IngestParams(BaseModel):
     row_group_scenes: int = Field(256, ge=1)  # scenes per Parquet row group (bounds memory while writing)
 
 
-class MapParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class MapParams(Section):
     route_repair_depth: int = Field(6, ge=0)  # roadblocks the BFS may insert to close a route gap
     start_search_radius_m: float = Field(20.0, gt=0)  # how far to look for the lane under the start pose
     heading_weight_m_per_rad: float = Field(5.0, ge=0)  # start-lane choice: metres of distance per rad off-heading
 
-
-class DataParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    ingest: IngestParams = Field(default_factory=IngestParams)
-    map: MapParams = Field(default_factory=MapParams)

@@ -10,9 +10,10 @@ import hashlib
 import json
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from drivefine_core.data.schema import CAMERA_NAMES
+from drivefine_core.params_base import Section
 
 # Bumped whenever the Parquet layout or the meaning of a column changes; part of the feature key.
 SCHEMA_VERSION = 1
@@ -21,9 +22,7 @@ SCHEMA_VERSION = 1
 _BUILD_FIELDS = ("image_width", "image_height", "cameras", "image_format", "jpeg_quality", "row_group_size")
 
 
-class FeatureParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class FeatureParams(Section):
     # Must equal the planner's ModelParams.image_width / image_height (and len(cameras) its num_views).
     image_width: int = Field(128, ge=8, le=4096)
     image_height: int = Field(64, ge=8, le=4096)

@@ -1,18 +1,37 @@
 """The planners: DriveFine (masked diffusion + block-MoE refinement) and SpanVLA (AR + flow-matching expert).
 
 `Planner` (planner.py) is the entry point; the model files read top to bottom on their own.
+The names below load on first use, so that validating params.yaml (models/params.py) imports no torch.
 """
 
-from drivefine_core.models.autoregressive import AutoregressiveModel
-from drivefine_core.models.batch import check_batch, repeat_batch
-from drivefine_core.models.drivefine import DecodeOutput, DecodeTrace, DriveFineModel
-from drivefine_core.models.flow import FlowPolicy, history_extrapolation
-from drivefine_core.models.params import ModelParams
-from drivefine_core.models.planner import LOSSES, MODES, Planner, PlanOutput
-from drivefine_core.models.schedules import cosine_commit_counts
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "AutoregressiveModel", "DecodeOutput", "DecodeTrace", "DriveFineModel", "FlowPolicy", "LOSSES", "MODES",
-    "ModelParams", "PlanOutput", "Planner", "check_batch", "cosine_commit_counts", "history_extrapolation",
-    "repeat_batch",
-]
+from drivefine_core._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from drivefine_core.models.autoregressive import AutoregressiveModel
+    from drivefine_core.models.batch import check_batch, repeat_batch
+    from drivefine_core.models.drivefine import DecodeOutput, DecodeTrace, DriveFineModel
+    from drivefine_core.models.flow import FlowPolicy, history_extrapolation
+    from drivefine_core.models.params import ModelParams
+    from drivefine_core.models.planner import LOSSES, MODES, Planner, PlanOutput
+    from drivefine_core.models.schedules import cosine_commit_counts
+
+_EXPORTS = {
+    "AutoregressiveModel": "drivefine_core.models.autoregressive",
+    "check_batch": "drivefine_core.models.batch",
+    "repeat_batch": "drivefine_core.models.batch",
+    "DecodeOutput": "drivefine_core.models.drivefine",
+    "DecodeTrace": "drivefine_core.models.drivefine",
+    "DriveFineModel": "drivefine_core.models.drivefine",
+    "FlowPolicy": "drivefine_core.models.flow",
+    "history_extrapolation": "drivefine_core.models.flow",
+    "ModelParams": "drivefine_core.models.params",
+    "LOSSES": "drivefine_core.models.planner",
+    "MODES": "drivefine_core.models.planner",
+    "Planner": "drivefine_core.models.planner",
+    "PlanOutput": "drivefine_core.models.planner",
+    "cosine_commit_counts": "drivefine_core.models.schedules",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

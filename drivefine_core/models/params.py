@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from drivefine_core.features.tokenizer import VOCAB_SIZE
+from drivefine_core.params_base import Section
 
 NUM_ANSWER_TOKENS = 24
 NUM_POSES = 8
 NUM_HISTORY_POSES = 4
 
 
-class ModelParams(BaseModel):
+class ModelParams(Section):
     """Sizes and decoding settings shared by the DriveFine (MDM) and SpanVLA (AR + flow) planners."""
-
-    model_config = ConfigDict(extra="forbid")
 
     # backbone (shared shape for the masked-diffusion LM and the autoregressive LM)
     width: int = Field(128, ge=8)

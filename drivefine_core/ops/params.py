@@ -1,7 +1,7 @@
 """Knobs of the operations layer: new-log ingestion from S3, the DVC remote, which stages need a GPU.
 
-The lead composes `OpsParams` into params.yaml as the `ops` section. Until then (or when the section is
-absent) `load_ops_params` returns these defaults, so the flows run on a laptop with no configuration.
+The `ops` section of params.yaml; drivefine_core.config.load_ops_params reads it (these defaults when
+the section or the file is absent, so the flows run on a laptop with no configuration).
 """
 
 from __future__ import annotations
@@ -10,18 +10,16 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from drivefine_core.params_base import Section
 
 # Where the S3 remote URL comes from when it is not in params.yaml (set by compose / k8s).
 REMOTE_URL_ENV = "DRIVEFINE_DVC_REMOTE_URL"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class IngestLogsParams(_Section):
+class IngestLogsParams(Section):
     bucket: str = Field("drivefine-raw", min_length=3, description="S3 bucket that receives new driving logs")
     prefix: str = Field("navsim_logs", description="logs are <prefix>/<split>/<log>.pkl")
     splits: list[str] = Field(default_factory=list, description="splits to take; empty = every split found")
@@ -52,7 +50,7 @@ class IngestLogsParams(_Section):
         return v
 
 
-class DvcRemoteParams(_Section):
+class DvcRemoteParams(Section):
     name: str = Field("s3", pattern=r"^[A-Za-z0-9_-]+$")
     # s3://bucket/prefix. Empty: use DRIVEFINE_DVC_REMOTE_URL, else keep the repository's own default remote.
     url: str = ""
@@ -67,32 +65,15 @@ class DvcRemoteParams(_Section):
         return v
 
 
-class RoutingParams(_Section):
+class RoutingParams(Section):
     gpu_stages: list[str] = Field(default_factory=lambda: ["sft", "rl", "evaluate"])
     # <flow>/<deployment> that runs GPU stages on the GPU pool; empty = run them in this process.
     gpu_deployment: str = ""
     gpu_timeout_s: float = Field(6 * 3600.0, gt=0.0, description="wait at most this long for the GPU run")
 
 
-class OpsParams(_Section):
+class OpsParams(Section):
     ingest: IngestLogsParams = IngestLogsParams()
     remote: DvcRemoteParams = DvcRemoteParams()
     routing: RoutingParams = RoutingParams()
 
-
-class OpsParamsError(ValueError):
-    """The `ops` section of params.yaml is invalid; the message names the file and the key."""
-
-
-def load_ops_params(repo_root: str | Path = ".") -> OpsParams:
-    """The `ops` section of <repo_root>/params.yaml (defaults when the file is absent), validated with
-    the rest of the file by drivefine_core.config."""
-    from drivefine_core.config import ParamsError, load_params  # config imports this module
-
-    path = Path(repo_root) / "params.yaml"
-    if not path.exists():
-        return OpsParams()
-    try:
-        return load_params(path).ops
-    except ParamsError as exc:
-        raise OpsParamsError(str(exc)) from None

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from drivefine_core.params_base import Section
 
 
-class StorageParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class StorageParams(Section):
     retry_attempts: int = Field(5, ge=1, description="tries per request, the first included")
     retry_base_delay_s: float = Field(0.2, ge=0.0, description="backoff doubles from here")
     retry_max_delay_s: float = Field(5.0, ge=0.0)

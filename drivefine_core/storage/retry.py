@@ -7,7 +7,8 @@ import random
 import time
 from typing import Callable, TypeVar
 
-from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError, HTTPClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from drivefine_core.storage.params import StorageParams
 from drivefine_core.storage.uri import StorageError

@@ -119,7 +119,7 @@ def list_objects(uri: str, params: StorageParams | None = None) -> Iterator[Obje
 
     token: str | None = None
     while True:
-        resp = with_retries(lambda: page(token), f"list s3://{bucket}/{prefix}", params)
+        resp = with_retries(lambda: page(token), f"list s3://{bucket}/{prefix}", params)  # noqa: B023 - called before the loop moves on
         for obj in resp.get("Contents", []):
             yield ObjectInfo(f"s3://{bucket}/{obj['Key']}", int(obj["Size"]), str(obj.get("ETag", "")).strip('"'))
         if not resp.get("IsTruncated"):

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from drivefine_core.params_base import Section as _Section
 
 Precision = Literal["no", "bf16", "fp16"]
 Variant = Literal["drivefine", "spanvla"]
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class OptimParams(_Section):

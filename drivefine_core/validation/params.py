@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from drivefine_core.params_base import Section
 
 
-class ValidationParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ValidationParams(Section):
     max_speed_mps: float = Field(45.0, gt=0, description="|v| of the ego (162 km/h)")
     max_reverse_speed_mps: float = Field(8.0, ge=0, description="how negative vx may be")
     max_abs_accel_mps2: float = Field(20.0, gt=0, description="each of ax, ay")

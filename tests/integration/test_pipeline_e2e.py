@@ -15,7 +15,6 @@ import pandas as pd
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
-
 from repo_copy import make_repo_copy, pipeline_env, run_cli
 from servers import MlflowServer, free_port, wait_http
 from tiny_params import TINY

@@ -6,7 +6,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from s3_fixtures import s3_bucket, s3_env, s3_server  # noqa: F401 - fixtures used by the tests here
 
 GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import GIT, sh
+
 from drivefine_core.ops.params import REMOTE_URL_ENV, DvcRemoteParams
 from flows import dvc_remote
 

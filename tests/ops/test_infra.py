@@ -9,9 +9,9 @@ from urllib.parse import urlparse
 
 import pytest
 import yaml
+from infra_files import INFRA, REPO, compose, k8s_docs, prefect_yaml
 
 from drivefine_core.ops.params import REMOTE_URL_ENV, IngestLogsParams
-from infra_files import INFRA, REPO, compose, k8s_docs, prefect_yaml
 
 # Read by libraries (Prefect, MLflow, DVC, CUDA), not by our code; a name outside this list and outside
 # the code is a typo or a leftover.

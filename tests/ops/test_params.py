@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from drivefine_core.ops.params import OpsParams, OpsParamsError, load_ops_params
+from drivefine_core.config import ParamsError, load_ops_params
+from drivefine_core.ops.params import OpsParams
 
 
 def _write(tmp_path, data) -> None:
@@ -37,6 +38,6 @@ def test_values_are_read(tmp_path):
 ])
 def test_bad_values_name_the_file_and_key(tmp_path, section, needle):
     _write(tmp_path, {"ops": section})
-    with pytest.raises(OpsParamsError) as err:
+    with pytest.raises(ParamsError) as err:
         load_ops_params(tmp_path)
     assert needle in str(err.value) and "params.yaml" in str(err.value)

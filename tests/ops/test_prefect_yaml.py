@@ -7,10 +7,9 @@ import re
 
 import pytest
 import yaml
+from infra_files import compose_pools, k8s_pools, prefect_yaml
 from prefect.cli.deploy._models import PrefectYamlModel
 from prefect.flows import Flow, load_flow_from_entrypoint
-
-from infra_files import compose_pools, k8s_pools, prefect_yaml
 from repo_copy import REPO
 
 

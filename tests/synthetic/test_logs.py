@@ -6,7 +6,6 @@ from drivefine_core.data.schema import AGENT_NAMES, CAMERA_NAMES, global_to_ego
 from drivefine_core.data.synthetic.agents import CUT_IN
 from drivefine_core.data.synthetic.world import red_light_stop_frames
 
-
 FRAME_KEYS = {
     "token", "frame_idx", "timestamp", "log_name", "log_token", "scene_name", "scene_token", "map_location",
     "vehicle_name", "sample_prev", "sample_next", "roadblock_ids", "can_bus", "ego2global_translation",

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from drivefine_core.params_base import Section
 
 
 # nuPlan's four map locations (the folders under the maps root), in the order synthetic towns take them.
 NUPLAN_LOCATIONS = ("us-nv-las-vegas-strip", "us-ma-boston", "us-pa-pittsburgh-hazelwood", "sg-one-north")
 
 
-class GenerateParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class GenerateParams(Section):
     seed: int = 0
     # maps
     num_maps: int = Field(1, ge=1)
@@ -68,10 +68,8 @@ class GenerateParams(BaseModel):
         return self
 
 
-class NavhardStartParams(BaseModel):
+class NavhardStartParams(Section):
     """Stage-2 starts for navhard-style two-stage scoring: the logged state ~4 s later, jittered."""
-
-    model_config = ConfigDict(extra="forbid")
 
     offset_frames: int = Field(8, ge=1)  # 8 frames at 2 Hz = 4 s after the stage-1 current frame
     num_starts: int = Field(6, ge=1)
