@@ -32,7 +32,7 @@ class MetricCache:
     driving_command: np.ndarray  # (4,) one-hot int
     human_future: np.ndarray  # (8, 3) logged future poses at 0.5 s; nan rows if the log ends early
     past_states: np.ndarray  # (14, 7) [x, y, heading, vx, vy, ax, ay] at -1.5..-0.2 s (10 Hz), body v/a
-    reference: np.ndarray  # (51, 3) PDM-Closed poses at 0..5 s (10 Hz), row 0 = (0, 0, 0)
+    reference: np.ndarray  # (51, 3) PDM-Closed poses at 0..5 s (10 Hz); row 0 = rear axle projected on its path
     centerline: np.ndarray  # (K, 2) route centerline in the driving direction
     drivable_vertices: np.ndarray  # (V, 2)
     drivable_offsets: np.ndarray  # (P + 1,) int64
