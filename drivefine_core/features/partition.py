@@ -22,12 +22,13 @@ from drivefine_core.data.schema import Scene
 from drivefine_core.features.arrow_schema import DICTIONARY_COLUMNS, SCALAR_COLUMNS, rows_to_table
 from drivefine_core.features.builder import build_scene_features, image_uri
 from drivefine_core.features.params import FeatureParams
-from drivefine_core.storage import StorageParams, list_prefix, read_bytes, stat, write_bytes_atomic
+from drivefine_core.storage import StorageParams, list_prefix, stat, write_bytes_atomic
+from drivefine_core.storage.safe_paths import read_limited, safe_name
 
 
 def partition_path(log_name: str) -> str:
-    """The partition file of a log, relative to the store root."""
-    return f"log={log_name}/part-0.parquet"
+    """The partition file of a log, relative to the store root (UnsafePathError unless a plain name)."""
+    return f"log={safe_name(log_name, 'log_name')}/part-0.parquet"
 
 
 def _update_array(h: Any, a: object) -> None:
@@ -126,7 +127,8 @@ def build_partition(job: PartitionJob) -> BuiltPartition:
     try:
         rows = [
             build_scene_features(
-                s, job.sensor_blobs, job.split, job.params, lambda u: read_bytes(u, job.storage), job.image_split
+                s, job.sensor_blobs, job.split, job.params,
+                lambda u: read_limited(u, job.params.max_source_image_bytes, job.storage), job.image_split,
             )
             for s in job.scenes
         ]

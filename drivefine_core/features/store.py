@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import re
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -30,11 +29,11 @@ from drivefine_core.features.partition import (
     partition_path,
 )
 from drivefine_core.storage import StorageParams, delete, join_uri, stat
+from drivefine_core.storage.safe_paths import UnsafePathError, shown
 
 __all__ = ["StoreResult", "build_feature_store", "partition_path"]
 
 log = logging.getLogger(__name__)
-_LOG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
 
 
 @dataclass
@@ -192,14 +191,18 @@ def build_feature_store(
     try:
         for log_name, log_scenes, image_split in _group_by_log(scenes):
             seen.add(log_name)
-            if not _LOG_NAME.match(log_name):
-                result.failed[log_name] = f"log {log_name!r}: field 'log_name': not usable as a partition name"
+            try:
+                uri = join_uri(out_uri, partition_path(log_name))
+            except UnsafePathError as exc:
+                result.failed[log_name] = f"log {shown(log_name)}: field 'log_name': {exc.reason}"
                 continue
-            uri = join_uri(out_uri, partition_path(log_name))
             try:
                 digest = log_content_digest(log_scenes, sensor_blobs, split, params, storage, image_split)
             except DataFormatError as exc:
                 result.failed[log_name] = str(exc)
+                continue
+            except ValueError as exc:  # a camera path that would leave sensor_blobs
+                result.failed[log_name] = f"log {log_name}: {exc}"
                 continue
             key = partition_key(digest, params)
             entry = manifest.logs.get(log_name)

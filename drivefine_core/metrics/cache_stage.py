@@ -21,9 +21,10 @@ import numpy as np
 from drivefine_core.data.map_api import load_map_api
 from drivefine_core.data.schema import Scene
 from drivefine_core.metrics.cache_builder import build_metric_cache
-from drivefine_core.metrics.cache_io import write_metric_caches
+from drivefine_core.metrics.cache_io import log_file, write_metric_caches
 from drivefine_core.metrics.params import MetricsParams
 from drivefine_core.storage.local import write_file_atomic
+from drivefine_core.storage.safe_paths import UnsafePathError
 
 MANIFEST = "manifest.json"
 
@@ -74,8 +75,12 @@ def build_metric_cache_dir(scenes: Iterable[Scene], maps_root: str | Path, out_d
     for log_name, group in groupby(scenes, key=lambda s: s.log_name):
         log_scenes = list(group)
         seen.add(log_name)
+        try:
+            target = log_file(out, log_name)
+        except UnsafePathError as exc:  # never a path outside out_dir: the log is refused, nothing touched
+            report.failures.extend({"log": log_name, "token": s.token, "error": str(exc)} for s in log_scenes)
+            continue
         key = log_key(log_scenes, params, maps_digest)
-        target = out / f"{log_name}.parquet"
         if not overwrite and manifest.get(log_name) == key and target.exists():
             report.logs_skipped.append(log_name)
             continue
@@ -99,7 +104,10 @@ def build_metric_cache_dir(scenes: Iterable[Scene], maps_root: str | Path, out_d
             progress(report)
     if prune:
         for stale in sorted(set(manifest) - seen):
-            (out / f"{stale}.parquet").unlink(missing_ok=True)
+            try:
+                log_file(out, stale).unlink(missing_ok=True)
+            except UnsafePathError:  # a manifest entry no run of this code wrote: drop it, touch nothing
+                pass
             manifest.pop(stale)
             report.logs_removed.append(stale)
         _save_manifest(out, manifest)
