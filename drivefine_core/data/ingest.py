@@ -166,6 +166,7 @@ def ingest(
     max_scenes = params.scene_filter.max_scenes
     total = 0
     seen_tokens: set[str] = set()
+    seen_logs: dict[str, str] = {}  # log_name -> the file it came from
     bar = tqdm(total=num_logs, desc="ingest logs", unit="log", disable=not progress)
     try:
         for src, local in log_files:
@@ -184,6 +185,10 @@ def ingest(
                 continue
             except OSError as err:
                 report.quarantine.append(QuarantineEntry(src.name, f"unreadable: {err}", "<file>", None, src.location))
+                continue
+            if log.log_name in seen_logs:  # downstream groups scenes by log_name: two files cannot share one
+                reason = f"log_name '{log.log_name}' is also the log_name of {seen_logs[log.log_name]} (kept)"
+                report.quarantine.append(QuarantineEntry(src.name, reason, "log_name", None, src.location))
                 continue
             limit = None if max_scenes is None else max_scenes - total
             scenes = cut_scenes(log.frames, params.scene_filter, log.log_name, log.map_location, limit=limit)
@@ -206,6 +211,7 @@ def ingest(
             report.frames_read += len(log.frames)
             total += len(scenes)
             seen_tokens.update(s.token for s in scenes)
+            seen_logs[log.log_name] = src.location
             bar.set_postfix(scenes=total, refused=len(report.quarantine))
     except BaseException:
         for writer in writers.values():

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Callable, Iterable
 
-from drivefine_core.data.errors import DataFormatError
 from drivefine_core.data.schema import Scene
 from drivefine_core.features.manifest import Manifest, PartitionEntry, load_manifest, save_manifest
 from drivefine_core.features.params import FeatureParams
@@ -24,6 +23,8 @@ from drivefine_core.features.partition import (
     BuiltPartition,
     PartitionJob,
     build_partition,
+    is_transient,
+    log_error,
     log_content_digest,
     partition_key,
     partition_path,
@@ -90,22 +91,28 @@ class StoreResult:
         }
 
 
-def _group_by_log(items: Iterable[Scene | tuple[Scene, str]]) -> Iterable[tuple[str, list[Scene], str | None]]:
-    """Consecutive scenes of one log form its group: (log, scenes, image folder or None).
+def _group_by_log(
+    items: Iterable[Scene | tuple[Scene, str]],
+) -> Iterable[tuple[str, list[Scene], str | None, str | None]]:
+    """Consecutive scenes of one log form its group: (log, scenes, image folder or None, error or None).
 
-    A log that comes back later, or whose scenes name different image folders, is an error.
+    A log that comes back later (two sources sharing one log_name), or whose scenes name different
+    image folders, is yielded with an error instead of stopping the others.
     """
     seen: set[str] = set()
     pairs = ((i, None) if isinstance(i, Scene) else (i[0], i[1]) for i in items)
     for name, group in groupby(pairs, key=lambda p: p[0].log_name):
-        if name in seen:
-            raise ValueError(f"log {name}: field 'log_name': scenes of this log are not contiguous in the input")
-        seen.add(name)
         members = list(group)
+        if name in seen:
+            yield name, [], None, (f"log {name}: field 'log_name': scenes of this log are not contiguous in the input "
+                                   "(two logs share this log_name?)")
+            continue
+        seen.add(name)
         folders = {f for _, f in members}
         if len(folders) > 1:
-            raise ValueError(f"log {name}: field 'source_split': scenes name several image folders {sorted(map(str, folders))}")
-        yield name, [s for s, _ in members], folders.pop()
+            yield name, [], None, f"log {name}: field 'source_split': scenes name several image folders {sorted(map(str, folders))}"
+            continue
+        yield name, [s for s, _ in members], folders.pop(), None
 
 
 class _Recorder:
@@ -188,9 +195,13 @@ def build_feature_store(
                 rec.done(fut.result())
 
     seen: set[str] = set()
+    ambiguous: dict[str, str] = {}  # logs whose scenes came in two places: no partition can be trusted
     try:
-        for log_name, log_scenes, image_split in _group_by_log(scenes):
+        for log_name, log_scenes, image_split, error in _group_by_log(scenes):
             seen.add(log_name)
+            if error is not None:
+                ambiguous[log_name] = error
+                continue
             try:
                 uri = join_uri(out_uri, partition_path(log_name))
             except UnsafePathError as exc:
@@ -198,11 +209,10 @@ def build_feature_store(
                 continue
             try:
                 digest = log_content_digest(log_scenes, sensor_blobs, split, params, storage, image_split)
-            except DataFormatError as exc:
-                result.failed[log_name] = str(exc)
-                continue
-            except ValueError as exc:  # a camera path that would leave sensor_blobs
-                result.failed[log_name] = f"log {log_name}: {exc}"
+            except Exception as exc:  # noqa: BLE001 - what this log's data provokes fails this log only
+                if is_transient(exc):
+                    raise
+                result.failed[log_name] = log_error(log_name, exc)
                 continue
             key = partition_key(digest, params)
             entry = manifest.logs.get(log_name)
@@ -224,6 +234,8 @@ def build_feature_store(
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+    for name, error in sorted(ambiguous.items()):
+        _drop_ambiguous(name, error, out_uri, manifest, result, storage)
     if prune:
         for name in sorted(n for n, e in manifest.logs.items() if e.split == split and n not in seen):
             delete(join_uri(out_uri, manifest.logs[name].path), storage)
@@ -234,6 +246,25 @@ def build_feature_store(
     result.written.sort()  # completion order varies with workers
     result.seconds = time.perf_counter() - t_start
     return result
+
+
+def _drop_ambiguous(name: str, error: str, out_uri: str, manifest: Manifest, result: StoreResult,
+                    storage: StorageParams | None) -> None:
+    """A log seen twice: undo what its first group did in this run and report it failed."""
+    entry = manifest.logs.pop(name, None)
+    if entry is not None:
+        delete(join_uri(out_uri, entry.path), storage)
+        save_manifest(out_uri, manifest, storage)
+        if name in result.written or name in result.reused:
+            result.scenes -= entry.rows
+            result.bytes -= entry.bytes
+        if name in result.written:
+            result.scenes_written -= entry.rows
+            result.bytes_written -= entry.bytes
+            result.clipped_values -= entry.clipped_values
+    result.written = [n for n in result.written if n != name]
+    result.reused = [n for n in result.reused if n != name]
+    result.failed[name] = error
 
 
 def _partition_intact(uri: str, entry: PartitionEntry, storage: StorageParams | None) -> bool:
