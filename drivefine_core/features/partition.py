@@ -119,6 +119,7 @@ class BuiltPartition:
     clipped_values: int
     seconds: float
     error: str | None = None  # bad input: nothing was written
+    sha256: str = ""  # of the file written
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -156,4 +157,5 @@ def build_partition(job: PartitionJob) -> BuiltPartition:
     size = job.params.row_group_size
     row_groups = [size] * (len(rows) // size) + ([len(rows) % size] if len(rows) % size else [])
     clipped = int(sum(r.target_clipped for r in rows))
-    return BuiltPartition(job.log_name, len(rows), len(data), row_groups, clipped, time.perf_counter() - t0)
+    return BuiltPartition(job.log_name, len(rows), len(data), row_groups, clipped, time.perf_counter() - t0,
+                          sha256=hashlib.sha256(data).hexdigest())

@@ -8,6 +8,7 @@ what the content digest covers.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import multiprocessing
 import time
@@ -29,7 +30,7 @@ from drivefine_core.features.partition import (
     partition_key,
     partition_path,
 )
-from drivefine_core.storage import StorageParams, delete, join_uri, stat
+from drivefine_core.storage import StorageParams, delete, join_uri, open_uri, stat
 from drivefine_core.storage.safe_paths import UnsafePathError, shown
 
 __all__ = ["StoreResult", "build_feature_store", "partition_path"]
@@ -138,7 +139,7 @@ class _Recorder:
         self.manifest.logs[name] = PartitionEntry(
             key=key, content_digest=digest, params_digest=params_digest, split=split,
             path=partition_path(name), rows=built.rows, bytes=built.bytes, row_groups=built.row_groups,
-            clipped_values=built.clipped_values,
+            clipped_values=built.clipped_values, sha256=built.sha256,
         )
         save_manifest(self.out_uri, self.manifest, self.storage)
         r.written.append(name)
@@ -268,5 +269,13 @@ def _drop_ambiguous(name: str, error: str, out_uri: str, manifest: Manifest, res
 
 
 def _partition_intact(uri: str, entry: PartitionEntry, storage: StorageParams | None) -> bool:
+    """The partition file still holds the bytes the manifest recorded: same size and same sha256 (a file
+    corrupted in place keeps its size). A manifest entry without a hash is rebuilt."""
     info = stat(uri, storage)
-    return info is not None and info.size == entry.bytes
+    if info is None or info.size != entry.bytes or not entry.sha256:
+        return False
+    h = hashlib.sha256()
+    with open_uri(uri, "rb", storage) as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest() == entry.sha256

@@ -40,3 +40,17 @@ def test_any_error_a_log_causes_fails_that_log_naming_it(tmp_path, monkeypatch):
     result = _build(tmp_path, good + bomb)
     assert sorted(result.failed) == ["log-bomb"] and "log-bomb" in result.failed["log-bomb"]
     assert result.reused == ["log-good"]
+
+
+def test_a_partition_corrupted_in_place_is_rebuilt_not_reused(tmp_path):
+    """Same size, other bytes: the content hash in the manifest catches it (issue 13, item 4)."""
+    scenes = make_log(tmp_path, "log-a", 3)
+    first = _build(tmp_path, scenes)
+    part = next((tmp_path / "features").rglob("part-0.parquet"))
+    good = part.read_bytes()
+    assert first.written == ["log-a"]
+    part.write_bytes(good[:100] + bytes(b ^ 0xFF for b in good[100:200]) + good[200:])  # same size
+    again = _build(tmp_path, scenes)
+    assert again.written == ["log-a"] and again.reused == []
+    assert part.read_bytes() == good
+    assert _build(tmp_path, scenes).reused == ["log-a"]
