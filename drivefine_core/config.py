@@ -21,6 +21,7 @@ from drivefine_core.ops.params import OpsParams
 from drivefine_core.params_base import Section
 from drivefine_core.pipeline_params import DataSourceParams, EvaluateParams, PromotionParams, RunParams, TrackingParams
 from drivefine_core.storage.params import StorageParams
+from drivefine_core.storage.safe_paths import shown
 from drivefine_core.training.params import RLParams, SFTParams
 from drivefine_core.validation.params import ValidationParams
 
@@ -85,25 +86,98 @@ def _describe(error: dict[str, Any]) -> str:
         allowed = ", ".join(sorted(owner.model_fields)) if owner else "?"
         return f"{key}: unknown key (allowed keys here: {allowed})"
     got = error.get("input")
-    return f"{key}: {error['msg']} (got {got!r})"
+    return f"{key}: {error['msg'][:300]} (got {shown(got)})"
 
 
 def parse_params(data: dict[str, Any], source: str = "params.yaml") -> Params:
     try:
         return Params.model_validate(data)
     except ValidationError as exc:
-        lines = "\n  ".join(_describe(e) for e in exc.errors())
+        errors = exc.errors()
+        lines = "\n  ".join([_describe(e) for e in errors[:20]] + ([f"... and {len(errors) - 20} more"] if len(errors) > 20 else []))
         raise ParamsError(f"{source} is invalid:\n  {lines}") from None
 
 
+MAX_PARAMS_BYTES = 1 << 20  # params.yaml is a few KB; anything near this is not a params file
+MAX_YAML_ALIASES = 100  # anchors reused more often than this are refused
+MAX_YAML_NODES = 100_000  # nodes after expanding every alias: a "billion laughs" file expands to billions
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping and caps alias expansions."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._aliases = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_YAML_ALIASES:
+                mark = self.peek_event().start_mark
+                raise yaml.YAMLError(f"more than {MAX_YAML_ALIASES} alias references (*name) at line "
+                                     f"{mark.line + 1}: refused (nested aliases can expand without bound)")
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                hash(key)
+            except TypeError:
+                continue  # the base class reports unhashable keys
+            if key in seen:
+                raise yaml.YAMLError(f"duplicate key {shown(key)} at line {key_node.start_mark.line + 1} "
+                                     f"(first at line {seen[key]}): which value is meant is ambiguous")
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml_strict(path: Path) -> Any:
+    """A YAML file read for params: size-capped, aliases capped, duplicate keys refused."""
+    size = path.stat().st_size
+    if size > MAX_PARAMS_BYTES:
+        raise ParamsError(f"{path}: {size} bytes, over the limit of {MAX_PARAMS_BYTES} for a params file")
+    loader = _StrictLoader(path.read_text())
+    try:
+        node = loader.get_single_node()  # composed, aliases not yet expanded
+        if node is None:
+            return None
+        expanded = _expanded_nodes(node, {})
+        if expanded > MAX_YAML_NODES:
+            raise yaml.YAMLError(f"expands to {expanded} nodes through aliases (limit {MAX_YAML_NODES}): refused")
+        return loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {str(exc)[:1000]}") from None
+    finally:
+        loader.dispose()
+
+
+def _expanded_nodes(node: Any, memo: dict[int, int]) -> int:
+    """How many nodes the document has once every alias is expanded (shared nodes counted per use)."""
+    if id(node) in memo:
+        return memo[id(node)]
+    memo[id(node)] = 1  # a recursive alias counts once; the constructor refuses or handles it
+    if isinstance(node, yaml.SequenceNode):
+        n = 1 + sum(_expanded_nodes(child, memo) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        n = 1 + sum(_expanded_nodes(k, memo) + _expanded_nodes(v, memo) for k, v in node.value)
+    else:
+        n = 1
+    memo[id(node)] = n
+    return n
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
+    """params.yaml validated; an empty file is refused (it would silently run on the code's defaults)."""
     path = Path(path)
     if not path.exists():
         raise ParamsError(f"{path}: file not found (run from the repository root)")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
+    data = read_yaml_strict(path)
+    if data is None or data == {}:
+        raise ParamsError(f"{path}: the file is empty; refusing to run on the code's defaults "
+                          "(write the sections to use, e.g. restore params.yaml from git)")
     if not isinstance(data, dict):
         raise ParamsError(f"{path}: the top level must be a mapping of sections, got {type(data).__name__}")
     return parse_params(data, str(path))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from drivefine_core.params_base import Section
+from drivefine_core.storage.safe_paths import safe_name
 
 
 class RunParams(Section):
@@ -45,6 +46,11 @@ class DataSourceParams(Section):
     maps_root: str = ""
     # camera JPEGs (path or s3:// URI) holding <split>/<log>/<CAM>/<token>.jpg; empty: <source>/sensor_blobs
     sensor_blobs: str = ""
+
+    @field_validator("split_dirs")
+    @classmethod
+    def _plain_split_dirs(cls, value: list[str]) -> list[str]:
+        return [safe_name(v, "split_dirs entry") for v in value]  # a folder under navsim_logs/ and sensor_blobs/
 
     @property
     def synthetic(self) -> bool:

@@ -5,6 +5,7 @@
     drivefine plan --scene TOK   plan one scene with the registry's champion, print and draw it
     drivefine ingest             take new logs from S3 into a new DVC data version, then retrain
     drivefine evaluate-champion  score the registry's champion on the current test split
+    drivefine delete-alias NAME  remove a registry alias (e.g. a champion alias naming a lost version)
 """
 
 from __future__ import annotations
@@ -86,24 +87,44 @@ def plan(
 ) -> None:
     """Plan one scene with a registered planner (default: the champion), print the 8 poses and draw them."""
     import mlflow
-    import numpy as np
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
 
     from drivefine_core.config import load_params
-    from drivefine_core.evaluation.agents import reference_plan
-    from drivefine_core.evaluation.plan_scene import scene_cache, scene_input
-    from drivefine_core.reports.scene_plot import draw_scene
+    from drivefine_core.tracking.promotion import ChampionUnreadable, resolve_alias
     from drivefine_core.tracking.runs import configure
 
     os.chdir(repo)
     params = load_params("params.yaml")
     configure(params.tracking.default_tracking_uri, params.tracking.experiment)
     name = params.tracking.registered_model
+    try:  # the alias first: a registry problem is one line, not a traceback
+        version = resolve_alias(MlflowClient(), name, alias)
+    except ChampionUnreadable as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except MlflowException as exc:
+        typer.echo(f"error: cannot read {name}@{alias} from the registry: {str(exc).splitlines()[0][:300]}", err=True)
+        raise typer.Exit(2) from None
+    if version is None:
+        typer.echo(f"error: registered model {name!r} has no {alias!r} alias (run `drivefine retrain` first)", err=True)
+        raise typer.Exit(2)
+    import numpy as np  # the planner's stack loads only once the registry answered
+
+    from drivefine_core.evaluation.agents import reference_plan
+    from drivefine_core.evaluation.plan_scene import scene_cache, scene_input
+    from drivefine_core.reports.scene_plot import draw_scene
+
     try:
         frame, split, log = scene_input(scene)
     except KeyError as exc:
         typer.echo(f"error: {exc.args[0]}", err=True)
         raise typer.Exit(2) from None
-    model = mlflow.pyfunc.load_model(f"models:/{name}@{alias}")
+    try:
+        model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    except MlflowException as exc:
+        typer.echo(f"error: cannot load {name} v{version} ({alias}): {str(exc).splitlines()[0][:300]}", err=True)
+        raise typer.Exit(2) from None
     result = model.predict(frame)
     poses = np.stack([np.asarray(result[c][0], dtype=float) for c in ("x", "y", "heading")], axis=-1)
     typer.echo(f"{name}@{alias} on scene {scene} ({split}, {log}):")
@@ -116,6 +137,30 @@ def plan(
                                  "pdm_closed": reference_plan(cache)}, out / f"{scene}.png",
                          title=f"{scene}: {name}@{alias}")
         typer.echo(f"drawn: {png}")
+
+
+@app.command("delete-alias")
+def delete_alias(
+    alias: Annotated[str, typer.Argument(help="the alias to remove, e.g. champion")],
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Remove an alias of the registered model (the repair for an alias naming a version that is gone)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from drivefine_core.config import load_params
+    from drivefine_core.tracking.runs import configure
+
+    os.chdir(repo)
+    params = load_params("params.yaml")
+    configure(params.tracking.default_tracking_uri, params.tracking.experiment)
+    name = params.tracking.registered_model
+    try:
+        MlflowClient().delete_registered_model_alias(name, alias)
+    except MlflowException as exc:
+        typer.echo(f"error: cannot delete {name}@{alias}: {str(exc).splitlines()[0][:300]}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"deleted alias {alias!r} of {name}")
 
 
 @app.command()

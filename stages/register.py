@@ -15,7 +15,7 @@ from drivefine_core.features.row_groups import list_row_groups, read_row_group
 from drivefine_core.features.samples import table_columns
 from drivefine_core.tracking.lineage import dvc_md5, git_state
 from drivefine_core.tracking.planner_pyfunc import frame_from_feature_columns
-from drivefine_core.tracking.promotion import apply_decision, current_champion, decide, decision_record
+from drivefine_core.tracking.promotion import decision_record, run_gate
 from drivefine_core.tracking.registry import dvc_lock_tags, params_digest, register_planner
 from stages._common import main, open_run, write_json
 
@@ -39,20 +39,21 @@ def run(params) -> None:
         example = frame_from_feature_columns(cols, [0])
         scores = summary["best"]
         version = register_planner(summary["best_planner_dir"], summary["best_mode"], example, name, tags, scores)
-        champ = current_champion(client, name)
-        champ_scores = None
-        if champ and champ != version:
+
+        def champion_scores(champ: str) -> dict[str, float]:
             champ_scores, rescored = scores_on_split(client, name, champ, split, params.metrics,
                                                      params.evaluate.batch_size, params.evaluate.seed)
             if rescored:
                 print(f"register: champion v{champ} re-scored on the current {split} split")
-        decision = decide(scores, champ_scores, params.promotion, champ)
-        decision = apply_decision(client, name, version, decision)
+            return champ_scores
+
+        # A refusal (worse, not finite, champion alias unreadable) is a decision: recorded, exit 0.
+        decision = run_gate(client, name, version, scores, params.promotion, champion_scores)
         record = {"model": name, "version": version, "variant": summary["best_variant"], **decision_record(decision)}
         write_json("data/registry/decision.json", record)
         write_json("metrics/register.json", {"version": int(version), "promoted": int(decision.promote)})
         mlflow.log_dict(record, "promotion_decision.json")
-        mlflow.set_tags({"gate.decision": "promoted" if decision.promote else "refused", "registered.version": version})
+        mlflow.set_tags({"gate.decision": decision.decision, "registered.version": version})
         verdict = "PROMOTED to champion" if decision.promote else "not promoted"
         print(f"register: {name} v{version} ({summary['best_variant']}) {verdict}: {decision.reason}")
 

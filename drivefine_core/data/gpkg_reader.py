@@ -22,6 +22,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from drivefine_core.data.errors import MapFormatError
+from drivefine_core.storage.safe_paths import UnsafePathError, safe_name, shown
 from drivefine_core.data.road_network import (
     Intersection,
     Lane,
@@ -79,6 +80,11 @@ def map_path(maps_root: str | Path, location: str) -> tuple[Path, str, str]:
     version = entry.get("version") if isinstance(entry, dict) else None
     if not isinstance(version, str) or not version:
         raise MapFormatError(str(index_path), f"{name}.version", "missing or not a string")
+    try:  # both become folders under maps_root
+        safe_name(name, "map location")
+        safe_name(version, "map version")
+    except UnsafePathError as exc:
+        raise MapFormatError(str(index_path), f"{shown(name)}.version", exc.reason) from None
     return Path(maps_root) / name / version / "map.gpkg", name, version
 
 

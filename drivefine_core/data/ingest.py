@@ -23,6 +23,7 @@ from drivefine_core.data.schema import Scene
 from drivefine_core.data.scenes_io import ScenesWriter
 from drivefine_core.storage import download, is_s3, list_prefix
 from drivefine_core.storage.local import write_file_atomic
+from drivefine_core.storage.safe_paths import safe_name
 
 Validator = Callable[[str, list[Scene]], list[str]]
 LOGS_DIR = "navsim_logs"
@@ -67,6 +68,7 @@ class _LogSource:
     split_dir: str
     name: str  # file stem
     location: str  # local path or s3 URI, for reports
+    size: int | None = None  # bytes, when the listing says (S3)
 
 
 def _local_logs(root: Path, split_dirs: list[str]) -> list[tuple[_LogSource, Path]]:
@@ -91,23 +93,29 @@ def _s3_logs(uri: str, split_dirs: list[str]) -> list[_LogSource]:
         for obj in objects:
             rest = obj.uri[len(folder) :]
             if rest.endswith(".pkl") and "/" not in rest:  # nested folders are not logs of this split
-                out.append(_LogSource(split_dir, rest[: -len(".pkl")], obj.uri))
+                out.append(_LogSource(split_dir, rest[: -len(".pkl")], obj.uri, obj.size))
     return out
 
 
-def _log_files(source_root: str, split_dirs: list[str]) -> tuple[int, Iterator[tuple[_LogSource, Path]]]:
+def _log_files(
+    source_root: str, split_dirs: list[str], max_bytes: int | None = None
+) -> tuple[int, Iterator[tuple[_LogSource, Path | None]]]:
     """How many logs there are, and an iterator over them with a local path.
 
     S3 logs are downloaded one at a time into a temp dir (endpoint and credentials from the environment:
-    AWS_ENDPOINT_URL or MLFLOW_S3_ENDPOINT_URL), so local disk holds one log at a time.
+    AWS_ENDPOINT_URL or MLFLOW_S3_ENDPOINT_URL), so local disk holds one log at a time. An S3 log larger
+    than max_bytes is not downloaded: its path is None.
     """
     if is_s3(source_root):
         sources = _s3_logs(source_root, split_dirs)
 
-        def fetch() -> Iterator[tuple[_LogSource, Path]]:
+        def fetch() -> Iterator[tuple[_LogSource, Path | None]]:
             with tempfile.TemporaryDirectory(prefix="drivefine-ingest-") as tmp:
                 for src in sources:
-                    local = download(src.location, Path(tmp) / f"{src.name}.pkl")
+                    if max_bytes is not None and src.size is not None and src.size > max_bytes:
+                        yield src, None
+                        continue
+                    local = download(src.location, Path(tmp) / "log.pkl")
                     yield src, local
                     local.unlink(missing_ok=True)
 
@@ -125,9 +133,14 @@ def _sha256(path: Path) -> str:
 
 
 def _expected_splits(params: IngestParams, split_dirs: list[str]) -> list[str]:
+    """The split names; each becomes <out_dir>/scenes/<split>.parquet, so each must be a plain name."""
+    for d in split_dirs:
+        safe_name(d, "split folder")
     if params.split.mode == "hash":
-        return [params.split.train_name, params.split.test_name]
-    return [params.split.folder_map.get(d, d) for d in split_dirs]
+        names = [params.split.train_name, params.split.test_name]
+    else:
+        names = [params.split.folder_map.get(d, d) for d in split_dirs]
+    return [safe_name(n, "split name") for n in names]
 
 
 def ingest(
@@ -147,25 +160,35 @@ def ingest(
     out_dir = Path(out_dir)
     scenes_dir = out_dir / "scenes"
     scenes_dir.mkdir(parents=True, exist_ok=True)
-    num_logs, log_files = _log_files(str(source_root), list(split_dirs))
+    num_logs, log_files = _log_files(str(source_root), list(split_dirs), params.max_log_bytes)
     report = IngestReport(scenes_per_split={s: 0 for s in _expected_splits(params, list(split_dirs))})
     writers = {s: ScenesWriter(scenes_dir / f"{s}.parquet", params.row_group_scenes) for s in report.scenes_per_split}
     max_scenes = params.scene_filter.max_scenes
     total = 0
     seen_tokens: set[str] = set()
+    seen_logs: dict[str, str] = {}  # log_name -> the file it came from
     bar = tqdm(total=num_logs, desc="ingest logs", unit="log", disable=not progress)
     try:
         for src, local in log_files:
             bar.update(1)
             if max_scenes is not None and total >= max_scenes:
                 break
+            if local is None:
+                reason = f"is {src.size} bytes, over the limit of {params.max_log_bytes} (ingest.max_log_bytes)"
+                report.quarantine.append(QuarantineEntry(src.name, reason, "<file>", None, src.location))
+                continue
             try:
-                log = load_log(local, params.require_annotations, params.required_cameras)
+                log = load_log(local, params.require_annotations, params.required_cameras,
+                               max_bytes=params.max_log_bytes, max_array_elements=params.max_array_elements)
             except DataFormatError as err:
                 report.quarantine.append(QuarantineEntry(src.name, err.reason, err.field, err.frame, src.location))
                 continue
             except OSError as err:
                 report.quarantine.append(QuarantineEntry(src.name, f"unreadable: {err}", "<file>", None, src.location))
+                continue
+            if log.log_name in seen_logs:  # downstream groups scenes by log_name: two files cannot share one
+                reason = f"log_name '{log.log_name}' is also the log_name of {seen_logs[log.log_name]} (kept)"
+                report.quarantine.append(QuarantineEntry(src.name, reason, "log_name", None, src.location))
                 continue
             limit = None if max_scenes is None else max_scenes - total
             scenes = cut_scenes(log.frames, params.scene_filter, log.log_name, log.map_location, limit=limit)
@@ -178,7 +201,7 @@ def ingest(
             if failures:
                 report.quarantine.append(QuarantineEntry(src.name, "; ".join(failures), "validation", None, src.location))
                 continue
-            split = assign_split(log.log_name, src.split_dir, params.split)
+            split = safe_name(assign_split(log.log_name, src.split_dir, params.split), "split name")
             if split not in writers:
                 writers[split] = ScenesWriter(scenes_dir / f"{split}.parquet", params.row_group_scenes)
                 report.scenes_per_split[split] = 0
@@ -188,6 +211,7 @@ def ingest(
             report.frames_read += len(log.frames)
             total += len(scenes)
             seen_tokens.update(s.token for s in scenes)
+            seen_logs[log.log_name] = src.location
             bar.set_postfix(scenes=total, refused=len(report.quarantine))
     except BaseException:
         for writer in writers.values():

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from drivefine_core.data.errors import LogFormatError, UnsafePickleError
-from drivefine_core.data.safe_pickle import safe_load
+from drivefine_core.data.safe_pickle import DEFAULT_MAX_ARRAY_ELEMENTS, safe_load
 from drivefine_core.data.schema import (
     AGENT_NAMES,
     CAMERA_NAMES,
@@ -23,6 +23,7 @@ from drivefine_core.data.schema import (
     EgoStatus,
     Frame,
 )
+from drivefine_core.storage.safe_paths import UnreadableFileError, UnsafePathError, safe_name, safe_relative
 
 # Every per-frame key of the spec except `anns`, which hidden test splits omit.
 REQUIRED_FRAME_KEYS = (
@@ -86,6 +87,14 @@ class _FrameParser:
         if not isinstance(value, str):
             self.fail(field, f"expected a string, got {type(value).__name__}")
         return value
+
+    def path_part(self, value: Any, field: str, whole_name: bool) -> str:
+        """A string that becomes (part of) a file path: one plain name, or a relative path inside its root."""
+        try:
+            return safe_name(value, field) if whole_name else safe_relative(value, field)
+        except UnsafePathError as exc:
+            self.fail(field, exc.reason if isinstance(value, str) else f"expected a string, got {type(value).__name__}")
+        return ""  # unreachable
 
     def element_id(self, value: Any, field: str) -> str:
         """Map element ids come as str or int fids; both become the string of the fid."""
@@ -166,7 +175,7 @@ class _FrameParser:
                     self.fail(f + "data_path", "no image recorded for a required camera")
                 continue
             out[name] = CameraInfo(
-                data_path=self.text(values["data_path"], f + "data_path"),
+                data_path=self.path_part(values["data_path"], f + "data_path", whole_name=False),
                 intrinsic=self.array(values["cam_intrinsic"], f + "cam_intrinsic", (3, 3)),
                 sensor2lidar_rotation=self.array(values["sensor2lidar_rotation"], f + "sensor2lidar_rotation", (3, 3)),
                 sensor2lidar_translation=self.array(
@@ -206,13 +215,17 @@ class _FrameParser:
         )
 
 
-def _load_frames(path: str) -> list[Any]:
+def _load_frames(path: str, max_bytes: int | None, max_array_elements: int) -> list[Any]:
     try:
-        raw = safe_load(path)
+        raw = safe_load(path, max_array_elements=max_array_elements, max_bytes=max_bytes)
     except UnsafePickleError:
         raise
     except FileNotFoundError:
         raise LogFormatError(path, "<file>", "file not found") from None
+    except UnreadableFileError as exc:
+        raise LogFormatError(path, "<file>", exc.reason) from None
+    except MemoryError:
+        raise LogFormatError(path, "<pickle>", "out of memory while unpickling") from None
     except Exception as exc:  # any other failure of an untrusted pickle means it is truncated or corrupt
         raise LogFormatError(path, "<pickle>", f"truncated or corrupt pickle ({type(exc).__name__}: {exc})") from None
     if not isinstance(raw, list):
@@ -223,18 +236,26 @@ def _load_frames(path: str) -> list[Any]:
 
 
 def load_log(
-    path: str | Path, require_annotations: bool = False, required_cameras: tuple[str, ...] | list[str] = CAMERA_NAMES
+    path: str | Path,
+    require_annotations: bool = False,
+    required_cameras: tuple[str, ...] | list[str] = CAMERA_NAMES,
+    *,
+    max_bytes: int | None = None,
+    max_array_elements: int = DEFAULT_MAX_ARRAY_ELEMENTS,
 ) -> OpenSceneLog:
     """Read and validate one log; LogFormatError on the first problem found.
 
     Cameras listed in `required_cameras` must be present; other known cameras are read when present.
+    `log_name` must be a plain file name and camera `data_path`s relative paths without '..' (both
+    become paths). With max_bytes, the file must be a regular file of at most that size; arrays beyond
+    max_array_elements are refused before allocation.
     """
     required = tuple(required_cameras)
     bad = [c for c in required if c not in CAMERA_NAMES]
     if bad:
         raise ValueError(f"required_cameras: unknown cameras {bad}")
     path = str(path)
-    raw_frames = _load_frames(path)
+    raw_frames = _load_frames(path, max_bytes, max_array_elements)
     frames: list[Frame] = []
     log_name = map_location = ""
     seen_tokens: set[str] = set()
@@ -246,7 +267,7 @@ def load_log(
             raise
         except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:  # a value of the wrong kind
             raise LogFormatError(path, "<frame>", f"malformed value ({type(exc).__name__}: {exc})", index) from None
-        name = parser.text(raw["log_name"], "log_name")
+        name = parser.path_part(raw["log_name"], "log_name", whole_name=True)
         location = parser.text(raw["map_location"], "map_location")
         if index == 0:
             log_name, map_location = name, location

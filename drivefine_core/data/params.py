@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from drivefine_core.params_base import Section
+from drivefine_core.storage.safe_paths import safe_name
 
 
 class SceneFilter(Section):
@@ -39,6 +40,19 @@ class SplitParams(Section):
     test_name: str = "test"
     folder_map: dict[str, str] = Field(default_factory=dict)  # folder mode: split dir -> split name
 
+    @field_validator("train_name", "test_name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        return safe_name(value, "split name")  # becomes a file / folder name under data/
+
+    @field_validator("folder_map")
+    @classmethod
+    def _plain_folders(cls, value: dict[str, str]) -> dict[str, str]:
+        for folder, split in value.items():
+            safe_name(folder, "folder_map key (split folder)")
+            safe_name(split, f"folder_map[{folder!r}] (split name)")
+        return value
+
     @model_validator(mode="after")
     def _names_differ(self) -> "SplitParams":
         if self.train_name == self.test_name:
@@ -53,6 +67,9 @@ class IngestParams(Section):
     # cameras every frame must carry (others are read when present); real NAVSIM logs carry all eight
     required_cameras: list[str] = Field(default_factory=lambda: ["CAM_F0"])
     row_group_scenes: int = Field(256, ge=1)  # scenes per Parquet row group (bounds memory while writing)
+    # Limits on what one log may ask for: a larger file, or an array with more elements, quarantines the log.
+    max_log_bytes: int = Field(1 << 30, ge=1, description="size of one log pickle")
+    max_array_elements: int = Field(10_000_000, ge=1, description="elements of one numpy array inside a log")
 
 
 class MapParams(Section):

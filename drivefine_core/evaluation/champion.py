@@ -3,6 +3,7 @@ evaluate-champion flow)."""
 
 from __future__ import annotations
 
+import math
 import tempfile
 from pathlib import Path
 
@@ -40,9 +41,11 @@ def score_version(model: str, version: str, split: str, metrics: MetricsParams, 
 
 def scores_on_split(client: MlflowClient, model: str, version: str, split: str, metrics: MetricsParams,
                     batch_size: int = 32, seed: int = 0) -> tuple[dict[str, float], bool]:
-    """(scores, re-scored?): the version's recorded scores if they were measured on this very split,
-    otherwise scores measured now."""
+    """(scores, re-scored?): the version's recorded scores if they were measured on this very split and
+    are all finite numbers, otherwise scores measured now."""
     digest = split_digest(split)
     if client.get_model_version(model, version).tags.get(SPLIT_TAG) == digest:
-        return version_scores(client, model, version), False
+        recorded = version_scores(client, model, version)
+        if all(math.isfinite(v) for v in recorded.values()):
+            return recorded, False
     return score_version(model, version, split, metrics, batch_size, seed), True

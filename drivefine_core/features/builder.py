@@ -17,7 +17,7 @@ from drivefine_core.data.errors import DataFormatError
 from drivefine_core.data.schema import TRAJECTORY_POSES, Scene
 from drivefine_core.features import tokenizer
 from drivefine_core.features.params import FeatureParams
-from drivefine_core.storage import join_uri, read_bytes
+from drivefine_core.storage.safe_paths import UnreadableFileError, UnsafePathError, join_inside, read_limited, safe_name
 
 HISTORY_POSES = 4
 
@@ -46,8 +46,14 @@ class SceneFeatures:
 
 
 def image_uri(sensor_blobs: str, split: str, data_path: str) -> str:
-    """Where a camera blob lives: <sensor_blobs>/<split>/<data_path>."""
-    return join_uri(sensor_blobs, split, data_path)
+    """Where a camera blob lives: <sensor_blobs>/<split>/<data_path>, always inside sensor_blobs
+    (UnsafePathError for a split that is not a plain name or a data_path that is absolute or climbs)."""
+    return join_inside(sensor_blobs, f"{safe_name(split, 'image split folder')}/{data_path}", "camera data_path")
+
+
+def read_image_file(uri: str, params: FeatureParams) -> bytes:
+    """A camera file: a regular file of at most params.max_source_image_bytes (read_limited)."""
+    return read_limited(uri, params.max_source_image_bytes)
 
 
 def encode_image(raw: bytes, params: FeatureParams, source: str) -> bytes:
@@ -61,7 +67,7 @@ def encode_image(raw: bytes, params: FeatureParams, source: str) -> bytes:
             # JPEG draft mode decodes at 1/2, 1/4 or 1/8 scale directly: ~10x faster for 1920x1080 -> 160x90.
             img.draft("RGB", size)
             rgb = img.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise FeatureBuildError(source, "image", f"not a decodable image: {exc}") from None
     if rgb.size != size:
         rgb = rgb.resize(size, Image.Resampling.BILINEAR)
@@ -78,14 +84,17 @@ def build_scene_features(
     sensor_blobs: str,
     split: str,
     params: FeatureParams,
-    read: Callable[[str], bytes] = read_bytes,
+    read: Callable[[str], bytes] | None = None,
     image_split: str | None = None,
 ) -> SceneFeatures:
     """Features of one scene, labelled `split`.
 
-    Images are read with `read` from <sensor_blobs>/<image_split>/<data_path>; image_split is the
-    source folder of the log (SceneMeta.source_split), `split` when None.
+    Images are read with `read` (default: read_image_file, size-limited) from
+    <sensor_blobs>/<image_split>/<data_path>; image_split is the source folder of the log
+    (SceneMeta.source_split), `split` when None.
     """
+    if read is None:
+        read = lambda uri: read_image_file(uri, params)  # noqa: E731
     where = f"log {scene.log_name}: scene {scene.token}"
     need = scene.num_history_frames + TRAJECTORY_POSES
     if scene.num_history_frames != HISTORY_POSES:
@@ -98,11 +107,16 @@ def build_scene_features(
         info = frame.cameras.get(cam)
         if info is None:
             raise FeatureBuildError(where, f"cams.{cam}", "camera missing from the current frame", scene.current_index)
-        uri = image_uri(sensor_blobs, image_split or split, info.data_path)
+        try:
+            uri = image_uri(sensor_blobs, image_split or split, info.data_path)
+        except UnsafePathError as exc:
+            raise FeatureBuildError(where, f"cams.{cam}.data_path", str(exc), scene.current_index) from None
         try:
             raw = read(uri)
         except FileNotFoundError:
             raise FeatureBuildError(uri, f"cams.{cam}.data_path", f"image file not found ({where})") from None
+        except UnreadableFileError as exc:
+            raise FeatureBuildError(uri, f"cams.{cam}.data_path", f"{exc.reason} ({where})") from None
         images.append(encode_image(raw, params, uri))
 
     target = scene.future_trajectory(TRAJECTORY_POSES)

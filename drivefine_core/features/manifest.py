@@ -24,6 +24,7 @@ class PartitionEntry(BaseModel):
     bytes: int
     row_groups: list[int]  # rows per row group, so a loader needs no footer reads to plan its shards
     clipped_values: int = 0
+    sha256: str = ""  # of the partition file: a reused partition must still hold exactly these bytes
 
 
 class Manifest(BaseModel):

@@ -34,6 +34,9 @@ class FeatureParams(Section):
     # Rows per Parquet row group: the unit a loader worker reads and the unit of sharding across
     # workers / ranks, so smaller groups balance better; larger ones read faster from S3.
     row_group_size: int = Field(32, ge=1)
+    # Largest camera file read from the sensor blobs; a larger (or non-regular) file fails its log.
+    # Not part of the key: it refuses input, it does not change the bytes written.
+    max_source_image_bytes: int = Field(20_000_000, ge=1)
     # Processes building logs in parallel (1 = in this process). Not part of the key: same bytes either way.
     build_workers: int = Field(1, ge=1)
     # Loader side.

@@ -22,12 +22,13 @@ from drivefine_core.data.schema import Scene
 from drivefine_core.features.arrow_schema import DICTIONARY_COLUMNS, SCALAR_COLUMNS, rows_to_table
 from drivefine_core.features.builder import build_scene_features, image_uri
 from drivefine_core.features.params import FeatureParams
-from drivefine_core.storage import StorageParams, list_prefix, read_bytes, stat, write_bytes_atomic
+from drivefine_core.storage import StorageError, StorageParams, list_prefix, stat, write_bytes_atomic
+from drivefine_core.storage.safe_paths import read_limited, safe_name
 
 
 def partition_path(log_name: str) -> str:
-    """The partition file of a log, relative to the store root."""
-    return f"log={log_name}/part-0.parquet"
+    """The partition file of a log, relative to the store root (UnsafePathError unless a plain name)."""
+    return f"log={safe_name(log_name, 'log_name')}/part-0.parquet"
 
 
 def _update_array(h: Any, a: object) -> None:
@@ -118,23 +119,43 @@ class BuiltPartition:
     clipped_values: int
     seconds: float
     error: str | None = None  # bad input: nothing was written
+    sha256: str = ""  # of the file written
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A store that did not answer: the stage must fail (and be retried), not blame the log."""
+    return isinstance(exc, (StorageError, ConnectionError, TimeoutError))
+
+
+def log_error(log_name: str, exc: BaseException) -> str:
+    """The message a failed log is reported with: always names the log."""
+    text = str(exc) if isinstance(exc, DataFormatError) else f"{type(exc).__name__}: {exc}"
+    text = text if len(text) <= 2000 else text[:2000] + "..."
+    return text if log_name in text else f"log {log_name}: {text}"
 
 
 def build_partition(job: PartitionJob) -> BuiltPartition:
-    """Build and write one partition (atomically). Bad scenes / images give `error`, not an exception."""
+    """Build and write one partition (atomically). Anything in the log's scenes or images that makes
+    building fail gives `error` (naming the log), not an exception; a store that does not answer, or a
+    failed write, still raises."""
     t0 = time.perf_counter()
     try:
         rows = [
             build_scene_features(
-                s, job.sensor_blobs, job.split, job.params, lambda u: read_bytes(u, job.storage), job.image_split
+                s, job.sensor_blobs, job.split, job.params,
+                lambda u: read_limited(u, job.params.max_source_image_bytes, job.storage), job.image_split,
             )
             for s in job.scenes
         ]
-    except (DataFormatError, ValueError) as exc:
-        return BuiltPartition(job.log_name, 0, 0, [], 0, time.perf_counter() - t0, error=str(exc))
-    data = table_to_parquet_bytes(rows_to_table(rows, job.params), job.params)
+        table = rows_to_table(rows, job.params)
+        data = table_to_parquet_bytes(table, job.params)
+    except Exception as exc:  # noqa: BLE001 - whatever this log's data provokes fails this log only
+        if is_transient(exc):
+            raise
+        return BuiltPartition(job.log_name, 0, 0, [], 0, time.perf_counter() - t0, error=log_error(job.log_name, exc))
     write_bytes_atomic(job.uri, data, job.storage)
     size = job.params.row_group_size
     row_groups = [size] * (len(rows) // size) + ([len(rows) % size] if len(rows) % size else [])
     clipped = int(sum(r.target_clipped for r in rows))
-    return BuiltPartition(job.log_name, len(rows), len(data), row_groups, clipped, time.perf_counter() - t0)
+    return BuiltPartition(job.log_name, len(rows), len(data), row_groups, clipped, time.perf_counter() - t0,
+                          sha256=hashlib.sha256(data).hexdigest())

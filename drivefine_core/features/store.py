@@ -8,16 +8,15 @@ what the content digest covers.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import multiprocessing
-import re
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Callable, Iterable
 
-from drivefine_core.data.errors import DataFormatError
 from drivefine_core.data.schema import Scene
 from drivefine_core.features.manifest import Manifest, PartitionEntry, load_manifest, save_manifest
 from drivefine_core.features.params import FeatureParams
@@ -25,16 +24,18 @@ from drivefine_core.features.partition import (
     BuiltPartition,
     PartitionJob,
     build_partition,
+    is_transient,
+    log_error,
     log_content_digest,
     partition_key,
     partition_path,
 )
-from drivefine_core.storage import StorageParams, delete, join_uri, stat
+from drivefine_core.storage import StorageParams, delete, join_uri, open_uri, stat
+from drivefine_core.storage.safe_paths import UnsafePathError, shown
 
 __all__ = ["StoreResult", "build_feature_store", "partition_path"]
 
 log = logging.getLogger(__name__)
-_LOG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
 
 
 @dataclass
@@ -91,22 +92,28 @@ class StoreResult:
         }
 
 
-def _group_by_log(items: Iterable[Scene | tuple[Scene, str]]) -> Iterable[tuple[str, list[Scene], str | None]]:
-    """Consecutive scenes of one log form its group: (log, scenes, image folder or None).
+def _group_by_log(
+    items: Iterable[Scene | tuple[Scene, str]],
+) -> Iterable[tuple[str, list[Scene], str | None, str | None]]:
+    """Consecutive scenes of one log form its group: (log, scenes, image folder or None, error or None).
 
-    A log that comes back later, or whose scenes name different image folders, is an error.
+    A log that comes back later (two sources sharing one log_name), or whose scenes name different
+    image folders, is yielded with an error instead of stopping the others.
     """
     seen: set[str] = set()
     pairs = ((i, None) if isinstance(i, Scene) else (i[0], i[1]) for i in items)
     for name, group in groupby(pairs, key=lambda p: p[0].log_name):
-        if name in seen:
-            raise ValueError(f"log {name}: field 'log_name': scenes of this log are not contiguous in the input")
-        seen.add(name)
         members = list(group)
+        if name in seen:
+            yield name, [], None, (f"log {name}: field 'log_name': scenes of this log are not contiguous in the input "
+                                   "(two logs share this log_name?)")
+            continue
+        seen.add(name)
         folders = {f for _, f in members}
         if len(folders) > 1:
-            raise ValueError(f"log {name}: field 'source_split': scenes name several image folders {sorted(map(str, folders))}")
-        yield name, [s for s, _ in members], folders.pop()
+            yield name, [], None, f"log {name}: field 'source_split': scenes name several image folders {sorted(map(str, folders))}"
+            continue
+        yield name, [s for s, _ in members], folders.pop(), None
 
 
 class _Recorder:
@@ -132,7 +139,7 @@ class _Recorder:
         self.manifest.logs[name] = PartitionEntry(
             key=key, content_digest=digest, params_digest=params_digest, split=split,
             path=partition_path(name), rows=built.rows, bytes=built.bytes, row_groups=built.row_groups,
-            clipped_values=built.clipped_values,
+            clipped_values=built.clipped_values, sha256=built.sha256,
         )
         save_manifest(self.out_uri, self.manifest, self.storage)
         r.written.append(name)
@@ -189,17 +196,24 @@ def build_feature_store(
                 rec.done(fut.result())
 
     seen: set[str] = set()
+    ambiguous: dict[str, str] = {}  # logs whose scenes came in two places: no partition can be trusted
     try:
-        for log_name, log_scenes, image_split in _group_by_log(scenes):
+        for log_name, log_scenes, image_split, error in _group_by_log(scenes):
             seen.add(log_name)
-            if not _LOG_NAME.match(log_name):
-                result.failed[log_name] = f"log {log_name!r}: field 'log_name': not usable as a partition name"
+            if error is not None:
+                ambiguous[log_name] = error
                 continue
-            uri = join_uri(out_uri, partition_path(log_name))
+            try:
+                uri = join_uri(out_uri, partition_path(log_name))
+            except UnsafePathError as exc:
+                result.failed[log_name] = f"log {shown(log_name)}: field 'log_name': {exc.reason}"
+                continue
             try:
                 digest = log_content_digest(log_scenes, sensor_blobs, split, params, storage, image_split)
-            except DataFormatError as exc:
-                result.failed[log_name] = str(exc)
+            except Exception as exc:  # noqa: BLE001 - what this log's data provokes fails this log only
+                if is_transient(exc):
+                    raise
+                result.failed[log_name] = log_error(log_name, exc)
                 continue
             key = partition_key(digest, params)
             entry = manifest.logs.get(log_name)
@@ -221,6 +235,8 @@ def build_feature_store(
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+    for name, error in sorted(ambiguous.items()):
+        _drop_ambiguous(name, error, out_uri, manifest, result, storage)
     if prune:
         for name in sorted(n for n, e in manifest.logs.items() if e.split == split and n not in seen):
             delete(join_uri(out_uri, manifest.logs[name].path), storage)
@@ -233,6 +249,33 @@ def build_feature_store(
     return result
 
 
+def _drop_ambiguous(name: str, error: str, out_uri: str, manifest: Manifest, result: StoreResult,
+                    storage: StorageParams | None) -> None:
+    """A log seen twice: undo what its first group did in this run and report it failed."""
+    entry = manifest.logs.pop(name, None)
+    if entry is not None:
+        delete(join_uri(out_uri, entry.path), storage)
+        save_manifest(out_uri, manifest, storage)
+        if name in result.written or name in result.reused:
+            result.scenes -= entry.rows
+            result.bytes -= entry.bytes
+        if name in result.written:
+            result.scenes_written -= entry.rows
+            result.bytes_written -= entry.bytes
+            result.clipped_values -= entry.clipped_values
+    result.written = [n for n in result.written if n != name]
+    result.reused = [n for n in result.reused if n != name]
+    result.failed[name] = error
+
+
 def _partition_intact(uri: str, entry: PartitionEntry, storage: StorageParams | None) -> bool:
+    """The partition file still holds the bytes the manifest recorded: same size and same sha256 (a file
+    corrupted in place keeps its size). A manifest entry without a hash is rebuilt."""
     info = stat(uri, storage)
-    return info is not None and info.size == entry.bytes
+    if info is None or info.size != entry.bytes or not entry.sha256:
+        return False
+    h = hashlib.sha256()
+    with open_uri(uri, "rb", storage) as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest() == entry.sha256

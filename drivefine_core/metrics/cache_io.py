@@ -8,7 +8,6 @@ Writing is incremental: only the logs present in `caches` are (re)written, each 
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from collections import defaultdict
 from dataclasses import fields
@@ -20,9 +19,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from drivefine_core.metrics.cache import MetricCache
+from drivefine_core.storage.safe_paths import safe_name
 
 _FORMAT_VERSION = 1
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9._\-]+$")
 
 
 def _kinds() -> dict[str, str]:
@@ -34,10 +33,9 @@ def _kinds() -> dict[str, str]:
     return out
 
 
-def _log_file(root: Path, log_name: str) -> Path:
-    if not _SAFE_NAME.match(log_name):
-        raise ValueError(f"metric cache: log name {log_name!r} is not a safe file name")
-    return root / f"{log_name}.parquet"
+def log_file(root: Path, log_name: str) -> Path:
+    """<root>/<log_name>.parquet; UnsafePathError (a ValueError) unless log_name is a plain file name."""
+    return root / f"{safe_name(log_name, 'metric cache: log_name')}.parquet"
 
 
 def _to_table(caches: list[MetricCache]) -> pa.Table:
@@ -68,7 +66,7 @@ def write_metric_caches(caches: Iterable[MetricCache], path: str | os.PathLike) 
     written = []
     for log_name, group in sorted(by_log.items()):
         group.sort(key=lambda c: c.timestamp_us)
-        target = _log_file(root, log_name)
+        target = log_file(root, log_name)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=root)
         os.close(fd)
         try:
@@ -110,7 +108,7 @@ def read_metric_caches(path: str | os.PathLike, logs: Iterable[str] | None = Non
     if logs is None:
         files = sorted(root.glob("*.parquet"))
     else:
-        files = [_log_file(root, name) for name in logs]
+        files = [log_file(root, name) for name in logs]
     out: list[MetricCache] = []
     for f in files:
         if not f.exists():

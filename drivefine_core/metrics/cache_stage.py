@@ -21,11 +21,16 @@ import numpy as np
 from drivefine_core.data.map_api import load_map_api
 from drivefine_core.data.schema import Scene
 from drivefine_core.metrics.cache_builder import build_metric_cache
-from drivefine_core.metrics.cache_io import write_metric_caches
+from drivefine_core.metrics.cache_io import log_file, write_metric_caches
 from drivefine_core.metrics.params import MetricsParams
 from drivefine_core.storage.local import write_file_atomic
+from drivefine_core.storage.safe_paths import UnsafePathError
 
 MANIFEST = "manifest.json"
+
+
+class NothingBuiltError(RuntimeError):
+    """A non-empty input from which no cache could be built; nothing was changed on disk."""
 
 
 @dataclass
@@ -71,11 +76,16 @@ def build_metric_cache_dir(scenes: Iterable[Scene], maps_root: str | Path, out_d
     report = CacheStageReport()
     start = time.perf_counter()
     seen: set[str] = set()
+    emptied: list[str] = []
     for log_name, group in groupby(scenes, key=lambda s: s.log_name):
         log_scenes = list(group)
         seen.add(log_name)
+        try:
+            target = log_file(out, log_name)
+        except UnsafePathError as exc:  # never a path outside out_dir: the log is refused, nothing touched
+            report.failures.extend({"log": log_name, "token": s.token, "error": str(exc)} for s in log_scenes)
+            continue
         key = log_key(log_scenes, params, maps_digest)
-        target = out / f"{log_name}.parquet"
         if not overwrite and manifest.get(log_name) == key and target.exists():
             report.logs_skipped.append(log_name)
             continue
@@ -90,16 +100,30 @@ def build_metric_cache_dir(scenes: Iterable[Scene], maps_root: str | Path, out_d
             manifest[log_name] = key
             report.logs_written.append(log_name)
             report.scenes += len(caches)
-        else:  # an earlier file of this log no longer matches its scenes
-            target.unlink(missing_ok=True)
-            manifest.pop(log_name, None)
-        _save_manifest(out, manifest)  # after every log: an interrupted run keeps what it finished
+            _save_manifest(out, manifest)  # after every log: an interrupted run keeps what it finished
+        else:  # an earlier file of this log no longer matches its scenes: removed below, unless nothing was built
+            emptied.append(log_name)
         report.seconds = time.perf_counter() - start
         if progress is not None:
             progress(report)
+    if seen and not report.logs_written and not report.logs_skipped:
+        # Every log of a non-empty input failed (a broken map, a bad maps_root): that is the stage's
+        # problem, not the logs'. Fail and leave the previous caches as they were.
+        first = report.failures[0]["error"] if report.failures else "no scene could be cached"
+        raise NothingBuiltError(f"metric cache {out}: built nothing from {len(seen)} log(s) "
+                                f"({len(report.failures)} scene(s) failed; first: {first[:500]}); "
+                                "the previous caches are kept")
+    for log_name in emptied:
+        log_file(out, log_name).unlink(missing_ok=True)
+        manifest.pop(log_name, None)
+    if emptied:
+        _save_manifest(out, manifest)
     if prune:
         for stale in sorted(set(manifest) - seen):
-            (out / f"{stale}.parquet").unlink(missing_ok=True)
+            try:
+                log_file(out, stale).unlink(missing_ok=True)
+            except UnsafePathError:  # a manifest entry no run of this code wrote: drop it, touch nothing
+                pass
             manifest.pop(stale)
             report.logs_removed.append(stale)
         _save_manifest(out, manifest)

@@ -77,15 +77,21 @@ def _is_missing(exc: ClientError) -> bool:
     return code in {"404", "NoSuchKey", "NotFound"}
 
 
-def read_object(uri: str, params: StorageParams | None = None) -> bytes:
+def read_object(uri: str, params: StorageParams | None = None, max_bytes: int | None = None) -> bytes:
+    """The object's bytes; with max_bytes, at most max_bytes + 1 of them are requested (a Range GET), so
+    a caller sees that the object is larger than its limit without downloading it."""
     bucket, key = split_s3(uri)
+    extra = {} if max_bytes is None else {"Range": f"bytes=0-{max_bytes}"}
 
     def get() -> bytes:
         try:
-            return s3_client(params).get_object(Bucket=bucket, Key=key)["Body"].read()
+            body = s3_client(params).get_object(Bucket=bucket, Key=key, **extra)["Body"]
+            return body.read() if max_bytes is None else body.read(max_bytes + 1)
         except ClientError as exc:
             if _is_missing(exc):
                 raise FileNotFoundError(f"{uri}: no such object") from None
+            if max_bytes is not None and str(exc.response.get("Error", {}).get("Code", "")) == "InvalidRange":
+                return b""  # a range of an empty object
             raise
 
     return with_retries(get, f"read {uri}", params)

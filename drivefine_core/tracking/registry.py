@@ -53,7 +53,14 @@ def register_planner(planner_dir: str | Path, mode: str, input_example: pd.DataF
 
 def version_scores(client: MlflowClient, model_name: str, version: str) -> dict[str, float]:
     mv = client.get_model_version(model_name, version)
-    return {k[len(SCORE_PREFIX):]: float(v) for k, v in mv.tags.items() if k.startswith(SCORE_PREFIX)}
+    out = {}
+    for k, v in mv.tags.items():
+        if k.startswith(SCORE_PREFIX):
+            try:
+                out[k[len(SCORE_PREFIX):]] = float(v)
+            except ValueError:  # a tag edited by hand: not a number, which the gate refuses to compare
+                out[k[len(SCORE_PREFIX):]] = float("nan")
+    return out
 
 
 def download_planner(model_name: str, version: str, dest: str | Path) -> tuple[Path, str]:

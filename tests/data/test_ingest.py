@@ -54,7 +54,10 @@ def test_hostile_and_truncated_logs_are_quarantined(tmp_path):
 
 def test_duplicate_scene_tokens_quarantine_the_later_log(tmp_path):
     root = _source(tmp_path)
-    write_log(root, "trainval", "log-good-3", make_log(16, "log-good-2"))  # a copy of log-good-2 under a new name
+    copy = make_log(16, "log-good-2")  # the frames of log-good-2 under a new name (a shared log_name is tested elsewhere)
+    for f in copy:
+        f["log_name"] = "log-good-3"
+    write_log(root, "trainval", "log-good-3", copy)
     report = ingest(root, ["trainval"], tmp_path / "out", IngestParams(), progress=False)
     assert [(q.log, q.field) for q in report.quarantine] == [("log-bad", "ego2global_translation"), ("log-good-3", "token")]
 

@@ -138,5 +138,5 @@ def test_corrupt_file_and_bad_field_errors(tmp_path):
     c.agent_valid = c.agent_valid[:, :10]
     with pytest.raises(ValueError, match="agent_valid"):
         c.validate("x.parquet")
-    with pytest.raises(ValueError, match="safe file name"):
+    with pytest.raises(ValueError, match="not a plain file name"):
         write_metric_caches([T.straight_road(log_name="../evil")], tmp_path)

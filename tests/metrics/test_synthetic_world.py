@@ -108,3 +108,26 @@ def test_navhard_on_generated_perturbed_starts(world):
     score, table = score_navhard([group], human_agent)
     assert 0.0 <= score <= 1.0 and np.isfinite(table.loc[0, "s2_now"]) and np.isfinite(table.loc[0, "s2_prev"])
     assert score == pytest.approx(0.5 * (table.loc[0, "s1_now"] * table.loc[0, "s2_now"] + table.loc[0, "s1_prev"] * table.loc[0, "s2_prev"]))
+
+
+def test_cache_stage_that_builds_nothing_fails_and_keeps_the_previous_caches(world, tmp_path):
+    """A map missing its `lanes_polygons` layer fails every scene: the stage fails, the caches stay (issue 13)."""
+    import shutil
+    import sqlite3
+
+    from drivefine_core.metrics.cache_stage import NothingBuiltError, build_metric_cache_dir
+
+    root, log = world
+    scenes = cut_scenes(log.frames, SceneFilter(frame_interval=6), log.log_name, log.map_location)
+    build_metric_cache_dir(scenes, root / "maps", tmp_path / "cache", maps_digest="good")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "cache").iterdir()}
+    broken = tmp_path / "maps"
+    shutil.copytree(root / "maps", broken)
+    for gpkg in broken.rglob("*.gpkg"):
+        with sqlite3.connect(gpkg) as db:
+            db.execute("DROP TABLE lanes_polygons")
+            db.execute("DELETE FROM gpkg_contents WHERE table_name = 'lanes_polygons'")
+            db.execute("DELETE FROM gpkg_geometry_columns WHERE table_name = 'lanes_polygons'")
+    with pytest.raises(NothingBuiltError, match="built nothing from 1 log.*lanes_polygons"):
+        build_metric_cache_dir(scenes, broken, tmp_path / "cache", maps_digest="broken")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "cache").iterdir()} == before

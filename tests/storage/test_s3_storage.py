@@ -94,3 +94,17 @@ def test_client_errors_are_not_retried(s3_env):
         write_bytes_atomic("s3://no-such-bucket-here/x", b"1", FAST)
     assert "NoSuchBucket" in str(info.value)
     assert not isinstance(info.value, StorageError)
+
+
+def test_read_limited_asks_s3_for_at_most_limit_plus_one_bytes(s3_bucket):
+    from drivefine_core.storage.safe_paths import UnreadableFileError, read_limited
+
+    uri = f"s3://{s3_bucket}/blobs/big.jpg"
+    write_bytes_atomic(uri, b"x" * 5000)
+    write_bytes_atomic(f"s3://{s3_bucket}/blobs/empty.jpg", b"")
+    assert read_limited(uri, 5000, FAST) == b"x" * 5000
+    with pytest.raises(UnreadableFileError, match="over the limit of 100 bytes"):
+        read_limited(uri, 100, FAST)
+    assert read_limited(f"s3://{s3_bucket}/blobs/empty.jpg", 100, FAST) == b""
+    with pytest.raises(FileNotFoundError):
+        read_limited(f"s3://{s3_bucket}/blobs/nope.jpg", 100, FAST)
