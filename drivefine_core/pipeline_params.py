@@ -78,6 +78,10 @@ class EvaluateParams(Section):
     batch_size: int = Field(32, ge=1)
     seed: int = 0
     report_scenes: int = Field(2, ge=0, description="best and worst scenes drawn in the report (each)")
+    # camera ablation: these modes of the last stage are also scored with every scene's camera taken from a
+    # scene of another log ("<stage>/<mode>/shuffled-camera"); a planner that perceives loses points there
+    shuffled_camera_modes: list[Literal["mdm", "mdm+refine", "ar", "flow", "flow-noise"]] = Field(
+        default_factory=lambda: ["mdm+refine", "flow"])
     # every variant is also scored on the curated scenes (metrics "curated/<variant>/...")
     curated: CurationParams = CurationParams()
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import mlflow
 import numpy as np
 
-from drivefine_core.evaluation.agents import FeatureIndex, Recorded, baseline_agents, planner_agent, reference_plan
+from drivefine_core.evaluation.agents import (FeatureIndex, Recorded, baseline_agents, planner_agent, reference_plan,
+                                              shuffled_images)
 from drivefine_core.evaluation.curation import curated_tokens, means_over
 from drivefine_core.evaluation.ladder import SUMMARY_METRICS, best_and_worst, best_variant, score_table
 from drivefine_core.metrics.cache_io import read_metric_caches
@@ -61,8 +62,12 @@ def run(params) -> None:
                     print(f"evaluate: no {stage} planner at {path}; {stage}/{mode} skipped")
                     continue
                 name = f"{stage}/{mode}"
-                agents[name] = Recorded(planner_agent(Planner.load(path), mode, features, ev.batch_size, ev.seed))
+                planner = Planner.load(path)
+                agents[name] = Recorded(planner_agent(planner, mode, features, ev.batch_size, ev.seed))
                 learned.append(name)
+                if stage == ev.stages[-1] and mode in ev.shuffled_camera_modes:
+                    agents[f"{name}/shuffled-camera"] = planner_agent(planner, mode, features, ev.batch_size, ev.seed,
+                                                                     shuffled_images(caches))
         table, per_scene = score_table(caches, agents, params.metrics)
         primary = params.promotion.primary_metric
         best = best_variant(table, learned, primary) if learned else None

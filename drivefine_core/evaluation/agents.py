@@ -37,25 +37,46 @@ class FeatureIndex:
     def __contains__(self, token: str) -> bool:
         return token in self.row_of
 
-    def batch(self, tokens: Sequence[str]) -> dict[str, torch.Tensor]:
+    def batch(self, tokens: Sequence[str], images_from: dict[str, str] | None = None) -> dict[str, torch.Tensor]:
+        """images_from: token -> the token whose camera images replace this scene's (the camera ablation)."""
         missing = [t for t in tokens if t not in self.row_of]
         if missing:
             raise KeyError(f"no features for scene token(s) {missing[:3]} (of {len(missing)})")
         batch = collate_features([self.dataset[self.row_of[t]] for t in tokens])
+        if images_from is not None:
+            batch["image"] = torch.stack([self.dataset[self.row_of[images_from[t]]]["image"] for t in tokens])
         image = batch["image"]
         if image.ndim == 5:  # (B, V, 3, H, W): the planners take views stacked on channels
             batch["image"] = image.flatten(1, 2)
         return batch
 
 
+def shuffled_images(caches: Sequence[MetricCache]) -> dict[str, str]:
+    """Each scene's camera from a scene of another log (a fixed derangement: logs in a seeded order, every
+    scene takes the scene at the same position, modulo, of the next log), so that ego status, history and
+    command stay the scene's own while the camera shows somewhere else."""
+    by_log: dict[str, list[str]] = {}
+    for c in caches:
+        by_log.setdefault(c.log_name, []).append(c.token)
+    logs = sorted(by_log)
+    np.random.default_rng(0).shuffle(logs)
+    if len(logs) < 2:
+        raise ValueError("the camera ablation needs scenes from at least two logs")
+    out = {}
+    for k, log in enumerate(logs):
+        other = by_log[logs[(k + 1) % len(logs)]]
+        out.update({t: other[i % len(other)] for i, t in enumerate(by_log[log])})
+    return out
+
+
 def planner_agent(planner: Planner, mode: str, features: FeatureIndex, batch_size: int = 32,
-                  seed: int = 0) -> Agent:
+                  seed: int = 0, images_from: dict[str, str] | None = None) -> Agent:
     planner.eval()
 
     def agent(caches: Sequence[MetricCache]) -> np.ndarray:
         out = []
         for i in range(0, len(caches), batch_size):
-            batch = features.batch([c.token for c in caches[i : i + batch_size]])
+            batch = features.batch([c.token for c in caches[i : i + batch_size]], images_from)
             with torch.no_grad():
                 out.append(planner.plan(batch, mode, seed=seed + i).poses.cpu().numpy().astype(np.float64))
         return np.concatenate(out, axis=0)

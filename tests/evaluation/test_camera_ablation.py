@@ -1,0 +1,22 @@
+"""The camera ablation takes every scene's camera from a scene of another log."""
+
+from __future__ import annotations
+
+import pytest
+
+from drivefine_core.evaluation.agents import shuffled_images
+from drivefine_core.metrics.toy_scenes import straight_road
+
+
+def test_every_scene_gets_a_camera_from_another_log() -> None:
+    caches = [straight_road(token=f"{log}-{i}", log_name=log) for log in ("a", "b", "c") for i in range(4 if log != "c" else 2)]
+    log_of = {c.token: c.log_name for c in caches}
+    mapping = shuffled_images(caches)
+    assert set(mapping) == set(log_of)
+    assert all(log_of[src] != log_of[dst] for dst, src in mapping.items())
+    assert mapping == shuffled_images(caches)  # deterministic
+
+
+def test_one_log_cannot_be_shuffled() -> None:
+    with pytest.raises(ValueError, match="two logs"):
+        shuffled_images([straight_road(token="x", log_name="a")])
