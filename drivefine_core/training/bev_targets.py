@@ -37,6 +37,10 @@ def bev_raster(cache: MetricCache, p: ModelParams) -> np.ndarray:
     def to_px(xy: np.ndarray) -> list[tuple[float, float]]:
         return [(float((half - y) / cell), float(x / cell)) for x, y in xy]  # (column, row)
 
+    def inside(poly: np.ndarray) -> bool:  # bounding box overlaps the raster (most of a 100 m map crop does not)
+        return bool(poly[:, 0].max() >= 0 and poly[:, 0].min() <= rows * p.bev_cell_m
+                    and poly[:, 1].max() >= -half and poly[:, 1].min() <= half)
+
     layers = []
     polys = [
         [cache.drivable_polygon(i) for i in range(len(cache.drivable_offsets) - 1)],
@@ -47,7 +51,7 @@ def bev_raster(cache: MetricCache, p: ModelParams) -> np.ndarray:
         img = Image.new("L", (cols * SUPERSAMPLE, rows * SUPERSAMPLE), 0)
         draw = ImageDraw.Draw(img)
         for poly in group:
-            if len(poly) >= 3 and np.all(np.isfinite(poly)):
+            if len(poly) >= 3 and np.all(np.isfinite(poly)) and inside(np.asarray(poly)):
                 draw.polygon(to_px(np.asarray(poly)), fill=255)
         a = np.asarray(img, dtype=np.float32).reshape(rows, SUPERSAMPLE, cols, SUPERSAMPLE).mean(axis=(1, 3))
         layers.append(a >= 127.5)
