@@ -11,7 +11,7 @@ import numpy as np
 from drivefine_core.evaluation.agents import (FeatureIndex, Recorded, baseline_agents, planner_agent, reference_plan,
                                               shuffled_images)
 from drivefine_core.evaluation.curation import curated_tokens, means_over
-from drivefine_core.evaluation.ladder import SUMMARY_METRICS, best_and_worst, best_variant, score_table
+from drivefine_core.evaluation.ladder import SUMMARY_METRICS, best_and_worst, best_variant, plans_vary, score_table
 from drivefine_core.metrics.cache_io import read_metric_caches
 from drivefine_core.models.planner import Planner
 from drivefine_core.reports.evaluation_report import SceneView, write_report
@@ -70,7 +70,11 @@ def run(params) -> None:
                                                                      shuffled_images(caches))
         table, per_scene = score_table(caches, agents, params.metrics)
         primary = params.promotion.primary_metric
-        best = best_variant(table, learned, primary) if learned else None
+        collapsed = [n for n in learned if not plans_vary(agents[n].plans)]
+        for n in collapsed:
+            print(f"evaluate: {n} plans the same trajectory for every scene; it is no candidate for the registry")
+        candidates = [n for n in learned if n not in collapsed]
+        best = best_variant(table, candidates, primary) if candidates else None
         curated = curated_tokens(per_scene, ev.curated) if ev.curated.enabled else []
         curated_table = means_over(per_scene, curated, SUMMARY_METRICS) if curated else None
 
@@ -80,7 +84,7 @@ def run(params) -> None:
         if curated_table is not None:
             metrics.update({f"curated/{v}/{m}": float(x) for v, row in curated_table.iterrows()
                             for m, x in row.items() if np.isfinite(x)})
-        summary = {"best_variant": best, "primary_metric": primary, "scenes": len(caches),
+        summary = {"best_variant": best, "primary_metric": primary, "scenes": len(caches), "collapsed": collapsed,
                    "curated_scenes": len(curated),
                    "best": {m: float(x) for m, x in table.loc[best].items()} if best else {},
                    "best_planner_dir": str(planner_path(*best.split("/"))) if best else None,

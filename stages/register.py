@@ -22,6 +22,14 @@ from stages._common import main, open_run, write_json
 
 def run(params) -> None:
     summary = json.loads(Path("data/evaluation/summary.json").read_text())
+    if not summary.get("best_variant") and summary.get("collapsed"):
+        # every learned planner plans one trajectory for every scene: nothing to register, a decision, exit 0
+        reason = f"no candidate: {', '.join(summary['collapsed'])} plan the same trajectory for every scene"
+        write_json("data/registry/decision.json", {"model": params.tracking.registered_model, "version": "-", "variant": "-",
+                                                   "decision": "refused", "promote": False, "reason": reason})
+        write_json("metrics/register.json", {"promoted": 0})
+        print(f"register: nothing registered: {reason}")
+        return
     if not summary.get("best_variant"):
         raise SystemExit("register: the evaluate stage scored no learned planner (data/evaluation/summary.json)")
     name = params.tracking.registered_model

@@ -40,3 +40,12 @@ def best_and_worst(per_scene: pd.DataFrame, variant: str, metric: str, k: int) -
     worst = [(t, s, "worst") for t, s in zip(rows["token"][:k], rows[metric][:k])]
     best = [(t, s, "best") for t, s in zip(rows["token"][::-1][:k], rows[metric][::-1][:k])]
     return best + worst
+
+
+def plans_vary(plans: dict[str, np.ndarray], tol_m: float = 0.05) -> bool:
+    """False when every scene got (nearly) the same plan: a collapsed planner, never a candidate for the
+    registry however it happens to score. Needs at least two scenes."""
+    stacked = np.stack(list(plans.values())) if plans else np.zeros((0, 8, 3))
+    if len(stacked) < 2:
+        return False
+    return bool(np.abs(stacked[..., :2] - stacked[:1, ..., :2]).max() > tol_m)

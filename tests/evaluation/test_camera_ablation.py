@@ -20,3 +20,17 @@ def test_every_scene_gets_a_camera_from_another_log() -> None:
 def test_one_log_cannot_be_shuffled() -> None:
     with pytest.raises(ValueError, match="two logs"):
         shuffled_images([straight_road(token="x", log_name="a")])
+
+
+def test_a_collapsed_planner_is_detected() -> None:
+    """A planner that emits one trajectory for every scene is no registry candidate, whatever it scores."""
+    import numpy as np
+
+    from drivefine_core.evaluation.ladder import plans_vary
+
+    same = np.tile(np.linspace(0, 20, 24).reshape(8, 3), (5, 1, 1))
+    assert not plans_vary({f"s{i}": p for i, p in enumerate(same)})
+    moved = same.copy()
+    moved[3, -1, 0] += 1.0
+    assert plans_vary({f"s{i}": p for i, p in enumerate(moved)})
+    assert not plans_vary({"only": same[0]})
