@@ -14,7 +14,7 @@ from drivefine_core.training.params import GRPOParams, RefineRLParams
 from drivefine_core.training.refine_rl import refine_rl_loss
 from drivefine_core.training.reward import ScorerReward, collate_scenes
 
-REFINE_KEYS = ("backbone.experts.refine.", "backbone.norms.refine.")
+REFINE_KEYS = ("backbone.experts.refine.", "backbone.norms.refine.", "refine_head.")
 GP = GRPOParams(group_size=6, decode_steps=4, merge_tau=2, temperature=1.0, kl_beta=0.05, bc_weight=0.1)
 
 
