@@ -100,6 +100,9 @@ processor = None
 scores = np.full((S, G, 7), np.nan)   # nc, dac, ep, ttc, c, ddc, score
 ref_progress = np.full(S, np.nan)
 ref_traj = np.full((S, 51, 3), np.nan)
+cand_progress = np.full((S, G), np.nan)   # raw (unmasked) progress along NAVSIM's centreline
+MAX_LINE = 4000
+centerline = np.full((S, MAX_LINE, 2), np.nan)   # NAVSIM's route centreline in the ego frame
 errors = [""] * S
 retried = [""] * S   # unmodified NAVSIM failed here; scored after the single-sample retry
 cache_s = score_s = 0.0
@@ -143,14 +146,18 @@ for i, tok in enumerate(tokens):
                             r.time_to_collision_within_bound, r.comfort, r.driving_direction_compliance, r.score]
             if g == 0:  # row 0 of every pdm_score call is NAVSIM's PDM-Closed
                 ref_progress[i] = float(scorer._progress_raw[0])
+            cand_progress[i, g] = float(scorer._progress_raw[1])
+        line = np.array([[p.x, p.y] for p in mc.centerline.discrete_path], dtype=np.float64)[:MAX_LINE]
+        dx, dy = line[:, 0] - o.x, line[:, 1] - o.y
+        centerline[i, : len(line)] = np.stack([c * dx + s * dy, -s * dx + c * dy], -1)
         score_s += time.perf_counter() - t0
     except Exception as e:
         errors[i] = "%s: %s" % (type(e).__name__, e)
         traceback.print_exc()
     if (i + 1) % 10 == 0 or i + 1 == S or errors[i]:
         print("navsim: %d/%d scenes %s" % (i + 1, S, errors[i] or ("ok" + (" (retried)" if retried[i] else ""))), flush=True)
-np.savez(job["out"], tokens=np.array(tokens), scores=scores, ref_progress=ref_progress, ref_traj=ref_traj,
-         errors=np.array(errors), retried=np.array(retried), cache_seconds=cache_s, score_seconds=score_s)
+np.savez(job["out"], tokens=np.array(tokens), scores=scores, ref_progress=ref_progress, ref_traj=ref_traj, cand_progress=cand_progress,
+         centerline=centerline, errors=np.array(errors), retried=np.array(retried), cache_seconds=cache_s, score_seconds=score_s)
 '''
 
 
@@ -303,6 +310,7 @@ def main() -> int:
         ours_arr = np.stack([ours[f"v1/{k}"] for k in SUB_SCORES], -1)  # (S, G, 7)
         our_ref_progress = np.array([c.runtime("fixed_rows", dict)["v1/progress"][0] for c in caches])
         our_ref = np.stack([c.reference for c in caches])
+        our_cand_progress = _raw_progress(caches, cands)
 
         np.savez(work / "candidates.npz", tokens=np.array([c.token for c in caches]), cands=cands)
         job = {"navsim_logs": str(world / "navsim_logs" / "test"), "maps_root": str(world / "maps"),
@@ -320,6 +328,7 @@ def main() -> int:
         print(f"NAVSIM side: {time.perf_counter() - t0:.1f} s wall")
         ref = np.load(job["out"])
         report(caches, names, cands, ours_arr, our_ref_progress, our_ref, ref, our_s, args.details)
+        diagnose(caches, our_ref_progress, our_cand_progress, ref)
         ok = _verdict(ours_arr, ref)
         return 0 if ok else 1
 
@@ -389,6 +398,47 @@ def report(caches, names, cands, ours, our_ref_progress, our_ref, ref, our_s, de
                     shown += 1
                     print(f"  {toks[i]} {names[j]:18s} " + ", ".join(f"{k} {a[i, j, SUB_SCORES.index(k)]:.3f}/"
                                                                      f"{b[i, j, SUB_SCORES.index(k)]:.3f}" for k in bad))
+
+
+def _raw_progress(caches, cands: np.ndarray) -> np.ndarray:
+    """(S, G) unmasked progress of each candidate along the project's centreline (as NAVSIM's _progress_raw)."""
+    from drivefine_core.metrics.scorer import raw_scene_metrics, simulate_rows
+
+    states, _ = simulate_rows(caches, cands)
+    return np.stack([raw_scene_metrics(c, states[i], True, False)["v1/progress"][1:-1] for i, c in enumerate(caches)])
+
+
+def _line_gap(ours: np.ndarray, theirs: np.ndarray, radius: float = 60.0) -> float:
+    """Largest distance from a vertex of NAVSIM's centreline (within `radius` of the ego) to the project's one."""
+    import shapely
+
+    pts = theirs[np.isfinite(theirs[:, 0])]
+    pts = pts[np.hypot(pts[:, 0], pts[:, 1]) < radius]
+    if len(pts) == 0 or len(ours) < 2:
+        return float("nan")
+    return float(shapely.distance(shapely.LineString(ours[:, :2]), shapely.points(pts)).max())
+
+
+def diagnose(caches, our_ref_progress, our_cand_progress, ref) -> None:
+    """Which input of EP differs where EP disagrees: the reference's raw progress, or the candidates' (the
+    centreline progress is measured along)."""
+    ok = np.array([not str(e) for e in ref["errors"]])
+    if "cand_progress" not in ref.files or not ok.any():
+        return
+    d_ref = np.abs(our_ref_progress - ref["ref_progress"])
+    d_cand = np.nanmax(np.abs(our_cand_progress - ref["cand_progress"]), axis=1)
+    gaps = np.array([_line_gap(c.centerline, ref["centerline"][i]) if ok[i] else np.nan for i, c in enumerate(caches)])
+    print("\nwhere EP can differ (scenes NAVSIM scored):")
+    print(f"  reference raw progress differs by > 1 cm: {(d_ref[ok] > 0.01).sum()} of {ok.sum()} scenes")
+    print(f"  some candidate's raw progress differs by > 1 cm: {(d_cand[ok] > 0.01).sum()} scenes "
+          f"(max {np.nanmax(d_cand[ok]):.3f} m)")
+    print(f"  NAVSIM's centreline (vertices within 60 m) leaves the project's by > 5 cm: {(gaps[ok] > 0.05).sum()} "
+          f"scenes (max {np.nanmax(gaps[ok]):.2f} m)")
+    toks = [c.token for c in caches]
+    for i in np.argsort(-np.nan_to_num(d_ref))[:5]:
+        if ok[i] and d_ref[i] > 0.01:
+            print(f"  {toks[i]}: reference progress {our_ref_progress[i]:.3f} / {ref['ref_progress'][i]:.3f} m, "
+                  f"candidate progress max |d| {d_cand[i]:.3f} m, centreline gap {gaps[i]:.2f} m")
 
 
 def _verdict(ours: np.ndarray, ref) -> bool:
