@@ -49,13 +49,15 @@ class PDMPath:
 
     @classmethod
     def from_polyline(cls, xy: np.ndarray) -> "PDMPath":
-        """Vertex heading = direction to the next vertex, the last vertex repeating the one before it."""
+        """Lanes' discrete paths joined end to start, as NAVSIM concatenates them: a vertex's heading points to
+        the next vertex and a lane's last vertex repeats the heading before it (nuplan-devkit's
+        compute_linestring_heading per lane). A joint is a repeated point: its first copy (the end of one lane)
+        keeps the heading before it, its second copy (the start of the next lane) points to the next vertex."""
         xy = np.asarray(xy, dtype=np.float64)
-        keep = np.ones(len(xy), dtype=bool)
-        keep[1:] = np.any(np.abs(np.diff(xy, axis=0)) > 1e-9, axis=1)
-        xy = xy[keep]
         d = np.diff(xy, axis=0)
         h = np.arctan2(d[:, 1], d[:, 0])
+        for k in np.flatnonzero(np.all(np.abs(d) <= 1e-9, axis=1)):  # zero-length joint segments, in order
+            h[k] = h[k - 1] if k > 0 else h[k]
         return cls(xy, np.append(h, h[-1]))
 
     def parallel(self, offset: float) -> "PDMPath":
