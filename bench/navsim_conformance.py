@@ -347,7 +347,7 @@ def _table(a: np.ndarray, b: np.ndarray, names: list[str], what: str) -> None:
         aa, bb = a[:, j], b[:, j]
         fr = [float(_agree(aa[..., k], bb[..., k], key).mean()) for k, key in enumerate(SUB_SCORES)]
         d = np.abs(aa[..., 6] - bb[..., 6])
-        print(f"  {label:18s}" + "".join(f"{x:8.3f}" for x in fr) + f"{d.mean():13.4f}{d.max():12.4f}")
+        print(f"  {label:18s}" + "".join(f"{x:8.3f}" for x in fr) + f"{d.mean():13.2e}{d.max():12.2e}")
 
 
 def report(caches, names, cands, ours, our_ref_progress, our_ref, ref, our_s, details) -> None:
@@ -450,8 +450,10 @@ def _verdict(ours: np.ndarray, ref) -> bool:
     worst = min(float(_agree(a[..., k], b[..., k], key).mean()) for k, key in enumerate(SUB_SCORES))
     d = float(np.abs(a[..., 6] - b[..., 6]).mean())
     met = bool(ok.all()) and worst >= TARGET_AGREEMENT and d <= TARGET_DPDMS
+    ep = np.abs(a[..., 2] - b[..., 2])
+    print(f"\nEP |d|: mean {ep.mean():.2e}, max {ep.max():.2e}; PDMS |d| max {np.abs(a[..., 6] - b[..., 6]).max():.2e}")
     print(f"\ntarget (every sub-score equal on >= {TARGET_AGREEMENT:.0%} of candidates, mean |dPDMS| <= "
-          f"{TARGET_DPDMS}): {'met' if met else 'NOT met'} (lowest agreement {worst:.3f}, mean |dPDMS| {d:.4f})")
+          f"{TARGET_DPDMS}): {'met' if met else 'NOT met'} (lowest agreement {worst:.3f}, mean |dPDMS| {d:.2e})")
     return met
 
 
