@@ -442,18 +442,27 @@ def diagnose(caches, our_ref_progress, our_cand_progress, ref) -> None:
 
 
 def _verdict(ours: np.ndarray, ref) -> bool:
+    """The target is judged on the scenes unmodified NAVSIM scores (its metric caching refuses the others);
+    the same numbers over every scene scored after the retry are printed beside it."""
     ok = np.array([not str(e) for e in ref["errors"]])
-    if not ok.any():
-        print("\ntarget: NOT met (NAVSIM scored no scene)")
-        return False
-    a, b = ours[ok], ref["scores"][ok]
-    worst = min(float(_agree(a[..., k], b[..., k], key).mean()) for k, key in enumerate(SUB_SCORES))
-    d = float(np.abs(a[..., 6] - b[..., 6]).mean())
-    met = bool(ok.all()) and worst >= TARGET_AGREEMENT and d <= TARGET_DPDMS
-    ep = np.abs(a[..., 2] - b[..., 2])
-    print(f"\nEP |d|: mean {ep.mean():.2e}, max {ep.max():.2e}; PDMS |d| max {np.abs(a[..., 6] - b[..., 6]).max():.2e}")
-    print(f"\ntarget (every sub-score equal on >= {TARGET_AGREEMENT:.0%} of candidates, mean |dPDMS| <= "
-          f"{TARGET_DPDMS}): {'met' if met else 'NOT met'} (lowest agreement {worst:.3f}, mean |dPDMS| {d:.2e})")
+    retried = np.array([bool(str(x)) for x in ref["retried"]]) if "retried" in ref.files else np.zeros(len(ok), bool)
+    met = bool(ok.all())
+    print(f"\ntarget: every sub-score equal on >= {TARGET_AGREEMENT:.0%} of candidates, mean |dPDMS| <= {TARGET_DPDMS}")
+    for label, sel in (("scenes unmodified NAVSIM scores", ok & ~retried), ("all scenes, retried ones included", ok)):
+        if not sel.any():
+            print(f"  {label}: none")
+            met = met and label.startswith("all")
+            continue
+        a, b = ours[sel], ref["scores"][sel]
+        worst = min(float(_agree(a[..., k], b[..., k], key).mean()) for k, key in enumerate(SUB_SCORES))
+        d = np.abs(a[..., 6] - b[..., 6])
+        ep = np.abs(a[..., 2] - b[..., 2])
+        hit = worst >= TARGET_AGREEMENT and float(d.mean()) <= TARGET_DPDMS
+        print(f"  {label} ({sel.sum()} scenes, {a.shape[0] * a.shape[1]} candidates): {'met' if hit else 'NOT met'} "
+              f"(lowest sub-score agreement {worst:.3f}; |dPDMS| mean {d.mean():.2e}, max {d.max():.2e}; "
+              f"|dEP| max {ep.max():.2e})")
+        if label.startswith("scenes unmodified"):
+            met = met and hit
     return met
 
 
