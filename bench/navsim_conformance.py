@@ -269,7 +269,7 @@ def build_project_side(work: Path, logs: int, frames: int, seed: int, frame_inte
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--logs", type=int, default=8, help="synthetic logs (about 20%% land in the test split)")
     ap.add_argument("--frames", type=int, default=80, help="frames per log (2 Hz)")
     ap.add_argument("--seed", type=int, default=0)
