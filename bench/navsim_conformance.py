@@ -19,7 +19,8 @@ velocity, the project's PDM-Closed, perturbed plans), score them with `score_tra
 its metric caches and score the same candidates with `pdm_score`, then print per-sub-score agreement, mean
 |dPDMS| and the difference of the PDM-Closed references (raw progress as each scorer measures it, and poses).
 Exits 1 when NAVSIM failed on a scene or the target (every sub-score equal on >= 99% of candidates, mean
-|dPDMS| <= 0.002) is missed, 2 when the reference environment is missing.
+|dPDMS| <= 0.002) is missed on the scenes unmodified NAVSIM scores (scenes its metric caching refuses are
+retried with the branch NAVSIM meant for them and reported apart), 2 when the reference environment is missing.
 """
 
 from __future__ import annotations
@@ -296,6 +297,9 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="navsim_conformance_") as tmp:
         work = Path(args.workdir) if args.workdir else Path(tmp)
+        if work.exists() and any(work.iterdir()):
+            print(f"--workdir {work} is not empty; give a new or empty folder", file=sys.stderr)
+            return 2
         work.mkdir(parents=True, exist_ok=True)
         world, caches, test_logs = build_project_side(work, args.logs, args.frames, args.seed, args.frame_interval)
         if args.max_scenes:
