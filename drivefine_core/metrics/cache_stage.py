@@ -28,7 +28,7 @@ from drivefine_core.storage.local import write_file_atomic
 MANIFEST = "manifest.json"
 # Part of every log's key: bump it whenever a rule that changes what a cache holds changes (route centreline,
 # PDM-Closed, agents), so that caches built by earlier code are rebuilt instead of reused.
-RULES_VERSION = "2: lane joints kept, NAVSIM batch-LQR velocity fit"
+RULES_VERSION = "3: lane joints kept, NAVSIM batch-LQR velocity fit, PDM-Closed sees current detections only"
 
 
 @dataclass

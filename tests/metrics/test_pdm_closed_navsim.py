@@ -124,3 +124,19 @@ def test_lane_joint_keeps_both_lanes_headings():
     left = path.parallel(1.0)
     np.testing.assert_allclose(left.xy, [[0, 1], [10, 1], [9, 0], [9, 10]], atol=1e-12)
     assert left.length == pytest.approx(20 + np.sqrt(2))
+
+
+def test_forecast_sees_only_tracks_detected_in_the_current_frame():
+    """NAVSIM's PDM-Closed plans on `scenario.initial_tracked_objects`, the current frame's detections. A track
+    seen in one later frame only is held at that detection from t = 0 on for scoring (agent_valid everywhere),
+    but the planner cannot observe it: with `agent_seen_at_start` False the stopped car 20 m ahead is not in
+    the forecast and PDM-Closed drives exactly as on the empty road; seen at the start, it brakes for it."""
+    empty = P.pdm_closed(straight_road([], ego_speed=10.0))
+    late = straight_road([ToyAgent(20.0, 0.0)], ego_speed=10.0)
+    late.agent_seen_at_start = np.array([False])
+    assert len(P.Forecast(late).polygons[0]) == 0
+    np.testing.assert_allclose(P.pdm_closed(late), empty, atol=1e-12)
+    now = straight_road([ToyAgent(20.0, 0.0)], ego_speed=10.0)
+    now.agent_seen_at_start = np.array([True])
+    assert len(P.Forecast(now).polygons[0]) == 1
+    assert P.pdm_closed(now)[40, 0] < empty[40, 0] - 5.0
