@@ -125,10 +125,9 @@ class RouteGraph:
         pieces = [np.asarray(self.net.centerline(e), dtype=np.float64) for e in lane_path]
         if not pieces:
             return np.zeros((0, 2))
-        line = np.concatenate(pieces)
-        keep = np.ones(len(line), dtype=bool)
-        keep[1:] = np.any(np.abs(np.diff(line, axis=0)) > 1e-9, axis=1)  # joints repeat a point
-        return line[keep]
+        # NAVSIM's centreline is the concatenation of the lanes' discrete paths: a joint repeats its point (the
+        # end of one lane, the start of the next), and PDM-Closed's path keeps both with each lane's heading.
+        return np.concatenate(pieces)
 
 
 def _length(line: np.ndarray) -> float:

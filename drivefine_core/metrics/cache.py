@@ -54,6 +54,8 @@ class MetricCache:
     ego_steering: float = 0.0
     ego_yaw_rate: float = 0.0
     is_synthetic: bool = False
+    # (N,) bool: detected in the current frame (what PDM-Closed observes); empty = unknown, agent_valid[:, 0]
+    agent_seen_at_start: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     _runtime: dict = field(default_factory=dict, repr=False, compare=False)  # lazily built indexes
 
     # ---- convenience -------------------------------------------------------------------------
@@ -124,6 +126,8 @@ class MetricCache:
             raise bad("agent_boxes", f"needs (N, {NUM_OBS_STEPS}, 5), got {self.agent_boxes.shape}")
         if self.agent_valid.shape != (n, NUM_OBS_STEPS) or self.agent_velocity.shape != (n, NUM_OBS_STEPS, 2):
             raise bad("agent_valid/agent_velocity", "shape does not match agent_boxes")
+        if len(self.agent_seen_at_start) not in (0, n):
+            raise bad("agent_seen_at_start", f"needs 0 or {n} entries, got {len(self.agent_seen_at_start)}")
         if len(self.agent_names) != n or len(self.agent_tokens) != n:
             raise bad("agent_names/agent_tokens", "one entry per agent")
         if not np.all(np.isfinite(self.agent_boxes[self.agent_valid])):

@@ -60,8 +60,10 @@ def _agents(scene: Scene, origin: np.ndarray) -> tuple:
     boxes = np.full((len(tokens), K.NUM_OBS_STEPS, 5), np.nan)
     vel = np.full((len(tokens), K.NUM_OBS_STEPS, 2), np.nan)
     valid = np.zeros((len(tokens), K.NUM_OBS_STEPS), dtype=bool)
+    seen_now = np.zeros(len(tokens), dtype=bool)
     for n, tok in enumerate(tokens):
         obs = np.array(sorted(tracks[tok]))
+        seen_now[n] = abs(obs[0, 0]) < 1e-6  # detected in the current frame
         if len(obs) == 1:  # seen once: held static over the whole horizon
             boxes[n] = obs[0, 1:6]
             vel[n] = obs[0, 6:8]
@@ -74,7 +76,7 @@ def _agents(scene: Scene, origin: np.ndarray) -> tuple:
         boxes[n, inside, 2] = wrap_angle(boxes[n, inside, 2])
         vel[n, inside] = np.stack(cols[5:], -1)
         valid[n, inside] = True
-    return boxes, vel, valid, [names[t] for t in tokens], tokens
+    return boxes, vel, valid, [names[t] for t in tokens], tokens, seen_now
 
 
 def _past(scene: Scene) -> np.ndarray:
@@ -128,7 +130,7 @@ def build_metric_cache(scene: Scene, map_api: MapLike, params: MetricsParams | N
     centerline = to_ego(plan.centerline) if len(plan.centerline) >= 2 else np.array([[0.0, 0.0], [200.0, 0.0]])
     limit = map_api.speed_limit(plan.lane_path[0]) if plan.lane_path else None
     light_idx, light_red = _lights(scene, lane_ids, is_conn, on_route)
-    boxes, vel, valid, names, tokens = _agents(scene, origin)
+    boxes, vel, valid, names, tokens, seen_now = _agents(scene, origin)
     human = np.full((K.PLAN_POSES, 3), np.nan)
     fut = scene.future_trajectory(K.PLAN_POSES)
     human[: len(fut)] = fut
@@ -145,6 +147,7 @@ def build_metric_cache(scene: Scene, map_api: MapLike, params: MetricsParams | N
         lane_on_route=on_route, lane_ids=lane_ids, light_lane_index=light_idx, light_red=light_red,
         agent_boxes=boxes, agent_valid=valid, agent_velocity=vel, agent_names=names, agent_tokens=tokens,
         speed_limit=float(limit) if limit is not None else float("nan"), ego_yaw_rate=yaw_rate, is_synthetic=is_synthetic,
+        agent_seen_at_start=seen_now,
     )
     try:
         cache.validate(where)

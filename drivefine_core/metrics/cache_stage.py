@@ -27,6 +27,9 @@ from drivefine_core.storage.local import write_file_atomic
 from drivefine_core.storage.safe_paths import UnsafePathError
 
 MANIFEST = "manifest.json"
+# Part of every log's key: bump it whenever a rule that changes what a cache holds changes (route centreline,
+# PDM-Closed, agents), so that caches built by earlier code are rebuilt instead of reused.
+RULES_VERSION = "3: lane joints kept, NAVSIM batch-LQR velocity fit, PDM-Closed sees current detections only"
 
 
 class NothingBuiltError(RuntimeError):
@@ -49,7 +52,7 @@ class CacheStageReport:
 
 def log_key(scenes: list[Scene], params: MetricsParams, maps_digest: str) -> str:
     """What a log's caches depend on: its scenes' states, annotations, lights, routes; maps; params."""
-    h = hashlib.sha256(params.model_dump_json().encode() + maps_digest.encode())
+    h = hashlib.sha256(params.model_dump_json().encode() + maps_digest.encode() + RULES_VERSION.encode())
     for s in scenes:
         h.update(s.token.encode())
         for f in s.frames:

@@ -49,13 +49,15 @@ class PDMPath:
 
     @classmethod
     def from_polyline(cls, xy: np.ndarray) -> "PDMPath":
-        """Vertex heading = direction to the next vertex, the last vertex repeating the one before it."""
+        """Lanes' discrete paths joined end to start, as NAVSIM concatenates them: a vertex's heading points to
+        the next vertex and a lane's last vertex repeats the heading before it (nuplan-devkit's
+        compute_linestring_heading per lane). A joint is a repeated point: its first copy (the end of one lane)
+        keeps the heading before it, its second copy (the start of the next lane) points to the next vertex."""
         xy = np.asarray(xy, dtype=np.float64)
-        keep = np.ones(len(xy), dtype=bool)
-        keep[1:] = np.any(np.abs(np.diff(xy, axis=0)) > 1e-9, axis=1)
-        xy = xy[keep]
         d = np.diff(xy, axis=0)
         h = np.arctan2(d[:, 1], d[:, 0])
+        for k in np.flatnonzero(np.all(np.abs(d) <= 1e-9, axis=1)):  # zero-length joint segments, in order
+            h[k] = h[k - 1] if k > 0 else h[k]
         return cls(xy, np.append(h, h[-1]))
 
     def parallel(self, offset: float) -> "PDMPath":
@@ -114,7 +116,12 @@ class Forecast:
     def __init__(self, cache: MetricCache):
         n_steps = K.NUM_OBS_STEPS
         ego_centre = np.array([K.REAR_AXLE_TO_CENTER, 0.0])
-        present = np.flatnonzero(cache.agent_valid[:, 0]) if cache.num_agents else np.zeros(0, dtype=int)
+        # PDM-Closed observes the current frame's detections only (NAVSIM: scenario.initial_tracked_objects); a
+        # track seen in one later frame is held from t = 0 on for scoring but is not observed here.
+        at_start = cache.agent_valid[:, 0] if cache.num_agents else np.zeros(0, dtype=bool)
+        if len(cache.agent_seen_at_start):
+            at_start = at_start & cache.agent_seen_at_start
+        present = np.flatnonzero(at_start)
         box0 = cache.agent_boxes[present, 0]
         dist = np.linalg.norm(box0[:, :2] - ego_centre, axis=1)
         names = np.array([cache.agent_names[i] for i in present], dtype=object)
@@ -160,6 +167,7 @@ class Forecast:
         out.agent_velocity = np.repeat(dxy[free, None], n_steps, axis=1)
         out.agent_names = [str(n) for n in names[free]]
         out.agent_tokens = [cache.agent_tokens[i] for i in rows[free]]
+        out.agent_seen_at_start = np.ones(len(out.agent_tokens), dtype=bool)
         out.light_red = np.repeat(cache.light_red[:, :1], n_steps, axis=1)
         self.cache = out
 

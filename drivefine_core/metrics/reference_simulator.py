@@ -36,10 +36,12 @@ def fit_profiles(poses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         a_mat[2 * k : 2 * k + 2, 0] = dt * direction
         for j in range(k):
             a_mat[2 * k : 2 * k + 2, 1 + j] = dt * dt * direction
-    reg = np.zeros((n - 1, n))
+    # NAVSIM v1.1's batch "jerk" rows (see simulator.jerk_rows): -a_i for every row but the last, whose
+    # +1 on a_{n-2} survives the band overwrite.
+    reg = np.zeros((n - 2, n))
     for i in range(n - 2):
-        reg[1 + i, 1 + i] = -1.0
-        reg[1 + i, 2 + i] = 1.0
+        reg[i, 1 + i] = -1.0
+    reg[n - 3, n - 1] = 1.0
     x = np.linalg.pinv(a_mat.T @ a_mat + K.JERK_PENALTY * reg.T @ reg) @ a_mat.T @ disp.reshape(-1)
     velocity = np.array([x[0] + dt * np.sum(x[1 : 1 + k]) for k in range(n)])
     # Curvature: heading change k = dt * v_k * kappa_k, kappa_k = kappa_0 + dt * sum_{j<k} rate_j.

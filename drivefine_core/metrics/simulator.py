@@ -41,6 +41,19 @@ def interpolate_plans(plans: np.ndarray, plan_dt: float = K.PLAN_DT) -> np.ndarr
     return out
 
 
+def jerk_rows(n_disp: int) -> np.ndarray:
+    """(n_disp - 2, n_disp) regulariser of the velocity fit over x = [v0, a_0 .. a_{n-2}], as NAVSIM v1.1's
+    batch LQR builds it (`batch_lqr_utils._make_banded_difference_matrix`, then a zero column for v0). That
+    function writes the +1 band and then the -1 band over the same columns, so every row but the last is
+    -a_i alone (an acceleration penalty) and only the last is a_{n-2} - a_{n-3}; nuplan-devkit's own
+    tracker_utils version is a true difference matrix. NAVSIM's pdm_score uses the batch one."""
+    reg = np.zeros((n_disp - 2, n_disp))
+    idx = np.arange(n_disp - 2)
+    reg[idx, 1 + idx] = -1.0
+    reg[-1, -1] = 1.0
+    return reg
+
+
 @lru_cache(maxsize=4)
 def _fit_operators(n_disp: int) -> tuple[np.ndarray, np.ndarray]:
     """Velocity operator V (n, n): velocity_profile = V @ s, s_k = displacement_k . heading_k; and the
@@ -49,12 +62,7 @@ def _fit_operators(n_disp: int) -> tuple[np.ndarray, np.ndarray]:
     t = np.zeros((n_disp, n_disp))
     t[:, 0] = dt
     t[:, 1:] = np.tril(np.ones((n_disp, n_disp - 1)), -1) * dt * dt
-    band = np.zeros((n_disp - 2, n_disp - 1))
-    idx = np.arange(n_disp - 2)
-    band[idx, idx] = -1.0
-    band[idx, idx + 1] = 1.0
-    reg = np.zeros((n_disp - 1, n_disp))
-    reg[1:, 1:] = band
+    reg = jerk_rows(n_disp)
     normal = t.T @ t + K.JERK_PENALTY * reg.T @ reg
     x_of_s = np.linalg.solve(normal, t.T)  # solution x = [v0, a_0..] per unit s
     gen = np.tril(np.ones((n_disp, n_disp)), -1)[:, :-1] * dt  # v_k = v0 + dt * sum_{j<k} a_j

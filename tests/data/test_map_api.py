@@ -66,14 +66,16 @@ def test_route_lane_ids(api):
 
 def test_route_centerline_straight_from_right_lane(api):
     line = api.route_centerline(["10", "30", "20"], p(5, -1.6))
-    np.testing.assert_allclose(line - ORIGIN, [[0, -1.75], [50, -1.75], [70, -1.75], [120, -1.75]], atol=1e-6)
+    np.testing.assert_allclose(line - ORIGIN, [[0, -1.75], [50, -1.75], [50, -1.75], [70, -1.75],
+                                               [70, -1.75], [120, -1.75]], atol=1e-6)  # joints repeated
 
 
 def test_route_centerline_left_turn(api):
     plan = api.route_plan(["10", "31", "60"], p(5, 1.8))
     assert plan.lane_path == ["1", "8", "7"] and plan.complete
     assert np.allclose(plan.centerline[-1] - ORIGIN, [60, 70], atol=1e-6)
-    assert np.all(np.linalg.norm(np.diff(plan.centerline, axis=0), axis=1) > 0)  # joints not repeated
+    seg = np.linalg.norm(np.diff(plan.centerline, axis=0), axis=1)
+    assert np.sum(seg == 0) == len(plan.lane_path) - 1  # each joint repeats its point, as NAVSIM's centreline
 
 
 def test_route_unreachable_from_start_lane_stops_at_deepest(api):

@@ -66,3 +66,28 @@ def test_ddc_exempts_intersections_in_v2_only():
         assert r["v2/ddc"] == 1.0
         assert r["v1/pdms"] == pytest.approx(1.0, abs=1e-6)
         assert r["v2/epdms"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_velocity_fit_uses_navsim_batch_regulariser():
+    """NAVSIM v1.1's batch LQR (simulation/batch_lqr_utils.py) fits x = [v0, a_0 .. a_{n-2}] to the
+    displacements with `_make_banded_difference_matrix(n - 2)`, which sets the +1 band and then overwrites
+    it with the -1 band: every row but the last is -a_i alone, the last a_{n-2} - a_{n-3}. For 5
+    displacements (v0 column first):
+        [0 -1  0  0  0]
+        [0  0 -1  0  0]
+        [0  0  0 -1  1]
+    So it penalises 1e-4 * sum a_i^2 rather than the jerk. On x(t) = 5 t + t^2 sampled every 0.1 s (41 poses,
+    d_k = 0.1 v_k + 0.01 exactly, i.e. v_k = 5.1 + 0.2 k with zero jerk) a true jerk penalty returns
+    5.1, 5.3, 5.5 exactly; NAVSIM's rows pull the accelerations down and return 5.2236068, 5.3472136,
+    5.5180340 (printed by NAVSIM v1.1's get_velocity_curvature_profiles_with_derivatives_from_poses(0.1,
+    poses, 1e-4, 1e-2) on these poses)."""
+    from drivefine_core.metrics.reference_simulator import fit_profiles
+    from drivefine_core.metrics.simulator import fit_velocity_curvature, jerk_rows
+
+    np.testing.assert_array_equal(jerk_rows(5), [[0, -1, 0, 0, 0], [0, 0, -1, 0, 0], [0, 0, 0, -1, 1]])
+    t = np.arange(41) * 0.1
+    poses = np.stack([5 * t + t**2, np.zeros(41), np.zeros(41)], -1)
+    fast = fit_velocity_curvature(poses[None])[0][0]
+    plain = fit_profiles(poses)[0]
+    for v in (fast, plain):
+        np.testing.assert_allclose(v[:3], [5.2236068, 5.3472136, 5.5180340], atol=1e-6)

@@ -106,3 +106,37 @@ def test_forecast_moves_along_heading_every_0_2_s_within_100_m():
     assert out.agent_boxes[0, [0, 1, 2, 3, 4], 0] == pytest.approx([20.0, 20.0, 21.0, 21.0, 22.0])
     assert out.agent_boxes[1, [2, 3, 50], 0] == pytest.approx([30.6, 30.6, 45.0])
     assert out.agent_boxes[1, 50, 2] == pytest.approx(np.pi)
+
+
+def test_lane_joint_keeps_both_lanes_headings():
+    """NAVSIM concatenates the lanes' discrete paths; nuplan-devkit's compute_linestring_heading gives each
+    lane's vertices the heading to the next vertex and its last vertex the heading before it. Lane A
+    (0,0)->(10,0) heads 0 at both vertices, lane B (10,0)->(10,10) heads pi/2 at both: the path is
+    [(0,0,0), (10,0,0), (10,0,pi/2), (10,10,pi/2)]. Halfway along A the heading is therefore 0 (interpolated
+    between A's two vertices), not pi/4 (what de-duplicating the joint and pointing it at B gave); on B it is
+    pi/2. The +1 m (left) offset moves each vertex along its own normal, so the joint opens into a
+    sqrt(2) m segment from (10, 1) to (9, 0): length 10 + sqrt(2) + 10."""
+    path = P.PDMPath.from_polyline(np.array([[0.0, 0.0], [10.0, 0.0], [10.0, 0.0], [10.0, 10.0]]))
+    np.testing.assert_allclose(path.heading, [0.0, 0.0, np.pi / 2, np.pi / 2])
+    np.testing.assert_allclose(path.interpolate(5.0), [5.0, 0.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(path.interpolate(9.9), [9.9, 0.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(path.interpolate(15.0), [10.0, 5.0, np.pi / 2], atol=1e-12)
+    left = path.parallel(1.0)
+    np.testing.assert_allclose(left.xy, [[0, 1], [10, 1], [9, 0], [9, 10]], atol=1e-12)
+    assert left.length == pytest.approx(20 + np.sqrt(2))
+
+
+def test_forecast_sees_only_tracks_detected_in_the_current_frame():
+    """NAVSIM's PDM-Closed plans on `scenario.initial_tracked_objects`, the current frame's detections. A track
+    seen in one later frame only is held at that detection from t = 0 on for scoring (agent_valid everywhere),
+    but the planner cannot observe it: with `agent_seen_at_start` False the stopped car 20 m ahead is not in
+    the forecast and PDM-Closed drives exactly as on the empty road; seen at the start, it brakes for it."""
+    empty = P.pdm_closed(straight_road([], ego_speed=10.0))
+    late = straight_road([ToyAgent(20.0, 0.0)], ego_speed=10.0)
+    late.agent_seen_at_start = np.array([False])
+    assert len(P.Forecast(late).polygons[0]) == 0
+    np.testing.assert_allclose(P.pdm_closed(late), empty, atol=1e-12)
+    now = straight_road([ToyAgent(20.0, 0.0)], ego_speed=10.0)
+    now.agent_seen_at_start = np.array([True])
+    assert len(P.Forecast(now).polygons[0]) == 1
+    assert P.pdm_closed(now)[40, 0] < empty[40, 0] - 5.0

@@ -85,6 +85,18 @@ def test_cache_stage_rebuilds_a_log_whose_scenes_changed_and_drops_removed_logs(
     assert gone.logs_removed == [log.log_name] and not (tmp_path / "cache" / f"{log.log_name}.parquet").exists()
 
 
+def test_cache_stage_rebuilds_every_log_when_the_rules_change(world, tmp_path, monkeypatch):
+    """Caches built by earlier rules (RULES_VERSION) are rebuilt, not reused, though scenes and params match."""
+    from drivefine_core.metrics import cache_stage
+
+    root, log = world
+    scenes = cut_scenes(log.frames, SceneFilter(frame_interval=12), log.log_name, log.map_location)
+    cache_stage.build_metric_cache_dir(scenes, root / "maps", tmp_path / "cache")
+    monkeypatch.setattr(cache_stage, "RULES_VERSION", cache_stage.RULES_VERSION + "-next")
+    again = cache_stage.build_metric_cache_dir(scenes, root / "maps", tmp_path / "cache")
+    assert again.logs_written == [log.log_name] and again.logs_skipped == []
+
+
 def test_navhard_on_generated_perturbed_starts(world):
     from drivefine_core.data.synthetic.navhard import perturbed_starts
     from drivefine_core.data.synthetic.params import NavhardStartParams
