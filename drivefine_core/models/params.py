@@ -65,7 +65,7 @@ class ModelParams(Section):
     refine_noise_bins: float = Field(20.0, ge=0)  # std of the draft perturbation in bins (20 = 1 m, 2 deg)
     # "decode" drafts are sampled at this temperature (0 = greedy): the training split's greedy drafts are
     # better than the test split's, sampling shows the refiner mistakes of the size it will meet
-    refine_draft_temperature: float = Field(1.0, ge=0)
+    refine_draft_temperature: float = Field(0.3, ge=0)
     refine_draft_steps: int | None = Field(None, ge=1, le=NUM_ANSWER_TOKENS,
                                            description="decoding steps of SFT drafts (None: mdm_steps)")
     # x/y positions may only emit x/y bins, heading positions only heading bins
