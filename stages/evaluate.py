@@ -8,8 +8,14 @@ from pathlib import Path
 import mlflow
 import numpy as np
 
-from drivefine_core.evaluation.agents import (FeatureIndex, Recorded, baseline_agents, planner_agent, reference_plan,
-                                              shuffled_images)
+from drivefine_core.evaluation.agents import (
+    FeatureIndex,
+    Recorded,
+    baseline_agents,
+    planner_agent,
+    reference_plan,
+    shuffled_images,
+)
 from drivefine_core.evaluation.curation import curated_tokens, means_over
 from drivefine_core.evaluation.ladder import SUMMARY_METRICS, best_and_worst, best_variant, plans_vary, score_table
 from drivefine_core.metrics.cache_io import read_metric_caches

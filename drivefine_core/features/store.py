@@ -25,8 +25,8 @@ from drivefine_core.features.partition import (
     PartitionJob,
     build_partition,
     is_transient,
-    log_error,
     log_content_digest,
+    log_error,
     partition_key,
     partition_path,
 )

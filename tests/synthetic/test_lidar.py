@@ -42,7 +42,7 @@ def test_every_lidar_path_is_a_written_point_cloud(world):
         # the ground rings lie at the ego's ground plane, in the lidar frame
         assert np.isclose(pc[2], -LIDAR2EGO_T[2], atol=1e-5).sum() >= 5 * 90
         # every annotated box has points at its centre's height, around its centre
-        for x, y, z, length, width, height, _ in frame["anns"]["gt_boxes"]:
+        for x, y, z, length, width, _height, _ in frame["anns"]["gt_boxes"]:
             centre = np.array([x, y, z]) - LIDAR2EGO_T
             near = np.linalg.norm(pc[:2].T - centre[:2], axis=1) <= np.hypot(length, width) / 2 + 1e-3
             assert near.sum() >= 8
