@@ -60,7 +60,7 @@ class DecodeTrace:
 @dataclass
 class DecodeOutput:
     tokens: Tensor  # (B, 24)
-    confidences: Tensor  # (B, 24): probability of each token when it was committed
+    confidences: Tensor  # (B, 24): probability mass of each token's decoding window when it was committed
     trace: DecodeTrace | None = None
 
 

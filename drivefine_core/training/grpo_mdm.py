@@ -9,6 +9,8 @@ from-scratch models see reward spreads that differ tenfold between scenes, and a
 few high-spread scenes drive every update). Rollouts decode with the evaluation's step count at a low
 temperature, so the sampled plans are the neighbourhood of the plan that is scored.
 
+The action scored is the committed token: with windowed decoding that is the window mean around the sampled
+bin (the plan that was rewarded), a slightly sharper policy than the raw categorical it came from.
 Loss per committed token (each token is counted once, at the merged step that unmasked it):
   -min(rho * A, clip(rho, 1 - eps, 1 + eps) * A) + beta * KL_k3(pi || pi_SFT)
 with rho = pi / pi_old. The optional behaviour-cloning term (the SFT loss on the logged target) is the second
