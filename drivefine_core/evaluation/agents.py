@@ -54,14 +54,18 @@ class FeatureIndex:
 def shuffled_images(caches: Sequence[MetricCache]) -> dict[str, str]:
     """Each scene's camera from a scene of another log (a fixed derangement: logs in a seeded order, every
     scene takes the scene at the same position, modulo, of the next log), so that ego status, history and
-    command stay the scene's own while the camera shows somewhere else."""
+    command stay the scene's own while the camera shows somewhere else. With a single log, from the scene
+    half the log away."""
     by_log: dict[str, list[str]] = {}
     for c in caches:
         by_log.setdefault(c.log_name, []).append(c.token)
     logs = sorted(by_log)
     np.random.default_rng(0).shuffle(logs)
-    if len(logs) < 2:
-        raise ValueError("the camera ablation needs scenes from at least two logs")
+    if len(logs) == 1:
+        tokens = by_log[logs[0]]
+        if len(tokens) < 2:
+            raise ValueError("the camera ablation needs at least two scenes")
+        return {t: tokens[(i + len(tokens) // 2) % len(tokens)] for i, t in enumerate(tokens)}
     out = {}
     for k, log in enumerate(logs):
         other = by_log[logs[(k + 1) % len(logs)]]

@@ -17,9 +17,11 @@ def test_every_scene_gets_a_camera_from_another_log() -> None:
     assert mapping == shuffled_images(caches)  # deterministic
 
 
-def test_one_log_cannot_be_shuffled() -> None:
-    with pytest.raises(ValueError, match="two logs"):
-        shuffled_images([straight_road(token="x", log_name="a")])
+def test_one_log_takes_the_scene_half_the_log_away() -> None:
+    caches = [straight_road(token=f"s{i}", log_name="a") for i in range(5)]
+    assert shuffled_images(caches) == {"s0": "s2", "s1": "s3", "s2": "s4", "s3": "s0", "s4": "s1"}
+    with pytest.raises(ValueError, match="two scenes"):
+        shuffled_images(caches[:1])
 
 
 def test_a_collapsed_planner_is_detected() -> None:
