@@ -139,13 +139,13 @@ def test_champion_is_served_over_http(pipeline):
                             cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:
         wait_http(f"http://127.0.0.1:{port}/ping", timeout=120, proc=proc)
-        token = pd.read_parquet(repo / "data/evaluation/per_scene.parquet")["token"].iloc[0]
+        tokens = pd.read_parquet(repo / "data/evaluation/per_scene.parquet")["token"].unique()
         sys.path.insert(0, str(repo))
         from drivefine_core.evaluation.plan_scene import scene_input
         cwd = os.getcwd()
         os.chdir(repo)
-        try:
-            frame, _, _ = scene_input(token)
+        try:  # two scenes far apart in the split: the champion must not plan one trajectory for every scene
+            frame = pd.concat([scene_input(tokens[0])[0], scene_input(tokens[-1])[0]], ignore_index=True)
         finally:
             os.chdir(cwd)
         body = json.dumps({"dataframe_split": frame.to_dict(orient="split")}).encode()
@@ -153,9 +153,10 @@ def test_champion_is_served_over_http(pipeline):
                                      headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=60) as resp:
             answer = json.loads(resp.read())
-        pred = answer["predictions"][0]
+        pred, other = answer["predictions"][0], answer["predictions"][1]
         assert len(pred["x"]) == len(pred["y"]) == len(pred["heading"]) == 8
         assert all(isinstance(v, float) for v in pred["x"])
+        assert max(abs(a - b) for a, b in zip(pred["x"] + pred["y"], other["x"] + other["y"])) > 0.05
     finally:
         proc.terminate()
         proc.wait(timeout=30)
