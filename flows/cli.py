@@ -78,6 +78,17 @@ def stages(repo: RepoOpt = Path(".")) -> None:
         typer.echo(f"{name:<{width}}  {state:<10}  {deps} deps, {outs} outs   $ {spec[name]['cmd']}")
 
 
+def _registered_model(repo: Path) -> str:
+    """Work in `repo`, point MLflow at its tracking URI (params / MLFLOW_TRACKING_URI), return the model's name."""
+    from drivefine_core.config import load_params
+    from drivefine_core.tracking.runs import configure
+
+    os.chdir(repo)
+    params = load_params("params.yaml")
+    configure(params.tracking.default_tracking_uri, params.tracking.experiment)
+    return params.tracking.registered_model
+
+
 @app.command()
 def plan(
     scene: Annotated[str, typer.Option("--scene", help="scene token (the current frame's token)")],
@@ -90,14 +101,9 @@ def plan(
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    from drivefine_core.config import load_params
     from drivefine_core.tracking.promotion import ChampionUnreadable, resolve_alias
-    from drivefine_core.tracking.runs import configure
 
-    os.chdir(repo)
-    params = load_params("params.yaml")
-    configure(params.tracking.default_tracking_uri, params.tracking.experiment)
-    name = params.tracking.registered_model
+    name = _registered_model(repo)
     try:  # the alias first: a registry problem is one line, not a traceback
         version = resolve_alias(MlflowClient(), name, alias)
     except ChampionUnreadable as exc:
@@ -148,13 +154,7 @@ def delete_alias(
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    from drivefine_core.config import load_params
-    from drivefine_core.tracking.runs import configure
-
-    os.chdir(repo)
-    params = load_params("params.yaml")
-    configure(params.tracking.default_tracking_uri, params.tracking.experiment)
-    name = params.tracking.registered_model
+    name = _registered_model(repo)
     try:
         MlflowClient().delete_registered_model_alias(name, alias)
     except MlflowException as exc:
