@@ -1,6 +1,6 @@
 """nuPlan GPKG map -> RoadNetwork (real nuPlan maps and the synthetic maps written in the same format).
 
-Layout and relations follow nuplan-map-format.md: `<maps_root>/nuplan-maps-v1.0.json` names each
+Layout and relations follow docs/nuplan-map-format.md: `<maps_root>/nuplan-maps-v1.0.json` names each
 location's version; `<location>/<version>/map.gpkg` holds the vector layers and a `meta` table whose
 `projectedCoordSystem` row is the CRS every layer is converted to. Ids are str(fid).
 """

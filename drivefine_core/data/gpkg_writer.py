@@ -1,6 +1,6 @@
 """RoadNetwork -> nuPlan map on disk: `<maps_root>/<location>/<version>/map.gpkg` + `nuplan-maps-v1.0.json`.
 
-Layer and column names follow nuplan-devkit's GPKG maps (see docs/nuplan-map-format.md). Geometry is
+Layer and column names follow nuplan-devkit's GPKG maps (docs/nuplan-map-format.md). Geometry is
 stored in the projected CRS and the `meta` table names it as projectedCoordSystem, so a reader that
 converts with `to_crs(projectedCoordSystem)` gets the coordinates back unchanged. Fids of the
 semantic layers are the RoadNetwork ids; helper layers (baseline paths, connector polygons,

@@ -1,4 +1,4 @@
-"""Knobs of the data readers and ingest; the lead composes these into params.yaml."""
+"""Knobs of the data readers and ingest (the `ingest:` and `map:` sections of params.yaml)."""
 
 from __future__ import annotations
 

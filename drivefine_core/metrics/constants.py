@@ -1,4 +1,4 @@
-"""Numbers from the NAVSIM / nuPlan devkits (navsim-spec.md sections 2-4). Kept in one place so the fast
+"""Numbers from the NAVSIM / nuPlan devkits (docs/navsim-format-and-metrics.md sections 2-4). Kept in one place so the fast
 scorer and the plain reference scorer cannot drift apart."""
 
 from __future__ import annotations

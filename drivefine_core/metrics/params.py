@@ -1,4 +1,4 @@
-"""Knobs of the scoring engine (composed into params.yaml by the lead under `metrics:`)."""
+"""Knobs of the scoring engine (the `metrics:` section of params.yaml)."""
 
 from __future__ import annotations
 

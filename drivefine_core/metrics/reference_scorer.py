@@ -1,6 +1,6 @@
 """Plain reference scorer: one trajectory, one state at a time, shapely polygons, scipy filters.
 
-Written to be read next to navsim-spec.md sections 3-4, not to be fast. tests/metrics cross-check the fast
+Written to be read next to docs/navsim-format-and-metrics.md sections 3-4, not to be fast. tests/metrics cross-check the fast
 scorer (scorer.py) against it on random and adversarial candidates."""
 
 from __future__ import annotations

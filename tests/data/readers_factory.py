@@ -1,4 +1,4 @@
-"""Tiny OpenScene-format logs written by hand for the reader tests (spec: navsim-spec.md section 1)."""
+"""Tiny OpenScene-format logs written by hand for the reader tests (docs/navsim-format-and-metrics.md section 1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A hand-written nuPlan-format map (spec: nuplan-map-format.md), stored in EPSG:4326 like real maps.
+"""A hand-written nuPlan-format map (docs/nuplan-map-format.md), stored in EPSG:4326 like real maps.
 
 Local layout (metres, then shifted to UTM zone 11 near Las Vegas):
 

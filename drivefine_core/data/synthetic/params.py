@@ -1,4 +1,4 @@
-"""Knobs of the synthetic world generator (composed into params.yaml by the lead)."""
+"""Knobs of the synthetic world generator (the `generate:` section of params.yaml)."""
 
 from __future__ import annotations
 
