@@ -28,8 +28,7 @@ def run(params) -> None:
         train = params.ingest.split.train_name
         features = f"data/features/{train}"
         dataset = InMemoryFeatureDataset(features)
-        tokens = [s["token"] for s in InMemoryFeatureDataset(features, decode_images=False)]
-        scenes = PairedScenes(dataset, tokens, read_metric_caches(f"data/metric_cache/{train}"), limit=rl.max_samples)
+        scenes = PairedScenes(dataset, dataset.tokens, read_metric_caches(f"data/metric_cache/{train}"), limit=rl.max_samples)
         evaluation = scenes[: rl.eval_scenes]
         reward = ScorerReward(rl.reward)
         metrics: dict[str, float] = {"scenes": float(len(scenes))}

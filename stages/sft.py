@@ -47,8 +47,7 @@ def run(params) -> None:
         if len(dataset) == 0:
             raise ValueError(f"{features}: the feature store holds no training sample")
         if sft.bev_weight > 0:  # the vision towers' auxiliary BEV targets, drawn from the metric caches
-            tokens = [s["token"] for s in InMemoryFeatureDataset(features, decode_images=False)]
-            dataset = WithBEV(dataset, tokens, read_metric_caches(f"data/metric_cache/{train}"), params.model)
+            dataset = WithBEV(dataset, dataset.tokens, read_metric_caches(f"data/metric_cache/{train}"), params.model)
         metrics: dict[str, float] = {"train_samples": float(len(dataset))}
         curves: dict[str, list[list[float]]] = {}
         for variant in sft.variants:

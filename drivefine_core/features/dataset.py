@@ -118,6 +118,11 @@ class InMemoryFeatureDataset(Dataset):
     def __len__(self) -> int:
         return self._n
 
+    @property
+    def tokens(self) -> list[str]:
+        """Scene tokens in row order, without decoding any sample."""
+        return list(self._cols.get("token", []))
+
     def __getitem__(self, i: int) -> dict[str, Any]:
         if not -self._n <= i < self._n:
             raise IndexError(i)

@@ -24,13 +24,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from drivefine_core.features.tokenizer import HEADING_BINS, HEADING_OFFSET, XY_BINS, position_is_heading
 from drivefine_core.models.backbone import Backbone, PromptCache
 from drivefine_core.models.batch import Batch
 from drivefine_core.models.bev import bev_loss
 from drivefine_core.models.params import NUM_ANSWER_TOKENS, ModelParams
 from drivefine_core.models.schedules import cosine_commit_counts
-from drivefine_core.models.token_codec import soft_token_ce, window_decode
+from drivefine_core.models.token_codec import kind_bounds, soft_token_ce, window_decode
 
 GENERATE, REFINE = "generate", "refine"
 
@@ -243,7 +242,5 @@ def perturb_tokens(tokens: Tensor, sigma_bins: float, generator: torch.Generator
     (x/y tokens stay x/y bins, heading tokens stay heading bins)."""
     noise = torch.randn(tokens.shape, device=tokens.device, generator=generator) * sigma_bins
     moved = tokens + noise.round().long()
-    is_heading = torch.from_numpy(position_is_heading(tokens.shape[-1])).to(tokens.device)
-    lo = torch.where(is_heading, HEADING_OFFSET, 0)
-    hi = torch.where(is_heading, HEADING_OFFSET + HEADING_BINS - 1, XY_BINS - 1)
+    lo, hi = kind_bounds(tokens.shape[-1], tokens.device)
     return torch.maximum(torch.minimum(moved, hi), lo)
