@@ -17,6 +17,7 @@ from drivefine_core.models.bev import bev_loss
 from drivefine_core.models.drivefine import DecodeOutput, effective_temperature
 from drivefine_core.models.layers import KV
 from drivefine_core.models.params import NUM_ANSWER_TOKENS, ModelParams
+from drivefine_core.models.token_codec import sample_ids
 
 ACT = "act"
 
@@ -84,7 +85,7 @@ class AutoregressiveModel(nn.Module):
                 logits = bb.forward_full(batch, inputs, ACT)[1][:, -1]
             probs = torch.softmax(logits.float() / effective_temperature(temperature), -1)
             if temperature > 0:
-                centre = torch.multinomial(probs, 1, generator=generator)
+                centre = sample_ids(probs, generator)[:, None]
             else:
                 centre = probs.argmax(-1, keepdim=True)
             nxt, conf = bb.pick(probs[:, None], centre, start=i)

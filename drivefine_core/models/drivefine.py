@@ -29,7 +29,7 @@ from drivefine_core.models.batch import Batch
 from drivefine_core.models.bev import bev_loss
 from drivefine_core.models.params import NUM_ANSWER_TOKENS, ModelParams
 from drivefine_core.models.schedules import cosine_commit_counts
-from drivefine_core.models.token_codec import kind_bounds, soft_token_ce, window_decode
+from drivefine_core.models.token_codec import kind_bounds, sample_ids, soft_token_ce, window_decode
 
 GENERATE, REFINE = "generate", "refine"
 
@@ -141,7 +141,7 @@ class DriveFineModel(nn.Module):
                 logits = self.backbone.forward_full(batch, tokens, GENERATE)[1]
             probs = torch.softmax(logits.float() / effective_temperature(temperature), dim=-1)
             if temperature > 0:
-                centre = torch.multinomial(probs.flatten(0, 1), 1, generator=generator).view(b, -1)
+                centre = sample_ids(probs, generator)
             else:
                 centre = probs.argmax(-1)
             pred, pred_conf = self.backbone.pick(probs, centre)
@@ -217,7 +217,7 @@ class DriveFineModel(nn.Module):
         """One refinement pass -> (tokens, confidence: probability mass of the decoding window)."""
         probs = torch.softmax(self.refine_logits(batch, draft).float() / effective_temperature(temperature), -1)
         if temperature > 0:
-            centre = torch.multinomial(probs.flatten(0, 1), 1, generator=generator).view(draft.shape)
+            centre = sample_ids(probs, generator)
         else:
             centre = probs.argmax(-1)
         lo, hi = self._refine_bounds()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from drivefine_core.features.tokenizer import HEADING_OFFSET, XY_BINS
-from drivefine_core.models.token_codec import ValueEmbedding, soft_token_ce, window_decode
+from drivefine_core.models.token_codec import ValueEmbedding, sample_ids, soft_token_ce, window_decode
 
 V = XY_BINS + 1800
 LO, HI = torch.tensor([0, 0, HEADING_OFFSET]), torch.tensor([XY_BINS - 1, XY_BINS - 1, V - 1])
@@ -58,3 +58,17 @@ def test_window_decode_takes_the_local_mean() -> None:
     # window 0 is argmax decoding
     ids0, mass0 = window_decode(probs, centre, 0, LO, HI)
     assert torch.equal(ids0, centre) and torch.allclose(mass0, torch.tensor([[0.4, 0.5, 1.0]]))
+
+
+def test_sample_ids_follows_the_distribution_and_never_draws_a_zero() -> None:
+    probs = torch.zeros(3, V)
+    probs[:, [10, 20, 30]] = torch.tensor([0.2, 0.5, 0.3]) * 7.0  # unnormalised, like a masked softmax
+    rows = probs.repeat(4000, 1, 1)  # (4000, 3, V)
+    g = torch.Generator().manual_seed(0)
+    ids = sample_ids(rows, g)
+    assert ids.shape == (4000, 3)
+    assert set(ids.unique().tolist()) == {10, 20, 30}
+    freq = torch.tensor([(ids == k).float().mean() for k in (10, 20, 30)])
+    assert torch.allclose(freq, torch.tensor([0.2, 0.5, 0.3]), atol=0.02)
+    again = sample_ids(rows, torch.Generator().manual_seed(0))
+    assert torch.equal(ids, again)  # seeded: the same draws
