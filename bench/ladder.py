@@ -68,6 +68,9 @@ def table(scores: list[dict[str, float]], prefix: str = "") -> list[str]:
     return lines
 
 
+TRAIN_BUDGET_MIN = 30  # the budget: SFT + RL of one seed on one core
+
+
 def rungs(s: dict[str, float]) -> dict[str, tuple[bool, str]]:
     p = {k[: -len("/v1/pdms")]: v for k, v in s.items() if k.endswith("/v1/pdms") and not k.startswith("curated/")}
 
@@ -144,11 +147,16 @@ def main() -> None:
     print(f"\nCurated test split ({summary.get('curated_scenes')} of {summary.get('scenes')} scenes), mean over seeds:\n")
     print("\n".join(table(scores, "curated/")))
     print()
+    budget: dict[int, float] = {}
     for s, d in dirs.items():
         log = (d / "ladder.log").read_text()
         times = dict(re.findall(r"stage (\w+): ran in ([\d.]+) s", log))
         print(f"seed {s} stage minutes: " + ", ".join(f"{k} {float(v) / 60:.1f}" for k, v in times.items()))
+        budget[s] = sum(float(times.get(k, "nan")) for k in ("sft", "rl")) / 60
     print()
+    for s, minutes in budget.items():
+        print(f"seed {s}: {'yes' if minutes <= TRAIN_BUDGET_MIN else 'NO '}  SFT + RL within {TRAIN_BUDGET_MIN} "
+              f"minutes on {threads} thread(s)  ({minutes:.1f} min)")
     for s, sc in zip(seeds, scores):
         for rung, (ok, detail) in rungs(sc).items():
             print(f"seed {s}: {'yes' if ok else 'NO '}  {rung}  ({detail})")
