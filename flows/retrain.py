@@ -20,7 +20,7 @@ from prefect.context import get_run_context
 from drivefine_core.config import load_params
 from drivefine_core.tracking.runs import PARENT_RUN_ENV, configure, context_tags, metric_key
 from flows import dvc_graph
-from flows.dvc_remote import configure_remote
+from flows.dvc_remote import RemoteConfig, push, run_remote
 from stages._common import EXIT_TRANSIENT
 
 
@@ -57,8 +57,8 @@ def run_stage(repo_root: str, stage: str, force: bool) -> StageResult:
 
 
 @task(name="dvc-push")
-def push_outputs(repo_root: str) -> int:
-    return dvc_graph.push(Path(repo_root))
+def push_outputs(repo_root: str, remote: RemoteConfig | None) -> int:
+    return push(repo_root, remote=remote)
 
 
 def promotion_lines(repo_root: Path, results: list[StageResult]) -> list[str]:
@@ -92,8 +92,9 @@ def retrain(repo_root: str = ".", stages: list[str] | None = None, force: bool =
     root = Path(repo_root).resolve()
     params = load_params(root / "params.yaml")  # a bad params.yaml fails here, before any stage
     selected = dvc_graph.select_stages(root, stages)
-    # An S3 remote named by params (ops.remote.url) or DRIVEFINE_DVC_REMOTE_URL replaces the local default.
-    remote = configure_remote(root, params.ops.remote)
+    # An S3 remote named by params (ops.remote.url) or DRIVEFINE_DVC_REMOTE_URL replaces the local default
+    # for this run's push only: DVC gets it in memory, so a failed or killed run leaves no config behind.
+    remote = run_remote(params.ops.remote)
     if remote is not None:
         print(f"DVC remote: {remote.name} -> {remote.url}")
     step = run_stage.with_options(retries=params.run.stage_retries,
@@ -119,7 +120,7 @@ def retrain(repo_root: str = ".", stages: list[str] | None = None, force: bool =
                     for key, value in results[-1].metrics.items():
                         mlflow.log_metric(metric_key(f"{stage}.{key}"), value)
                 if params.run.push_to_remote and any(r.status == "ran" for r in results):
-                    pushed = push_outputs(str(root))
+                    pushed = push_outputs(str(root), remote)
             finally:
                 report = summary_markdown(results, time.perf_counter() - start, pushed,
                                           promotion_lines(root, results))
