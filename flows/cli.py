@@ -6,6 +6,7 @@
     drivefine ingest             take new logs from S3 into a new DVC data version, then retrain
     drivefine evaluate-champion  score the registry's champion on the current test split
     drivefine delete-alias NAME  remove a registry alias (e.g. a champion alias naming a lost version)
+    drivefine serve              serve the champion over HTTP (MLflow's scoring server, POST /invocations)
 """
 
 from __future__ import annotations
@@ -187,6 +188,36 @@ def delete_alias(
         typer.echo(f"error: cannot delete {name}@{alias}: {str(exc).splitlines()[0][:300]}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"deleted alias {alias!r} of {name}")
+
+
+@app.command()
+def serve(
+    model: Annotated[str | None, typer.Option("--model", "-m", help="model URI (default: models:/<name>@champion)")] = None,
+    port: Annotated[int, typer.Option("--port", "-p")] = 5001,
+    host: Annotated[str, typer.Option("--host", "-h")] = "127.0.0.1",
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Serve a registered planner: `mlflow models serve` with this environment's interpreter first on PATH
+    (MLflow starts `uvicorn` by name) and the request limits of params ops.serving."""
+    import json
+    import sys
+
+    from drivefine_core.config import load_params
+    from drivefine_core.tracking.planner_pyfunc import LIMITS_ENV
+    from drivefine_core.tracking.runs import tracking_uri
+    from flows.dvc_graph import venv_env
+
+    name = _registered_model(repo)  # cwd = repo; an unreachable tracking server is one line here
+    params = load_params("params.yaml")
+    os.environ["MLFLOW_TRACKING_URI"] = tracking_uri(params.tracking.default_tracking_uri)  # for models:/ URIs
+    os.environ[LIMITS_ENV] = json.dumps(params.ops.serving.model_dump())
+    venv_env()
+    _guard_children()  # the scoring server's worker ends with this process
+    uri = model or f"models:/{name}@champion"
+    typer.echo(f"serving {uri} on http://{host}:{port}/invocations", err=True)
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "mlflow", "models", "serve", "-m", uri, "--env-manager", "local",
+                              "-p", str(port), "-h", host])
 
 
 @app.command()
