@@ -43,17 +43,19 @@ class TrackingUnreachable(ConnectionError):
 
 
 # MLflow reads these on every HTTP request; stage processes inherit them from the flow.
-HTTP_ENV = {"http_timeout_s": "MLFLOW_HTTP_REQUEST_TIMEOUT", "http_max_retries": "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+TIMEOUT_ENV = "MLFLOW_HTTP_REQUEST_TIMEOUT"
+HTTP_ENV = {"http_max_retries": "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
             "http_backoff_factor": "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"}
 
 
 def configure(default_uri: str, experiment: str, http: TrackingParams | None = None) -> str:
     """Point MLflow at the tracking server (env first) with the HTTP timeouts of params `tracking`, and
-    select the experiment; returns the URI. A server that does not answer raises TrackingUnreachable
-    within about timeout x (retries + 1) seconds."""
+    select the experiment; returns the URI. A server that does not answer this first request raises
+    TrackingUnreachable within about http_connect_timeout_s x (retries + 1) seconds."""
     limits = http or TrackingParams()
     for field, env in HTTP_ENV.items():
         os.environ[env] = str(getattr(limits, field))
+    os.environ[TIMEOUT_ENV] = str(limits.http_connect_timeout_s)  # is the server there at all?
     uri = tracking_uri(default_uri)
     mlflow.set_tracking_uri(uri)
     try:
@@ -62,8 +64,11 @@ def configure(default_uri: str, experiment: str, http: TrackingParams | None = N
         if not uri.startswith(("http://", "https://")) or not _no_answer(exc):
             raise
         raise TrackingUnreachable(
-            f"MLflow tracking server {without_userinfo(uri)} did not answer (timeout {limits.http_timeout_s} s, "
-            f"{limits.http_max_retries} retries; params tracking.http_*): {_reason(exc)}") from None
+            f"MLflow tracking server {without_userinfo(uri)} did not answer (timeout "
+            f"{limits.http_connect_timeout_s} s, {limits.http_max_retries} retries; params tracking.http_*): "
+            f"{_reason(exc)}") from None
+    finally:
+        os.environ[TIMEOUT_ENV] = str(limits.http_timeout_s)  # it answered: uploads may take longer
     return uri
 
 

@@ -3,6 +3,7 @@ its URI named, using the timeouts of params `tracking`; a run left RUNNING by a 
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -14,7 +15,14 @@ from mlflow.tracking import MlflowClient
 from repo_copy import make_repo_copy, pipeline_env, run_cli
 
 from drivefine_core.pipeline_params import TrackingParams
-from drivefine_core.tracking.runs import HTTP_ENV, TrackingUnreachable, configure, fail_abandoned_runs, process_tags
+from drivefine_core.tracking.runs import (
+    HTTP_ENV,
+    TIMEOUT_ENV,
+    TrackingUnreachable,
+    configure,
+    fail_abandoned_runs,
+    process_tags,
+)
 
 
 @pytest.fixture
@@ -27,19 +35,20 @@ def silent_server():
 
 
 def test_configure_fails_within_the_params_timeout_naming_the_uri(silent_server, monkeypatch):
-    for name in HTTP_ENV.values():  # configure() sets them: restored after the test
+    for name in [*HTTP_ENV.values(), TIMEOUT_ENV]:  # configure() sets them: restored after the test
         monkeypatch.setenv(name, "0")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", silent_server)
     start = time.monotonic()
     with pytest.raises(TrackingUnreachable, match=rf"MLflow tracking server {silent_server} did not answer "
                                                   r"\(timeout 1 s, 1 retries.*timed out"):
-        configure("sqlite:///unused.db", "x", TrackingParams(http_timeout_s=1, http_max_retries=1))
+        configure("sqlite:///unused.db", "x", TrackingParams(http_connect_timeout_s=1, http_max_retries=1))
     assert time.monotonic() - start < 10  # MLflow's defaults: 120 s x 8 tries
+    assert os.environ[TIMEOUT_ENV] == "120"  # later requests (uploads) get the longer http_timeout_s
 
 
 @pytest.mark.integration
 def test_retrain_against_a_silent_server_is_one_line_within_seconds(tmp_path, silent_server):
-    repo = make_repo_copy(tmp_path / "drivefine", {"tracking.http_timeout_s": 1, "tracking.http_max_retries": 1})
+    repo = make_repo_copy(tmp_path / "drivefine", {"tracking.http_connect_timeout_s": 1, "tracking.http_max_retries": 1})
     start = time.monotonic()
     proc = run_cli(repo, "retrain", env=pipeline_env(MLFLOW_TRACKING_URI=silent_server), timeout=120)
     assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
