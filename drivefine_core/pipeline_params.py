@@ -26,6 +26,14 @@ class TrackingParams(Section):
     # Used only when MLFLOW_TRACKING_URI is unset: the embedded default.
     default_tracking_uri: str = "sqlite:///mlflow.db"
     registered_model: str = "drivefine-planner"
+    # An MLflow server that does not answer fails a command or stage at its first request, after about
+    # http_connect_timeout_s x (retries + 1) plus the backoff (1 s, 2 s, ...), with its URI named - not after
+    # MLflow's own 120 s x 8 tries. Later requests wait http_timeout_s: an artifact upload through the
+    # server's proxy is answered only once the server has stored it (on S3 for a large model).
+    http_connect_timeout_s: int = Field(5, ge=1, le=600, description="the first MLflow request of a process")
+    http_timeout_s: int = Field(120, ge=1, le=3600, description="later requests (MLFLOW_HTTP_REQUEST_TIMEOUT)")
+    http_max_retries: int = Field(2, ge=0, le=10, description="MLFLOW_HTTP_REQUEST_MAX_RETRIES")
+    http_backoff_factor: int = Field(1, ge=0, le=120, description="MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR")
 
 
 class PromotionParams(Section):

@@ -6,6 +6,7 @@
     drivefine ingest             take new logs from S3 into a new DVC data version, then retrain
     drivefine evaluate-champion  score the registry's champion on the current test split
     drivefine delete-alias NAME  remove a registry alias (e.g. a champion alias naming a lost version)
+    drivefine serve              serve the champion over HTTP (MLflow's scoring server, POST /invocations)
 """
 
 from __future__ import annotations
@@ -27,6 +28,26 @@ app = typer.Typer(help="drivefine: train, evaluate and promote driving planners 
 RepoOpt = Annotated[Path, typer.Option("--repo", help="repository root (holds dvc.yaml and params.yaml)")]
 
 
+def _guard_children() -> None:
+    """Stage processes and Prefect's temporary server end with this command, even after kill -9."""
+    from flows.process_guard import guard_children
+
+    guard_children()
+
+
+def _check_tracking_server(params) -> None:  # noqa: ANN001 - drivefine_core.config.Params
+    """A tracking server that does not answer ends the command with one line naming it, before any stage."""
+    from drivefine_core.tracking.runs import TrackingUnreachable, configure, tracking_uri
+
+    if not tracking_uri(params.tracking.default_tracking_uri).startswith(("http://", "https://")):
+        return  # a local store (sqlite, files) needs no network
+    try:
+        configure(params.tracking.default_tracking_uri, params.tracking.experiment, params.tracking)
+    except TrackingUnreachable as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 @app.command()
 def retrain(
     stage: Annotated[list[str] | None, typer.Option("--stage", "-s", help="run only these stages (repeatable)")] = None,
@@ -41,10 +62,12 @@ def retrain(
     from drivefine_core.config import ParamsError, load_params
 
     try:
-        load_params(repo / "params.yaml")
+        params = load_params(repo / "params.yaml")
     except ParamsError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    _check_tracking_server(params)
+    _guard_children()
     from flows.retrain import retrain as retrain_flow
 
     results = retrain_flow(repo_root=str(repo), stages=stage or None, force=force)
@@ -81,11 +104,15 @@ def stages(repo: RepoOpt = Path(".")) -> None:
 def _registered_model(repo: Path) -> str:
     """Work in `repo`, point MLflow at its tracking URI (params / MLFLOW_TRACKING_URI), return the model's name."""
     from drivefine_core.config import load_params
-    from drivefine_core.tracking.runs import configure
+    from drivefine_core.tracking.runs import TrackingUnreachable, configure
 
     os.chdir(repo)
     params = load_params("params.yaml")
-    configure(params.tracking.default_tracking_uri, params.tracking.experiment)
+    try:
+        configure(params.tracking.default_tracking_uri, params.tracking.experiment, params.tracking)
+    except TrackingUnreachable as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     return params.tracking.registered_model
 
 
@@ -164,6 +191,36 @@ def delete_alias(
 
 
 @app.command()
+def serve(
+    model: Annotated[str | None, typer.Option("--model", "-m", help="model URI (default: models:/<name>@champion)")] = None,
+    port: Annotated[int, typer.Option("--port", "-p")] = 5001,
+    host: Annotated[str, typer.Option("--host", "-h")] = "127.0.0.1",
+    repo: RepoOpt = Path("."),
+) -> None:
+    """Serve a registered planner: `mlflow models serve` with this environment's interpreter first on PATH
+    (MLflow starts `uvicorn` by name) and the request limits of params ops.serving."""
+    import json
+    import sys
+
+    from drivefine_core.config import load_params
+    from drivefine_core.tracking.planner_pyfunc import LIMITS_ENV
+    from drivefine_core.tracking.runs import tracking_uri
+    from flows.dvc_graph import venv_env
+
+    name = _registered_model(repo)  # cwd = repo; an unreachable tracking server is one line here
+    params = load_params("params.yaml")
+    os.environ["MLFLOW_TRACKING_URI"] = tracking_uri(params.tracking.default_tracking_uri)  # for models:/ URIs
+    os.environ[LIMITS_ENV] = json.dumps(params.ops.serving.model_dump())
+    venv_env()
+    _guard_children()  # the scoring server's worker ends with this process
+    uri = model or f"models:/{name}@champion"
+    typer.echo(f"serving {uri} on http://{host}:{port}/invocations", err=True)
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "mlflow", "models", "serve", "-m", uri, "--env-manager", "local",
+                              "-p", str(port), "-h", host])
+
+
+@app.command()
 def ingest(
     bucket: Annotated[str | None, typer.Option(help="S3 bucket (default: params ops.ingest.bucket)")] = None,
     trigger: Annotated[str | None, typer.Option(help="subflow | deployment | none")] = None,
@@ -172,6 +229,7 @@ def ingest(
     """Take new logs from S3 into a new DVC data version (dvc add, git commit, dvc push), then retrain."""
     from flows.ingest_new_logs import ingest_new_logs
 
+    _guard_children()
     r = ingest_new_logs(repo_root=str(repo), bucket=bucket, trigger=trigger)
     typer.echo(f"{len(r['new'])} new log(s), {r['seen']} already seen, commit {r['commit']}")
 
@@ -184,6 +242,7 @@ def evaluate_champion_cmd(
     """Score the registry's champion on the current test split; scores go to MLflow and onto the version."""
     from flows.evaluate_champion import evaluate_champion
 
+    _guard_children()
     scores = evaluate_champion(repo_root=str(repo), refresh_data=refresh)
     typer.echo(f"champion: v1/pdms={scores.get('v1/pdms', float('nan')):.4f} "
                f"v2/epdms={scores.get('v2/epdms', float('nan')):.4f}")

@@ -55,14 +55,14 @@ def retrain_routed(
     """The whole pipeline with GPU stages sent to the GPU pool.
 
     None arguments come from params.yaml (ops.routing); an empty `gpu_deployment` runs everything here.
-    `configure_remote` first writes the S3 DVC remote (params ops.remote / DRIVEFINE_DVC_REMOTE_URL) to
-    .dvc/config.local, so the stages' `dvc push` lands there and not in a folder inside a container.
+    `configure_remote` checks and logs the S3 DVC remote (params ops.remote / DRIVEFINE_DVC_REMOTE_URL) the
+    run pushes to; each retrain hands it to DVC in memory, no config file is written.
     """
     logger = get_run_logger()
     ops = load_ops_params(repo_root)
     routing = ops.routing
     if configure_remote:
-        remote = dvc_remote.configure_remote(repo_root, ops.remote)
+        remote = dvc_remote.run_remote(ops.remote)
         logger.info("DVC remote: %s", f"{remote.name} -> {remote.url}" if remote else "repository default")
     gpu = routing.gpu_stages if gpu_stages is None else gpu_stages
     target = routing.gpu_deployment if gpu_deployment is None else gpu_deployment

@@ -60,13 +60,6 @@ def reproduce(repo_root: Path, stage: str, force: bool = False) -> bool:
     return bool(ran)
 
 
-def push(repo_root: Path) -> int:
-    from dvc.repo import Repo
-
-    with Repo(str(repo_root)) as repo:
-        return repo.push()
-
-
 def stage_metrics(repo_root: Path, stage: str) -> dict[str, float]:
     """Numeric values of the metrics files the stage declares, flattened (`file_stem.key`)."""
     spec = (yaml.safe_load((repo_root / "dvc.yaml").read_text()) or {})["stages"][stage]

@@ -1,8 +1,10 @@
 """The DVC remote on S3 (MinIO or any S3) and the DVC/git helpers the ops flows share.
 
-The remote goes into .dvc/config.local, which DVC git-ignores: URLs and endpoints are per machine, and
-credentials never go into any config file at all - dvc-s3 reads AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
-from the environment like boto3 does.
+The S3 remote a run uses (params ops.remote or DRIVEFINE_DVC_REMOTE_URL, endpoint from AWS_ENDPOINT_URL) is
+never written to a config file: it is handed to DVC in memory for each push / pull of that run
+(`Repo(config=...)`), so a run that fails, or is killed, leaves .dvc/config and .dvc/config.local as they
+were and the next plain `dvc push` still goes to the repository's own default remote. Credentials never go
+into any config at all - dvc-s3 reads AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY from the environment.
 """
 
 from __future__ import annotations
@@ -28,6 +30,16 @@ class RemoteConfig:
     url: str
     endpoint_url: str | None
     region: str | None
+    default: bool = True  # pushes and pulls of the run go here (False: to the repository's default remote)
+
+    def dvc_config(self) -> dict:
+        """The remote as in-memory DVC config: its section, and the run's default remote when asked."""
+        section = {"url": self.url}
+        if self.endpoint_url:
+            section["endpointurl"] = self.endpoint_url
+        if self.region:
+            section["region"] = self.region
+        return {"remote": {self.name: section}, **({"core": {"remote": self.name}} if self.default else {})}
 
 
 def resolve_remote(params: DvcRemoteParams) -> RemoteConfig | None:
@@ -39,31 +51,19 @@ def resolve_remote(params: DvcRemoteParams) -> RemoteConfig | None:
         raise DvcRemoteError(f"{REMOTE_URL_ENV}={url!r}: must be an s3://bucket/prefix URL")
     endpoint = next((os.environ[e] for e in ENDPOINT_ENVS if os.environ.get(e)), None)
     region = params.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    return RemoteConfig(params.name, url.rstrip("/"), endpoint, region)
+    return RemoteConfig(params.name, url.rstrip("/"), endpoint, region, params.make_default)
 
 
-def configure_remote(repo_root: str | Path, params: DvcRemoteParams | None = None) -> RemoteConfig | None:
-    """Write the S3 remote (url, endpointurl, region) to .dvc/config.local; make it the default if asked.
+def run_remote(params: DvcRemoteParams | None = None) -> RemoteConfig | None:
+    """The S3 remote of this run (validated, nothing written), or None: the repository's own remote."""
+    return resolve_remote(params or DvcRemoteParams())
 
-    Returns what was written, or None when no S3 URL is configured (the repository's remote stays).
-    """
+
+def open_repo(repo_root: str | Path, remote: RemoteConfig | None = None):  # noqa: ANN201 - dvc.repo.Repo
+    """A DVC Repo that sees the run's remote in memory only (config files untouched)."""
     from dvc.repo import Repo
 
-    params = params or DvcRemoteParams()
-    remote = resolve_remote(params)
-    if remote is None:
-        return None
-    section = {"url": remote.url}
-    if remote.endpoint_url:
-        section["endpointurl"] = remote.endpoint_url
-    if remote.region:
-        section["region"] = remote.region
-    with Repo(str(repo_root)) as repo:
-        with repo.config.edit("local") as conf:
-            conf.setdefault("remote", {})[remote.name] = section
-            if params.make_default:
-                conf.setdefault("core", {})["remote"] = remote.name
-    return remote
+    return Repo(str(repo_root), config=remote.dvc_config() if remote else None)
 
 
 def _abs(repo_root: str | Path, targets: list[str] | None) -> list[str] | None:
@@ -71,26 +71,29 @@ def _abs(repo_root: str | Path, targets: list[str] | None) -> list[str] | None:
     return None if targets is None else [str(Path(repo_root).resolve() / t) for t in targets]
 
 
-def push(repo_root: str | Path, targets: list[str] | None = None, remote: str | None = None) -> int:
-    """`dvc push` (paths relative to repo_root, or everything tracked); returns the number of files sent."""
-    from dvc.repo import Repo
+def _where(remote: RemoteConfig | None) -> str:
+    return f" to remote {remote.name} ({remote.url})" if remote else ""
 
+
+def push(repo_root: str | Path, targets: list[str] | None = None, remote: RemoteConfig | None = None) -> int:
+    """`dvc push` (paths relative to repo_root, or everything tracked) to the run's remote, else the
+    repository's default; returns the number of files sent."""
     try:
-        with Repo(str(repo_root)) as repo:
-            return int(repo.push(targets=_abs(repo_root, targets), remote=remote))
+        with open_repo(repo_root, remote) as repo:
+            return int(repo.push(targets=_abs(repo_root, targets)))
     except Exception as exc:  # DVC wraps S3 errors in many types; keep the cause, name the action
-        raise DvcRemoteError(f"dvc push of {targets or 'the workspace'} in {repo_root} failed: {exc}") from exc
+        raise DvcRemoteError(f"dvc push of {targets or 'the workspace'} in {repo_root}{_where(remote)} "
+                             f"failed: {exc}") from exc
 
 
-def pull(repo_root: str | Path, targets: list[str] | None = None, remote: str | None = None) -> int:
-    """`dvc pull`: fetch from the remote and check out; returns the number of files fetched."""
-    from dvc.repo import Repo
-
+def pull(repo_root: str | Path, targets: list[str] | None = None, remote: RemoteConfig | None = None) -> int:
+    """`dvc pull` from the run's remote (else the default): fetch and check out; returns files fetched."""
     try:
-        with Repo(str(repo_root)) as repo:
-            result = repo.pull(targets=_abs(repo_root, targets), remote=remote)
+        with open_repo(repo_root, remote) as repo:
+            result = repo.pull(targets=_abs(repo_root, targets))
     except Exception as exc:
-        raise DvcRemoteError(f"dvc pull of {targets or 'the workspace'} in {repo_root} failed: {exc}") from exc
+        raise DvcRemoteError(f"dvc pull of {targets or 'the workspace'} in {repo_root}{_where(remote)} "
+                             f"failed: {exc}") from exc
     return int(result.get("stats", {}).get("fetched", 0))
 
 

@@ -30,7 +30,7 @@ def evaluate_champion(repo_root: str = ".", refresh_data: bool = True) -> dict[s
     cwd = os.getcwd()
     os.chdir(root)
     try:
-        configure(params.tracking.default_tracking_uri, params.tracking.experiment)
+        configure(params.tracking.default_tracking_uri, params.tracking.experiment, params.tracking)
         client, name, split = MlflowClient(), params.tracking.registered_model, params.evaluate.split
         version = current_champion(client, name)
         if version is None:

@@ -119,19 +119,21 @@ def download(bucket: str, log: RemoteLog, folder: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def ensure_local_copy(root: Path, dest: str) -> None:
+def ensure_local_copy(root: Path, dest: str, remote: dvc_remote.RemoteConfig | None = None) -> None:
     """On a fresh checkout the tracked folder is only a .dvc file: pull it, so 'seen' means seen."""
     if not (root / dest).exists() and (root / f"{dest}.dvc").exists():
-        dvc_remote.pull(root, [dest])
+        dvc_remote.pull(root, [dest], remote)
 
 
-def ingest(repo_root: str | Path, p: IngestLogsParams, log=print) -> IngestReport:
-    """Steps 1-4 without Prefect (the flow adds the trigger); returns what was taken."""
+def ingest(repo_root: str | Path, p: IngestLogsParams, log=print,
+           remote: dvc_remote.RemoteConfig | None = None) -> IngestReport:
+    """Steps 1-4 without Prefect (the flow adds the trigger); returns what was taken. `remote`: the run's
+    DVC remote (dvc_remote.run_remote), None for the repository's default."""
     root = Path(repo_root).resolve()
     folder = root / p.dest_dir
     source = f"s3://{p.bucket}/{p.prefix.strip('/')}"
     report = IngestReport(source, p.dest_dir)
-    ensure_local_copy(root, p.dest_dir)
+    ensure_local_copy(root, p.dest_dir, remote)
     manifest = read_manifest(folder)
     logs, report.rejected = list_remote_logs(p.bucket, p.prefix, p.splits)
     for key in report.rejected:
@@ -159,7 +161,7 @@ def ingest(repo_root: str | Path, p: IngestLogsParams, log=print) -> IngestRepor
     if p.commit and p.git_push:
         dvc_remote.git(root, "push")
     if p.push:
-        report.pushed = dvc_remote.push(root, [p.dest_dir])
+        report.pushed = dvc_remote.push(root, [p.dest_dir], remote)
     return report
 
 
@@ -185,10 +187,9 @@ def ingest_new_logs(
     overrides = {k: v for k, v in {"bucket": bucket, "prefix": prefix, "splits": splits, "trigger": trigger,
                                    "retrain_deployment": retrain_deployment}.items() if v is not None}
     p = IngestLogsParams.model_validate({**ops.ingest.model_dump(), **overrides})
-    if configure_remote:
-        remote = dvc_remote.configure_remote(repo_root, ops.remote)
-        logger.info("DVC remote: %s", f"{remote.name} -> {remote.url}" if remote else "repository default")
-    report = ingest(repo_root, p, log=logger.info)
+    remote = dvc_remote.run_remote(ops.remote) if configure_remote else None  # in memory, for this run only
+    logger.info("DVC remote: %s", f"{remote.name} -> {remote.url}" if remote else "repository default")
+    report = ingest(repo_root, p, log=logger.info, remote=remote)
     logger.info("%d new log(s), %d already seen, commit %s, %d file(s) pushed",
                 len(report.new), report.seen, report.commit, report.pushed)
     changed = bool(report.new) or report.recovered

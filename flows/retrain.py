@@ -18,9 +18,17 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.context import get_run_context
 
 from drivefine_core.config import load_params
-from drivefine_core.tracking.runs import PARENT_RUN_ENV, configure, context_tags, metric_key
+from drivefine_core.tracking.runs import (
+    PARENT_RUN_ENV,
+    configure,
+    context_tags,
+    fail_abandoned_runs,
+    metric_key,
+    process_tags,
+)
 from flows import dvc_graph
-from flows.dvc_remote import configure_remote
+from flows.dvc_remote import RemoteConfig, push, run_remote
+from flows.process_guard import guard_children
 from stages._common import EXIT_TRANSIENT
 
 
@@ -57,8 +65,8 @@ def run_stage(repo_root: str, stage: str, force: bool) -> StageResult:
 
 
 @task(name="dvc-push")
-def push_outputs(repo_root: str) -> int:
-    return dvc_graph.push(Path(repo_root))
+def push_outputs(repo_root: str, remote: RemoteConfig | None) -> int:
+    return push(repo_root, remote=remote)
 
 
 def promotion_lines(repo_root: Path, results: list[StageResult]) -> list[str]:
@@ -89,11 +97,13 @@ def summary_markdown(results: list[StageResult], total_s: float, pushed: int | N
 @flow(name="retrain", log_prints=True)
 def retrain(repo_root: str = ".", stages: list[str] | None = None, force: bool = False) -> list[StageResult]:
     """Run the pipeline. `stages` limits the run to those stages (in graph order)."""
+    guard_children()  # stage processes end with this flow's process, however it ends (a no-op under the CLI)
     root = Path(repo_root).resolve()
     params = load_params(root / "params.yaml")  # a bad params.yaml fails here, before any stage
     selected = dvc_graph.select_stages(root, stages)
-    # An S3 remote named by params (ops.remote.url) or DRIVEFINE_DVC_REMOTE_URL replaces the local default.
-    remote = configure_remote(root, params.ops.remote)
+    # An S3 remote named by params (ops.remote.url) or DRIVEFINE_DVC_REMOTE_URL replaces the local default
+    # for this run's push only: DVC gets it in memory, so a failed or killed run leaves no config behind.
+    remote = run_remote(params.ops.remote)
     if remote is not None:
         print(f"DVC remote: {remote.name} -> {remote.url}")
     step = run_stage.with_options(retries=params.run.stage_retries,
@@ -101,11 +111,14 @@ def retrain(repo_root: str = ".", stages: list[str] | None = None, force: bool =
 
     cwd = os.getcwd()
     os.chdir(root)  # stages and the sqlite default URI are relative to the repository root
-    configure(params.tracking.default_tracking_uri, params.tracking.experiment)
+    configure(params.tracking.default_tracking_uri, params.tracking.experiment, params.tracking)
+    abandoned = fail_abandoned_runs(params.tracking.experiment)  # left RUNNING by a flow killed before
+    if abandoned:
+        print(f"marked FAILED {len(abandoned)} MLflow run(s) left RUNNING by a process that ended: {', '.join(abandoned)}")
     start = time.perf_counter()
     results: list[StageResult] = []
     pushed = None
-    tags = {**context_tags(root), "prefect.flow_run_id": str(get_run_context().flow_run.id)}
+    tags = {**context_tags(root), **process_tags(), "prefect.flow_run_id": str(get_run_context().flow_run.id)}
     try:
         with mlflow.start_run(run_name="retrain", tags=tags) as parent:
             os.environ[PARENT_RUN_ENV] = parent.info.run_id
@@ -119,7 +132,7 @@ def retrain(repo_root: str = ".", stages: list[str] | None = None, force: bool =
                     for key, value in results[-1].metrics.items():
                         mlflow.log_metric(metric_key(f"{stage}.{key}"), value)
                 if params.run.push_to_remote and any(r.status == "ran" for r in results):
-                    pushed = push_outputs(str(root))
+                    pushed = push_outputs(str(root), remote)
             finally:
                 report = summary_markdown(results, time.perf_counter() - start, pushed,
                                           promotion_lines(root, results))

@@ -52,7 +52,7 @@ def open_run(stage: str, params: Params, section: Any, extra_inputs: list[str] |
     from drivefine_core.tracking.runs import stage_run  # MLflow: imported once a stage runs, not on import
 
     return stage_run(stage, section, default_uri=params.tracking.default_tracking_uri,
-                     experiment=params.tracking.experiment, extra_inputs=extra_inputs)
+                     experiment=params.tracking.experiment, extra_inputs=extra_inputs, http=params.tracking)
 
 
 def main(stage_main: Callable[[Params], None]) -> None:

@@ -46,7 +46,8 @@ def run(params) -> None:
         cols = table_columns(read_row_group(list_row_groups(f"data/features/{split}")[0]))
         example = frame_from_feature_columns(cols, [0])
         scores = summary["best"]
-        version = register_planner(summary["best_planner_dir"], summary["best_mode"], example, name, tags, scores)
+        version = register_planner(summary["best_planner_dir"], summary["best_mode"], example, name, tags, scores,
+                                   limits=params.ops.serving)
 
         def champion_scores(champ: str) -> dict[str, float]:
             champ_scores, rescored = scores_on_split(client, name, champ, split, params.metrics,

@@ -1,4 +1,5 @@
-"""Knobs of the operations layer: new-log ingestion from S3, the DVC remote, which stages need a GPU.
+"""Knobs of the operations layer: new-log ingestion from S3, the DVC remote, which stages need a GPU,
+what the served model accepts.
 
 The `ops` section of params.yaml; drivefine_core.config.load_ops_params reads it (these defaults when
 the section or the file is absent, so the flows run on a laptop with no configuration).
@@ -72,8 +73,22 @@ class RoutingParams(Section):
     gpu_timeout_s: float = Field(6 * 3600.0, gt=0.0, description="wait at most this long for the GPU run")
 
 
+class ServingParams(Section):
+    """What the served planner accepts (`drivefine serve`, POST /invocations). A request beyond a limit is
+    answered 400 naming the row and field; nothing is decoded or planned before these checks pass."""
+
+    max_batch_rows: int = Field(32, ge=1, description="scenes in one request")
+    max_image_bytes: int = Field(4 << 20, ge=1024, description="one encoded camera view (after base64)")
+    max_image_pixels: int = Field(3840 * 2160, ge=64, description="width x height of one view, from its header")
+    max_abs_velocity: float = Field(70.0, gt=0.0, description="m/s, each of vx, vy")
+    max_abs_acceleration: float = Field(30.0, gt=0.0, description="m/s^2, each of ax, ay")
+    max_abs_history_position: float = Field(300.0, gt=0.0, description="m, x and y of the history poses")
+    max_abs_history_heading: float = Field(6.3, gt=0.0, description="rad, heading of the history poses")
+
+
 class OpsParams(Section):
     ingest: IngestLogsParams = IngestLogsParams()
     remote: DvcRemoteParams = DvcRemoteParams()
     routing: RoutingParams = RoutingParams()
+    serving: ServingParams = ServingParams()
 

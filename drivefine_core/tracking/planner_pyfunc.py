@@ -7,12 +7,21 @@ Input columns (one row per scene):
   acceleration  list[float] ego frame [ax, ay]
   history       list[float] the 4 history poses [x, y, heading] flattened to 12 values (ego frame)
 Output columns: x, y, heading - each a list of 8 floats (0.5 s apart, ego frame, metres / radians).
+
+A request is checked before anything is decoded or planned (limits: params ops.serving, recorded in the
+model's config at registration; `drivefine serve` passes the current ones in DRIVEFINE_SERVING_LIMITS):
+rows per request, views per row, each view's encoded size and pixel count (read from its header), and
+every number finite and within range. A refusal is an MlflowException INVALID_PARAMETER_VALUE, which the
+scoring server answers with 400 and the message (row, field, limit), never a stack trace.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import io
+import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +31,10 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from drivefine_core.ops.params import ServingParams
+
 INPUT_COLUMNS = ("images_b64", "command", "velocity", "acceleration", "history")
+LIMITS_ENV = "DRIVEFINE_SERVING_LIMITS"  # JSON of ops.serving, set by `drivefine serve`
 
 
 NUMERIC_COLUMNS = ("command", "velocity", "acceleration", "history")
@@ -85,6 +97,83 @@ def frame_to_batch(df: pd.DataFrame, height: int, width: int) -> dict[str, torch
     }
 
 
+class BadRequest(ValueError):
+    """A request the served model refuses; the message names the row and field."""
+
+
+def _numbers(df: pd.DataFrame, col: str, bounds: list[tuple[float, float, str]]) -> None:
+    """Each row's `col`: one finite number per entry of `bounds` (low, high, the knob that sets them)."""
+    lo = np.array([b[0] for b in bounds])
+    hi = np.array([b[1] for b in bounds])
+    for i, value in enumerate(df[col]):
+        try:
+            arr = np.asarray(value, dtype=np.float64).ravel()
+        except (TypeError, ValueError):
+            raise BadRequest(f"row {i}, field {col}: not a list of numbers") from None
+        if arr.size != len(bounds):
+            raise BadRequest(f"row {i}, field {col}: {arr.size} values, expected {len(bounds)}")
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            k = int(np.argmax(bad))
+            raise BadRequest(f"row {i}, field {col}[{k}]: not a finite number ({arr[k]!r})")
+        out = (arr < lo) | (arr > hi)
+        if out.any():
+            k = int(np.argmax(out))
+            raise BadRequest(f"row {i}, field {col}[{k}]: {arr[k]:.6g} is outside [{lo[k]:g}, {hi[k]:g}] "
+                             f"({bounds[k][2]})")
+
+
+def _check_views(views: Any, row: int, num_views: int, limits: ServingParams) -> None:
+    if isinstance(views, str) or not hasattr(views, "__len__"):
+        raise BadRequest(f"row {row}, field images_b64: a list of {num_views} base64 images expected")
+    if len(views) != num_views:
+        raise BadRequest(f"row {row}, field images_b64: {len(views)} views, the planner reads {num_views}")
+    for k, v in enumerate(views):
+        field = f"row {row}, field images_b64[{k}]"
+        if not isinstance(v, str):
+            raise BadRequest(f"{field}: not a base64 string")
+        if len(v) * 3 // 4 > limits.max_image_bytes:  # refused before decoding anything
+            raise BadRequest(f"{field}: about {len(v) * 3 // 4} bytes, more than "
+                             f"{limits.max_image_bytes} (ops.serving.max_image_bytes)")
+        try:
+            raw = base64.b64decode(v, validate=True)
+            with Image.open(io.BytesIO(raw)) as img:  # reads the header only
+                w, h = img.size
+        except Image.DecompressionBombError:
+            raise BadRequest(f"{field}: more pixels than {limits.max_image_pixels} "
+                             "(ops.serving.max_image_pixels)") from None
+        except (binascii.Error, ValueError, OSError) as exc:
+            raise BadRequest(f"{field}: not a decodable image ({type(exc).__name__})") from None
+        if w * h > limits.max_image_pixels:
+            raise BadRequest(f"{field}: {w}x{h} pixels, more than {limits.max_image_pixels} "
+                             f"(ops.serving.max_image_pixels)")
+
+
+def validate_request(df: pd.DataFrame, num_views: int, limits: ServingParams) -> None:
+    """Refuse (BadRequest naming row and field) what the planner must not be run on."""
+    missing = [c for c in INPUT_COLUMNS if c not in df.columns]
+    if missing:
+        raise BadRequest(f"input is missing column(s) {missing}; expected {list(INPUT_COLUMNS)}")
+    if len(df) > limits.max_batch_rows:
+        raise BadRequest(f"batch: {len(df)} rows, more than {limits.max_batch_rows} (ops.serving.max_batch_rows)")
+    v, acc = limits.max_abs_velocity, limits.max_abs_acceleration
+    pos, head = limits.max_abs_history_position, limits.max_abs_history_heading
+    _numbers(df, "command", [(0.0, 1.0, "one-hot")] * 4)
+    _numbers(df, "velocity", [(-v, v, "m/s, ops.serving.max_abs_velocity")] * 2)
+    _numbers(df, "acceleration", [(-acc, acc, "m/s^2, ops.serving.max_abs_acceleration")] * 2)
+    pose = [(-pos, pos, "m, ops.serving.max_abs_history_position")] * 2 + [
+        (-head, head, "rad, ops.serving.max_abs_history_heading")]
+    _numbers(df, "history", pose * 4)  # 4 poses x (x, y, heading)
+    for i, views in enumerate(df["images_b64"]):
+        _check_views(views, i, num_views, limits)
+
+
+def serving_limits(config: dict[str, Any]) -> ServingParams:
+    """The limits of `drivefine serve` (env), else those recorded at registration, else the defaults."""
+    text = os.environ.get(LIMITS_ENV)
+    return ServingParams.model_validate(json.loads(text) if text else (config.get("limits") or {}))
+
+
 class PlannerModel(mlflow.pyfunc.PythonModel):
     """Loads the planner from the model's artifacts; `mode` comes from the model config."""
 
@@ -95,29 +184,41 @@ class PlannerModel(mlflow.pyfunc.PythonModel):
         config = context.model_config or {}
         self.mode = config.get("mode", "mdm+refine")
         self.seed = int(config.get("seed", 0))
+        self.limits = serving_limits(config)
 
     # No type hints on predict: MLflow 3 would derive a loose signature from them instead of ours.
     def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
         p = self.planner.params
-        batch = frame_to_batch(pd.DataFrame(model_input), p.image_height, p.image_width)
+        df = pd.DataFrame(model_input)
+        try:  # a bad request is the client's error (400 with the field), not a server failure
+            validate_request(df, p.num_views, getattr(self, "limits", ServingParams()))
+            batch = frame_to_batch(df, p.image_height, p.image_width)
+        except ValueError as exc:
+            raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from None
         with torch.no_grad():
             poses = self.planner.plan(batch, self.mode, seed=self.seed).poses.cpu().numpy().astype(float)
         return pd.DataFrame({"x": list(poses[..., 0]), "y": list(poses[..., 1]), "heading": list(poses[..., 2])})
 
 
 def log_planner_model(planner_dir: str | Path, mode: str, input_example: pd.DataFrame,
-                      registered_model: str | None = None, seed: int = 0) -> mlflow.models.model.ModelInfo:
-    """Log the planner (its save() directory) as a pyfunc with signature and input example."""
+                      registered_model: str | None = None, seed: int = 0,
+                      limits: ServingParams | None = None) -> mlflow.models.model.ModelInfo:
+    """Log the planner (its save() directory) as a pyfunc with signature, input example and the request
+    limits (params ops.serving) it is served with."""
     from mlflow.models import infer_signature
 
     input_example = normalize_frame(input_example)
+    config = {"mode": mode, "seed": seed, "limits": (limits or ServingParams()).model_dump()}
     probe = PlannerModel()  # loaded only to compute the output example; the logged model stays empty
-    ctx = type("Ctx", (), {"artifacts": {"planner": str(planner_dir)}, "model_config": {"mode": mode, "seed": seed}})
+    ctx = type("Ctx", (), {"artifacts": {"planner": str(planner_dir)}, "model_config": config})
     probe.load_context(ctx)
     signature = infer_signature(input_example, probe.predict(None, input_example))
     return mlflow.pyfunc.log_model(
         name="planner", python_model=PlannerModel(), artifacts={"planner": str(planner_dir)},
-        model_config={"mode": mode, "seed": seed}, signature=signature, input_example=input_example,
+        model_config=config, signature=signature, input_example=input_example,
         registered_model_name=registered_model, code_paths=[str(Path(__file__).resolve().parents[1])],
     )
 

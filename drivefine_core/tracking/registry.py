@@ -10,6 +10,7 @@ import pandas as pd
 import yaml
 from mlflow.tracking import MlflowClient
 
+from drivefine_core.ops.params import ServingParams
 from drivefine_core.tracking.planner_pyfunc import log_planner_model
 from drivefine_core.tracking.promotion import CANDIDATE
 
@@ -38,10 +39,10 @@ def dvc_lock_tags(lock_file: str | Path = "dvc.lock", stages: tuple[str, ...] = 
 
 
 def register_planner(planner_dir: str | Path, mode: str, input_example: pd.DataFrame, model_name: str,
-                     tags: dict[str, str], scores: dict[str, float]) -> str:
-    """Log the planner as a pyfunc in the active run, register a new version, tag it and alias it
-    `candidate`. Returns the version."""
-    info = log_planner_model(planner_dir, mode, input_example, registered_model=model_name)
+                     tags: dict[str, str], scores: dict[str, float], limits: ServingParams | None = None) -> str:
+    """Log the planner as a pyfunc in the active run (with the request limits it is served with), register
+    a new version, tag it and alias it `candidate`. Returns the version."""
+    info = log_planner_model(planner_dir, mode, input_example, registered_model=model_name, limits=limits)
     version = str(info.registered_model_version)
     client = MlflowClient()
     all_tags = {**tags, **{f"{SCORE_PREFIX}{k}": f"{v:.6f}" for k, v in scores.items()}, "planner.mode": mode}

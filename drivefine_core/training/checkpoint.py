@@ -1,9 +1,14 @@
 """Resumable training checkpoints: one file, written atomically (temp name in the same directory, then
-os.replace), so a run killed while saving leaves the previous checkpoint intact."""
+os.replace), so a run killed while saving leaves the previous checkpoint intact.
+
+The file holds only tensors, numbers, strings and plain containers (the RNG states are converted to
+those), so it is read with torch.load(weights_only=True): a checkpoint that carries a pickled Python
+object is refused, never run."""
 
 from __future__ import annotations
 
 import os
+import pickle
 import random
 from pathlib import Path
 from typing import Any
@@ -12,11 +17,20 @@ import numpy as np
 import torch
 
 CHECKPOINT_FILE = "last.pt"
-FORMAT = "drivefine-train-state/1"
+FORMAT = "drivefine-train-state/2"  # /2: RNG states as tensors (weights-only loadable)
 
 
 def rng_state() -> dict[str, Any]:
-    state: dict[str, Any] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """Every RNG's state as tensors and plain values (nothing a weights-only load would refuse)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"name": str(name), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "python": {"version": int(version), "internal": torch.tensor(internal, dtype=torch.int64),
+                   "gauss_next": gauss_next},
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -24,8 +38,11 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    py = state["python"]
+    random.setstate((py["version"], tuple(int(x) for x in py["internal"].tolist()), py["gauss_next"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -50,8 +67,14 @@ def load_checkpoint(directory: str | Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        # our own file with numpy / python RNG states inside: weights_only cannot hold those
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        refused = next((ln.strip() for ln in str(exc).splitlines() if "Unsupported global" in ln), "")[:200]
+        if not refused:  # a truncated or corrupt file
+            raise ValueError(f"{path}: unreadable training checkpoint: {str(exc).splitlines()[-1][:300]}") from None
+        # weights-only refused a global: the file asks to build a Python object, which is never run
+        raise ValueError(f"{path}: refused: the checkpoint holds a pickled Python object, not only tensors and "
+                         f"plain values ({refused}); delete it to start afresh") from None
     except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same clear message
         raise ValueError(f"{path}: unreadable training checkpoint: {exc}") from exc
     if not isinstance(state, dict) or state.get("format") != FORMAT:

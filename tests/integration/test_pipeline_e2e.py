@@ -1,7 +1,7 @@
 """The whole pipeline with real parts: an MLflow tracking server over HTTP (SQLite backend, artifacts
 on a moto S3 server), the Prefect retrain flow over every DVC stage on tiny params, the registered
 version with its lineage, the promotion gate on a better and a worse candidate, and the champion
-served by `mlflow models serve` answering over HTTP."""
+served by `drivefine serve` answering over HTTP."""
 
 import json
 import os
@@ -134,8 +134,7 @@ def test_gate_refuses_a_worse_candidate_and_promotes_a_better_one(pipeline):
 def test_champion_is_served_over_http(pipeline):
     repo, env, _, _, _ = pipeline
     port = free_port()
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m",
-                             f"models:/{MODEL}@champion", "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "drivefine"), "serve", "-p", str(port)],  # the README's
                             cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:
         wait_http(f"http://127.0.0.1:{port}/ping", timeout=120, proc=proc)

@@ -82,3 +82,116 @@ def test_served_images_are_preprocessed_like_the_feature_cache():
     df.at[0, "images_b64"] = encode_views([big])
     served = frame_to_batch(df, 32, 32)["image"][0].permute(1, 2, 0).numpy()
     np.testing.assert_allclose(served, cached, atol=1e-6)
+
+
+def _huge_header_jpeg(side: int = 12000) -> bytes:
+    """A small JPEG whose header claims side x side pixels (what a decompression bomb looks like)."""
+    raw = bytearray(_jpeg())
+    sof = raw.index(b"\xff\xc0")  # baseline frame header: marker, length(2), precision(1), height(2), width(2)
+    raw[sof + 5 : sof + 9] = side.to_bytes(2, "big") * 2
+    return bytes(raw)
+
+
+BAD_REQUESTS = {  # (what is changed in row 0) -> (field named in the answer)
+    "nan velocity": (("velocity", [float("nan"), 0.0]), r"row 0, field velocity\[0\]: not a finite number"),
+    "inf velocity": (("velocity", [5.0, float("inf")]), r"row 0, field velocity\[1\]: not a finite number"),
+    "1e30 velocity": (("velocity", [1e30, 0.0]), r"row 0, field velocity\[0\]: 1e\+30 is outside \[-70, 70\]"),
+    "far history": (("history", [0.0] * 9 + [0.0, -5e3, 0.0]), r"field history\[10\]: -5000 is outside"),
+    "command": (("command", [0.0, 7.0, 0.0, 0.0]), r"field command\[1\]: 7 is outside \[0, 1\]"),
+    "huge image": (("images_b64", encode_views([_huge_header_jpeg()])), r"images_b64\[0\]: 12000x12000 pixels"),
+    "not an image": (("images_b64", ["bm90IGFuIGltYWdl"]), r"images_b64\[0\]: not a decodable image"),
+    "two views": (("images_b64", encode_views([_jpeg(), _jpeg()])), r"field images_b64: 2 views, the planner reads 1"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_REQUESTS))
+def test_bad_requests_are_refused_naming_the_field(case):
+    from drivefine_core.ops.params import ServingParams
+    from drivefine_core.tracking.planner_pyfunc import BadRequest, validate_request
+
+    (col, value), message = BAD_REQUESTS[case]
+    df = scene_frame(2)
+    df.at[0, col] = value
+    with pytest.raises(BadRequest, match=message):
+        validate_request(df, 1, ServingParams())
+    validate_request(scene_frame(2), 1, ServingParams())  # the unchanged request passes
+    with pytest.raises(BadRequest, match=r"batch: 3 rows, more than 2 \(ops.serving.max_batch_rows\)"):
+        validate_request(scene_frame(3), 1, ServingParams(max_batch_rows=2))
+    with pytest.raises(BadRequest, match=r"images_b64\[0\]: about \d+ bytes, more than 1024"):
+        validate_request(scene_frame(1).assign(images_b64=[["A" * 4000]]), 1, ServingParams(max_image_bytes=1024))
+
+
+@pytest.mark.integration
+def test_served_model_answers_400_naming_the_field_without_a_stack_trace(tmp_path, planner_dir):
+    """`drivefine serve` as the README writes it, with no virtual environment on PATH."""
+    import json
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import urllib.error
+    import urllib.request
+
+    import psutil
+    import yaml
+    from servers import free_port, wait_http
+
+    repo_root = __import__("pathlib").Path(__file__).resolve().parents[2]
+    repo = tmp_path / "clone"
+    repo.mkdir()
+    params = yaml.safe_load((repo_root / "params.yaml").read_text())
+    params["ops"]["serving"]["max_batch_rows"] = 3
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    mlflow.set_tracking_uri(f"sqlite:///{repo}/mlflow.db")
+    mlflow.set_experiment(experiment_id=mlflow.create_experiment("serve", artifact_location=str(repo / "mlruns")))
+    with mlflow.start_run():
+        log_planner_model(planner_dir, "flow", scene_frame(1), registered_model="drivefine-planner")
+    mlflow.MlflowClient().set_registered_model_alias("drivefine-planner", "champion", "1")
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DRIVEFINE_"))}
+    env["PATH"] = os.pathsep.join(p for p in ("/usr/local/bin", "/usr/bin", "/bin") if os.path.isdir(p))
+    assert shutil.which("uvicorn", path=env["PATH"]) is None  # the venv's bin is not on PATH
+    drivefine = str(repo_root / ".venv" / "bin" / "drivefine")
+    log = open(tmp_path / "serve.log", "wb")
+    server = subprocess.Popen([drivefine, "serve", "--repo", str(repo), "-p", str(port)], env=env,
+                              stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        try:
+            wait_http(f"{url}/ping", timeout=240, proc=server)
+        except Exception:
+            pytest.fail((tmp_path / "serve.log").read_text()[-3000:])
+
+        def post(df: pd.DataFrame) -> tuple[int, str]:
+            body = json.dumps({"dataframe_split": df.to_dict(orient="split")}).encode()  # NaN / Infinity as JSON
+            req = urllib.request.Request(f"{url}/invocations", body, {"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=120) as r:
+                    return r.status, r.read().decode()
+            except urllib.error.HTTPError as exc:
+                return exc.code, exc.read().decode()
+
+        status, text = post(scene_frame(2))
+        assert status == 200, text
+        assert len(json.loads(text)["predictions"][0]["x"]) == 8
+        for case, ((col, value), message) in BAD_REQUESTS.items():
+            df = scene_frame(2)
+            df.at[1, col] = value
+            status, text = post(df)
+            assert status == 400, (case, text)
+            answer = json.loads(text)
+            assert answer["error_code"] == "INVALID_PARAMETER_VALUE", case
+            assert __import__("re").search(message.replace("row 0", "row 1"), answer["message"]), (case, answer)
+            assert "stack_trace" not in answer and "Traceback" not in text, case
+        status, text = post(scene_frame(4))  # ops.serving.max_batch_rows: 3 in this clone's params
+        assert status == 400 and "batch: 4 rows, more than 3" in text
+    finally:
+        children = psutil.Process(server.pid).children(recursive=True) if server.poll() is None else []
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+        _, alive = psutil.wait_procs(children, timeout=30)
+        for proc in alive:
+            proc.kill()
+        log.close()
+    assert not alive  # the scoring server's worker ended with the command

@@ -95,3 +95,25 @@ def test_mixed_precision_by_flag_trains(precision: str) -> None:
     assert all(torch.isfinite(torch.tensor(h["loss"])) for h in result.history)
     assert planner.drivefine.backbone.head.weight.dtype == torch.float32  # master weights stay fp32
     assert not torch.equal(head, planner.drivefine.backbone.head.weight)
+
+
+class _Payload:
+    """Stands for any object a crafted checkpoint could ask the unpickler to build."""
+
+    def __reduce__(self):
+        return (Path, ("built-by-unpickling",))
+
+
+def test_checkpoint_holding_a_pickled_object_is_refused_not_run(tmp_path: Path) -> None:
+    p = tiny_params()
+    data = [s for s, _ in toy_scenes(p)]
+    sft = SFTParams(drivefine=OptimParams(steps=1, batch_size=2, checkpoint_every=1))
+    train_phase(Planner(p), "drivefine", data, sft, checkpoint_dir=tmp_path)
+    state = load_checkpoint(tmp_path)  # what the loop writes loads weights-only: RNG states are tensors
+    assert state is not None and isinstance(state["rng"]["numpy"]["keys"], torch.Tensor)
+    state["history"] = [_Payload()]
+    torch.save(state, tmp_path / CHECKPOINT_FILE)  # the same checkpoint, now carrying one pickled object
+    with pytest.raises(ValueError, match=r"last\.pt: refused: the checkpoint holds a pickled Python object.*Path"):
+        load_checkpoint(tmp_path)
+    with pytest.raises(ValueError, match="refused"):
+        train_phase(Planner(p), "drivefine", data, sft, checkpoint_dir=tmp_path)
