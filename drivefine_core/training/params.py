@@ -98,14 +98,24 @@ class RLParams(_Section):
     variants: list[Variant] = Field(default_factory=lambda: ["drivefine", "spanvla"])
     reward: Literal["v1/pdms", "v2/epdms"] = "v1/pdms"
     optim: OptimParams = OptimParams(steps=20, batch_size=4, lr=1e-4, warmup_steps=0, min_lr_ratio=1.0)
+    variant_steps: dict[Variant, int] = Field(default_factory=dict, description="optimiser steps of one variant "
+                                              "(absent: optim.steps); a flow GRPO step costs a tenth of a "
+                                              "DriveFine one, so the flow can afford more of them")
     grpo: GRPOParams = GRPOParams()
     refine: RefineRLParams = RefineRLParams()
     flow: FlowGRPOParams = FlowGRPOParams()
     eval_scenes: int = Field(16, ge=1, description="scenes for the mean reward before / after")
     max_samples: int = Field(0, ge=0, description="cap on RL scenes (0 = all with a metric cache)")
 
+    def optim_for(self, variant: str) -> OptimParams:
+        steps = self.variant_steps.get(variant)  # type: ignore[call-overload]
+        return self.optim if steps is None else self.optim.model_copy(update={"steps": steps})
+
     @model_validator(mode="after")
     def _check(self) -> "RLParams":
+        bad = {k: v for k, v in self.variant_steps.items() if v < 1}
+        if bad:
+            raise ValueError(f"rl.variant_steps must be >= 1, got {bad}")
         if self.grpo.decode_steps is not None and self.grpo.merge_tau > self.grpo.decode_steps:
             raise ValueError(f"rl.grpo.merge_tau={self.grpo.merge_tau} exceeds decode_steps={self.grpo.decode_steps}")
         return self

@@ -76,9 +76,10 @@ def sampled_reward(planner: Planner, scenes: Scenes, variant: str, rl: RLParams,
     return float(np.mean(r))
 
 
-def _trainer(planner: Planner, params: list[nn.Parameter], rl: RLParams, name: str, acc: Accelerator | None,
+def _trainer(planner: Planner, params: list[nn.Parameter], rl: RLParams, variant: str, acc: Accelerator | None,
              checkpoint_dir: str | Path | None, log_metrics: MetricsCallback | None) -> Trainer:
-    return Trainer(planner, params, rl.optim, accelerator=acc or make_accelerator(),
+    name = f"rl_{variant}"
+    return Trainer(planner, params, rl.optim_for(variant), accelerator=acc or make_accelerator(),
                    checkpoint_dir=checkpoint_dir, log_metrics=log_metrics, name=name,
                    run_key=f"{name}/{rl.model_dump_json()}")
 
@@ -100,7 +101,7 @@ def train_rl_drivefine(planner: Planner, scenes: Scenes, rl: RLParams, reward_fn
     """GRPO on the generation expert + offline / online refinement RL, one optimizer over DriveFine."""
     model = planner.drivefine
     ref = frozen_copy(model) if rl.grpo.kl_beta > 0 else None
-    trainer = _trainer(planner, list(model.parameters()), rl, "rl_drivefine", accelerator, checkpoint_dir,
+    trainer = _trainer(planner, list(model.parameters()), rl, "drivefine", accelerator, checkpoint_dir,
                        log_metrics)
     if ref is not None:
         ref.to(trainer.acc.device)
@@ -141,7 +142,7 @@ def train_rl_spanvla(planner: Planner, scenes: Scenes, rl: RLParams, reward_fn: 
             targets.update(build_scene_targets(new, shifts, speeds, f_p.recovery_converge_s))
         return [targets[c.token] for c in caches]
 
-    trainer = _trainer(planner, list(policy.parameters()), rl, "rl_spanvla", accelerator, checkpoint_dir,
+    trainer = _trainer(planner, list(policy.parameters()), rl, "spanvla", accelerator, checkpoint_dir,
                        log_metrics)
     if ref is not None:
         ref.to(trainer.acc.device)

@@ -7,6 +7,7 @@ import copy
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from drivefine_core.models import Planner
@@ -73,3 +74,12 @@ def test_kl_anchor_stops_progress_reward_hacking(sft_planner: Planner, scenes) -
     drift_free, drift_anchored = _reversal(free, scenes) - start, _reversal(anchored, scenes) - start
     assert drift_free > 2.0, (drift_free, drift_anchored)  # without the anchor: reversing by metres at the last waypoint
     assert abs(drift_anchored) < 0.2 * drift_free, (drift_free, drift_anchored)
+
+
+def test_variant_steps_give_the_flow_its_own_step_count(sft_planner: Planner, scenes) -> None:
+    rl = _rl(2, w_negative=0.0, w_recovery=0.0).model_copy(update={"variant_steps": {"spanvla": 3}})
+    assert rl.optim_for("drivefine").steps == 2 and rl.optim_for("spanvla").steps == 3
+    result = train_rl(copy.deepcopy(sft_planner), "spanvla", scenes, rl, ScorerReward("v1/pdms"))
+    assert result.steps == 3
+    with pytest.raises(ValueError, match="variant_steps"):
+        RLParams(variant_steps={"spanvla": 0})
