@@ -30,51 +30,58 @@ def _chunks(caches: Sequence[MetricCache], size: int) -> list[list[int]]:
     return chunks
 
 
-def _score_chunk(shared: tuple[list[MetricCache], MetricsParams], job: tuple[list[int], np.ndarray]
-                 ) -> dict[str, np.ndarray]:
-    """Scores of one agent's plans for one chunk of scenes; runs on the executor's workers."""
+def _score_chunk(shared: tuple[list[MetricCache], MetricsParams], job: tuple[list[int], list[np.ndarray]]
+                 ) -> list[dict[str, np.ndarray]]:
+    """Scores of every agent's plans for one chunk of scenes; runs on the executor's workers.
+
+    The scorer keeps rows it simulates per scene on the cache, computed with the batch that first needed
+    them; they are rebuilt here from this chunk alone, so the last bit of a score does not depend on which
+    worker process saw the scene before (or on what the caller scored earlier)."""
     caches, params = shared
     idx, plans = job
     part = [caches[i] for i in idx]
-    return score_trajectories(part, plans[:, None], params.version, params.extended_comfort_pairs, params.human_filter)
+    for c in part:
+        c.invalidate()
+    return [score_trajectories(part, p[:, None], params.version, params.extended_comfort_pairs, params.human_filter)
+            for p in plans]
 
 
 def evaluate_agents(caches: Sequence[MetricCache], agents: dict[str, Agent], params: MetricsParams | None = None,
                     executor: Executor | None = None) -> tuple[dict[str, float], pd.DataFrame]:
     """-> (split means {"<agent>/v1/pdms": .., "<agent>/v2/epdms": ..}, per-scene DataFrame).
 
-    Agents plan in this process (they may hold a model); their plans are scored on `executor` (default:
-    this process) while the next agent plans. Split aggregate = mean over scenes (nan-aware for v2/ec,
-    which is nan without a predecessor)."""
+    Agents plan in this process (they may hold a model), chunk by chunk; each chunk's plans are scored on
+    `executor` (default: this process) while the agents plan the next one. Split aggregate = mean over
+    scenes (nan-aware for v2/ec, which is nan without a predecessor)."""
     params = params or MetricsParams()
     if not caches:
         raise ValueError("evaluate_agents: no metric caches to evaluate")
     caches = list(caches)
     chunks = _chunks(caches, params.chunk_scenes)
-    jobs: list[tuple[str, list[int]]] = []  # (agent, scene indices) of each scoring job, by position
 
-    def plans() -> Iterator[tuple[list[int], np.ndarray]]:
-        for name, agent in agents.items():
-            for idx in chunks:
-                part = [caches[i] for i in idx]
+    def plans() -> Iterator[tuple[list[int], list[np.ndarray]]]:
+        for idx in chunks:
+            part = [caches[i] for i in idx]
+            out = []
+            for name, agent in agents.items():
                 planned = np.asarray(agent(part), dtype=np.float64)
                 if planned.shape != (len(part), 8, 3):
                     raise ValueError(f"agent {name!r} returned trajectories of shape {planned.shape}, "
                                      f"expected ({len(part)}, 8, 3)")
-                jobs.append((name, idx))
-                yield idx, planned
+                out.append(planned)
+            yield idx, out
 
-    rows = []
     executor = executor or make_executor()
-    for done in executor.map(_score_chunk, plans(), shared=(caches, params), total=len(agents) * len(chunks),
-                             desc="scoring agent x chunk", ordered=True):
-        scores = done.result()
-        name, idx = jobs[done.index]
-        for j, i in enumerate(idx):
-            c = caches[i]
-            row = {"agent": name, "token": c.token, "log_name": c.log_name}
-            row.update({k: float(v[j, 0]) for k, v in scores.items()})
-            rows.append(row)
+    scored = [done.result() for done in executor.map(_score_chunk, plans(), shared=(caches, params),
+                                                     total=len(chunks), desc="scoring chunks", ordered=True)]
+    rows = []
+    for a, name in enumerate(agents):
+        for idx, scores in zip(chunks, scored):
+            for j, i in enumerate(idx):
+                c = caches[i]
+                row = {"agent": name, "token": c.token, "log_name": c.log_name}
+                row.update({k: float(v[j, 0]) for k, v in scores[a].items()})
+                rows.append(row)
     table = pd.DataFrame(rows)
     metric_cols = [c for c in table.columns if c.startswith(("v1/", "v2/"))]
     means = {}
