@@ -71,7 +71,8 @@ def evaluate_agents(caches: Sequence[MetricCache], agents: dict[str, Agent], par
                 out.append(planned)
             yield idx, out
 
-    executor = executor or make_executor()
+    if executor is None or len(chunks) == 1:  # one chunk: nothing to share out, no process to start
+        executor = make_executor()
     scored = [done.result() for done in executor.map(_score_chunk, plans(), shared=(caches, params),
                                                      total=len(chunks), desc="scoring chunks", ordered=True)]
     rows = []
