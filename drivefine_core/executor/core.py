@@ -79,10 +79,10 @@ class Executor:
             progress: bool | Progress = True) -> Iterator[Done[R]]:
         """Done per item: in input order when `ordered`, else as they finish. `progress`: a tqdm bar of logs
         done / total (True), none (False), or a callback(done, total)."""
+        backend = self.backend
+        backend.start(fn, shared)  # a Ray backend counts the cluster's CPUs here: it may have grown
         window = max(1, window or 2 * self.slots)
         bar = tqdm(total=total, desc=f"{desc} [{self.name}]", unit="log", disable=progress is not True)
-        backend = self.backend
-        backend.start(fn, shared)
         pending: dict[Any, int] = {}
         buffered: dict[int, Done[R]] = {}
         source = enumerate(items)

@@ -52,13 +52,18 @@ def connect(address: str) -> None:
 class RayBackend(Backend):
     def __init__(self, address: str, max_retries: int, cpus_per_task: float) -> None:
         connect(address)
-        cpus = float(ray.cluster_resources().get("CPU", 1.0))
-        self.slots = max(1, int(cpus // cpus_per_task))
-        self.name = f"Ray, {cpus:g} CPUs"
+        self.cpus_per_task = cpus_per_task
+        self._count_cpus()
         self.task = ray.remote(_run_task).options(max_retries=max_retries, retry_exceptions=False,
                                                   num_cpus=cpus_per_task)
 
+    def _count_cpus(self) -> None:
+        cpus = float(ray.cluster_resources().get("CPU", 1.0))
+        self.slots = max(1, int(cpus // self.cpus_per_task))
+        self.name = f"Ray, {cpus:g} CPUs"
+
     def start(self, fn: Callable[[Any, Any], Any], shared: Any) -> None:
+        self._count_cpus()
         self.fn, self.shared_ref, self.cwd = fn, ray.put(shared), os.getcwd()
 
     def submit(self, item: Any) -> Any:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -139,6 +141,23 @@ def test_a_worker_lost_beyond_the_retries_fails_that_item_only(cluster, tmp_path
     done = list(executor.map(die_once_task(), range(4), shared=str(tmp_path), ordered=True, progress=False))
     assert isinstance(done[1].error, WorkerLostError)
     assert [d.result()[0] for i, d in enumerate(done) if i != 1] == [0, 2, 3]
+
+
+def test_a_stage_process_named_only_by_ray_address(cluster, tmp_path):
+    """What a stage does on the team stack: RAY_ADDRESS in its environment, no ray.init of its own. Its tasks
+    see its storage endpoint and run in its working directory."""
+    script = ("import os\n"
+              "from drivefine_core.executor.core import make_executor\n"
+              "def where(var, item):\n"
+              "    return os.environ.get(var, 'unset'), os.getcwd()\n"
+              "done = make_executor().map(where, range(3), shared='AWS_ENDPOINT_URL', progress=False)\n"
+              "print(sorted(set(d.result() for d in done)))\n")
+    env = {**os.environ, "RAY_ADDRESS": cluster.address, "AWS_ENDPOINT_URL": "http://minio.example:9000",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    out = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == repr([("http://minio.example:9000", str(tmp_path))])
 
 
 def test_ray_address_from_the_environment(cluster, monkeypatch):
