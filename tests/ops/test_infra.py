@@ -190,7 +190,7 @@ def test_the_data_stages_ray_cluster(services):
         env = services[name]["environment"]
         assert env["RAY_ADDRESS"] == f"ray-head:{port}" and env["RAY_AUTH_TOKEN"].startswith("${")
         assert services[name]["working_dir"] == "/workspace" and "..:/workspace" in services[name]["volumes"]
-    assert "--num-cpus=0" in services["worker-cpu"]["command"][-1]
+    assert "--num-cpus=0" in services["worker-cpu"]["entrypoint"][2] and services["worker-cpu"]["command"][0] == "prefect"
     assert "RAY_ADDRESS" not in services["worker-gpu"]["environment"]  # GPU stages score in their own pool
     assert set(FORWARDED_ENV) - {"OMP_NUM_THREADS", "AWS_SESSION_TOKEN"} <= set(services["ray-worker"]["environment"])
     cluster = next(d for d in k8s_docs() if d["kind"] == "RayCluster")
