@@ -65,13 +65,12 @@ def run_stages(root: Path, params, executor: Executor) -> dict[str, float]:
     return times
 
 
-def executor_for(backend: str, workers: int) -> tuple[Executor, object]:
+def executor_for(backend: str, workers: int, tmp: Path) -> tuple[Executor, object]:
     if backend == "pool":
         return make_executor(ExecutorParams(workers=workers)), None
     import ray
 
-    ray.init(num_cpus=workers, include_dashboard=False, logging_level="WARNING",
-             _temp_dir=tempfile.mkdtemp(prefix="dfray-"))
+    ray.init(num_cpus=workers, include_dashboard=False, logging_level="WARNING", _temp_dir=str(tmp / f"ray{workers}"))
     return make_executor(ExecutorParams(ray_address="auto")), ray
 
 
@@ -109,13 +108,13 @@ def main() -> None:
     results: dict[int, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="drivefine-scale-") as tmp:
         for workers in (1, args.workers):
-            executor, ray = executor_for(args.backend, workers)
+            executor, ray = executor_for(args.backend, workers, Path(tmp))
             try:
                 results[workers] = run_stages(Path(tmp) / f"w{workers}", params, executor)
             finally:
                 if ray is not None:
                     ray.shutdown()
-        differ = same_outputs(Path(tmp) / "w1", Path(tmp) / f"w{args.workers}")
+        differ = same_outputs(Path(tmp) / "w1", Path(tmp) / f"w{args.workers}")  # ray's temp dirs are not compared
     load_after = os.getloadavg()
     one, many = results[1], results[args.workers]
     print(f"\ndata stages, {args.logs} logs x {args.frames} frames, backend {args.backend}, {os.cpu_count()} cores")
