@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError, model_validator
 
 from drivefine_core.data.params import IngestParams, MapParams
 from drivefine_core.data.synthetic.params import GenerateParams
+from drivefine_core.executor.params import ExecutorParams
 from drivefine_core.features.params import FeatureParams
 from drivefine_core.metrics.params import MetricsParams
 from drivefine_core.models.params import ModelParams
@@ -47,6 +48,7 @@ class Params(Section):
     evaluate: EvaluateParams = EvaluateParams()
     promotion: PromotionParams = PromotionParams()
     ops: OpsParams = OpsParams()
+    executor: ExecutorParams = ExecutorParams()
 
     @model_validator(mode="after")
     def _sections_agree(self) -> "Params":

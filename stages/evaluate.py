@@ -18,6 +18,7 @@ from drivefine_core.evaluation.agents import (
 )
 from drivefine_core.evaluation.curation import curated_tokens, means_over
 from drivefine_core.evaluation.ladder import SUMMARY_METRICS, best_and_worst, best_variant, plans_vary, score_table
+from drivefine_core.executor.core import make_executor
 from drivefine_core.metrics.cache_io import read_metric_caches
 from drivefine_core.models.planner import Planner
 from drivefine_core.reports.evaluation_report import SceneView, write_report
@@ -74,7 +75,7 @@ def run(params) -> None:
                 if stage == ev.stages[-1] and mode in ev.shuffled_camera_modes:
                     agents[f"{name}/shuffled-camera"] = planner_agent(planner, mode, features, ev.batch_size, ev.seed,
                                                                      shuffled_images(caches))
-        table, per_scene = score_table(caches, agents, params.metrics)
+        table, per_scene = score_table(caches, agents, params.metrics, make_executor(params.executor))
         primary = params.promotion.primary_metric
         collapsed = [n for n in learned if not plans_vary(agents[n].plans)]
         for n in collapsed:

@@ -10,6 +10,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
+from drivefine_core.executor.core import make_executor
 from drivefine_core.features.from_scenes import build_features_from_scenes_file
 from drivefine_core.features.manifest import load_manifest, save_manifest
 from drivefine_core.storage.api import delete
@@ -37,12 +38,14 @@ def run(params) -> None:
     with open_run("features", params, section):
         metrics: dict[str, float] = {}
         refused: list[dict] = []
+        executor = make_executor(params.executor, params.features.build_workers)
         for scenes_file in sorted(SCENES.glob("*.parquet")):
             split = scenes_file.stem
             store = str(OUT / split)
             result = build_features_from_scenes_file(
                 scenes_file, sensor_blobs(params.data), store, params.features, storage=params.storage,
-                on_log=lambda log, state, n: print(f"  {split}/{log}: {state} ({n} scenes)"))  # noqa: B023 - called before the loop moves on
+                on_log=lambda log, state, n: print(f"  {split}/{log}: {state} ({n} scenes)"),  # noqa: B023 - called before the loop moves on
+                executor=executor)
             refused += [{"log": log, "split": split, "reason": why, "field": "features"} for log, why in result.failed.items()]
             if result.written:
                 report = validate_features(store, params.features, params.validation, logs=result.written)

@@ -11,6 +11,7 @@ from pathlib import Path
 import mlflow
 
 from drivefine_core.data.synthetic.world import generate_world
+from drivefine_core.executor.core import make_executor
 from stages._common import main, open_run, write_json
 
 OUT = Path("data/synthetic")
@@ -24,7 +25,8 @@ def run(params) -> None:
             write_json(tmp / "NOT_GENERATED.json", {"reason": f"data.source is {params.data.source!r}"})
             summary = {"logs": 0, "frames": 0}
         else:
-            world = generate_world(tmp, params.generate)
+            workers = min(params.generate.workers, params.generate.num_logs)
+            world = generate_world(tmp, params.generate, executor=make_executor(params.executor, workers))
             summary = {"logs": sum(len(v) for v in world.logs.values()), "frames": world.frames,
                        "images": world.images, "seconds": round(world.seconds, 2),
                        "frames_per_s": round(world.frames / max(world.seconds, 1e-9), 1),

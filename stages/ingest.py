@@ -3,9 +3,12 @@ Expectations, write data/ingest/scenes/<split>.parquet and a quarantine report f
 
 from __future__ import annotations
 
+from functools import partial
+
 import mlflow
 
 from drivefine_core.data.ingest import ingest
+from drivefine_core.executor.core import make_executor
 from drivefine_core.validation.scene_checks import validate_log_scenes
 from stages._common import main, open_run, write_json
 from stages.sources import source_root
@@ -16,7 +19,8 @@ OUT = "data/ingest"
 def run(params) -> None:
     with open_run("ingest", params, {"data": params.data, "ingest": params.ingest, "validation": params.validation}):
         report = ingest(source_root(params.data), params.data.split_dirs, OUT, params.ingest,
-                        validate=lambda log, scenes: validate_log_scenes(log, scenes, params.validation))
+                        validate=partial(validate_log_scenes, params=params.validation),
+                        executor=make_executor(params.executor))
         metrics = report.metrics()
         write_json("metrics/ingest.json", metrics)
         mlflow.log_metrics(metrics)

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import mlflow
-from tqdm import tqdm
 
-from drivefine_core.data.scenes_io import read_scenes
+from drivefine_core.data.scenes_io import read_scene_index, read_scenes
+from drivefine_core.executor.core import make_executor
 from drivefine_core.metrics.cache_stage import build_metric_cache_dir
 from drivefine_core.tracking.lineage import dvc_md5
 from stages._common import main, open_run, write_json
@@ -26,12 +26,12 @@ def run(params) -> None:
         maps = maps_root(params.data)
         maps_digest = dvc_md5(Path(maps)) if Path(maps).exists() else maps
         metrics: dict[str, float] = {}
+        executor = make_executor(params.executor)
         for scenes_file in sorted(SCENES.glob("*.parquet")):
             split = scenes_file.stem
-            bar = tqdm(desc=f"metric cache {split}", unit="log")
+            logs = len(set(read_scene_index(scenes_file).column("log_name").to_pylist()))
             report = build_metric_cache_dir(read_scenes(scenes_file), maps, OUT / split, params.metrics,
-                                            maps_digest=maps_digest, progress=lambda r: bar.update(1))  # noqa: B023 - called before the loop moves on
-            bar.close()
+                                            maps_digest=maps_digest, executor=executor, total_logs=logs)
             for f in report.failures:
                 print(f"  skipped scene {f['token']} of {f['log']}: {f['error']}")
             metrics.update({f"{split}_logs_built": len(report.logs_written),

@@ -11,9 +11,7 @@ import json
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
-
-from tqdm import tqdm
+from typing import Callable
 
 from drivefine_core.data.errors import DataFormatError
 from drivefine_core.data.openscene_reader import load_log
@@ -21,6 +19,7 @@ from drivefine_core.data.params import IngestParams
 from drivefine_core.data.scene_filter import assign_split, cut_scenes
 from drivefine_core.data.schema import Scene
 from drivefine_core.data.scenes_io import ScenesWriter
+from drivefine_core.executor.core import Executor, WorkerLostError, make_executor
 from drivefine_core.storage import download, is_s3, list_prefix
 from drivefine_core.storage.local import write_file_atomic
 from drivefine_core.storage.safe_paths import safe_name
@@ -97,31 +96,48 @@ def _s3_logs(uri: str, split_dirs: list[str]) -> list[_LogSource]:
     return out
 
 
-def _log_files(
-    source_root: str, split_dirs: list[str], max_bytes: int | None = None
-) -> tuple[int, Iterator[tuple[_LogSource, Path | None]]]:
-    """How many logs there are, and an iterator over them with a local path.
-
-    S3 logs are downloaded one at a time into a temp dir (endpoint and credentials from the environment:
-    AWS_ENDPOINT_URL or MLFLOW_S3_ENDPOINT_URL), so local disk holds one log at a time. An S3 log larger
-    than max_bytes is not downloaded: its path is None.
-    """
+def _log_sources(source_root: str, split_dirs: list[str]) -> list[_LogSource]:
     if is_s3(source_root):
-        sources = _s3_logs(source_root, split_dirs)
+        return _s3_logs(source_root, split_dirs)
+    return [src for src, _ in _local_logs(Path(source_root), split_dirs)]
 
-        def fetch() -> Iterator[tuple[_LogSource, Path | None]]:
-            with tempfile.TemporaryDirectory(prefix="drivefine-ingest-") as tmp:
-                for src in sources:
-                    if max_bytes is not None and src.size is not None and src.size > max_bytes:
-                        yield src, None
-                        continue
-                    local = download(src.location, Path(tmp) / "log.pkl")
-                    yield src, local
-                    local.unlink(missing_ok=True)
 
-        return len(sources), fetch()
-    local_entries = _local_logs(Path(source_root), split_dirs)
-    return len(local_entries), iter(local_entries)
+@dataclass
+class _ReadLog:
+    """One log read and cut into scenes (by a worker), or why it was refused."""
+
+    src: _LogSource
+    refused: QuarantineEntry | None = None
+    log_name: str = ""
+    scenes: list[Scene] = field(default_factory=list)
+    frames: int = 0
+    failures: list[str] | None = None  # validation messages; None = not validated yet (max_scenes cuts first)
+
+
+def _read_log(shared: tuple[IngestParams, Validator | None], src: _LogSource) -> _ReadLog:
+    """Load, cut and validate one log; runs on the executor's workers. An S3 log is downloaded into a temp
+    dir of the worker (one log at a time per worker); one larger than max_log_bytes is not downloaded."""
+    params, validate = shared
+    if src.size is not None and src.size > params.max_log_bytes:
+        reason = f"is {src.size} bytes, over the limit of {params.max_log_bytes} (ingest.max_log_bytes)"
+        return _ReadLog(src, QuarantineEntry(src.name, reason, "<file>", None, src.location))
+    with tempfile.TemporaryDirectory(prefix="drivefine-ingest-") as tmp:
+        try:
+            local = download(src.location, Path(tmp) / "log.pkl") if is_s3(src.location) else Path(src.location)
+            log = load_log(local, params.require_annotations, params.required_cameras,
+                           max_bytes=params.max_log_bytes, max_array_elements=params.max_array_elements)
+        except DataFormatError as err:
+            return _ReadLog(src, QuarantineEntry(src.name, err.reason, err.field, err.frame, src.location))
+        except OSError as err:
+            return _ReadLog(src, QuarantineEntry(src.name, f"unreadable: {err}", "<file>", None, src.location))
+    # Cut without max_scenes: the caller keeps the first scenes up to the limit across logs, in log order.
+    scenes = cut_scenes(log.frames, params.scene_filter, log.log_name, log.map_location, limit=_UNLIMITED)
+    validated = validate is not None and params.scene_filter.max_scenes is None
+    failures = validate(log.log_name, scenes) if validated and validate is not None else None
+    return _ReadLog(src, None, log.log_name, scenes, len(log.frames), failures)
+
+
+_UNLIMITED = 1 << 62
 
 
 def _sha256(path: Path) -> str:
@@ -150,75 +166,72 @@ def ingest(
     params: IngestParams | None = None,
     progress: bool = True,
     validate: Validator | None = None,
+    executor: Executor | None = None,
 ) -> IngestReport:
     """Read every log under `<source_root>/navsim_logs/<split_dir>/`, cut scenes, write
     `out_dir/scenes/<split>.parquet` and `out_dir/quarantine.json`.
 
     `validate(log_name, scenes)` may return failure messages; a non-empty list quarantines that log.
+    Logs are read, cut and validated on `executor` (default: this process); what depends on the logs before
+    them (duplicate names and tokens, max_scenes, the split files) is settled here in log order, so the
+    output does not depend on the executor.
     """
     params = params or IngestParams()
     out_dir = Path(out_dir)
     scenes_dir = out_dir / "scenes"
     scenes_dir.mkdir(parents=True, exist_ok=True)
-    num_logs, log_files = _log_files(str(source_root), list(split_dirs), params.max_log_bytes)
+    sources = _log_sources(str(source_root), list(split_dirs))
     report = IngestReport(scenes_per_split={s: 0 for s in _expected_splits(params, list(split_dirs))})
     writers = {s: ScenesWriter(scenes_dir / f"{s}.parquet", params.row_group_scenes) for s in report.scenes_per_split}
     max_scenes = params.scene_filter.max_scenes
     total = 0
     seen_tokens: set[str] = set()
     seen_logs: dict[str, str] = {}  # log_name -> the file it came from
-    bar = tqdm(total=num_logs, desc="ingest logs", unit="log", disable=not progress)
+    executor = executor or make_executor()
     try:
-        for src, local in log_files:
-            bar.update(1)
+        for done in executor.map(_read_log, sources, shared=(params, validate), total=len(sources), desc="ingest logs",
+                                 ordered=True, progress=progress):
             if max_scenes is not None and total >= max_scenes:
                 break
-            if local is None:
-                reason = f"is {src.size} bytes, over the limit of {params.max_log_bytes} (ingest.max_log_bytes)"
-                report.quarantine.append(QuarantineEntry(src.name, reason, "<file>", None, src.location))
+            src = sources[done.index]
+            if isinstance(done.error, WorkerLostError):
+                report.quarantine.append(QuarantineEntry(src.name, str(done.error), "<worker>", None, src.location))
                 continue
-            try:
-                log = load_log(local, params.require_annotations, params.required_cameras,
-                               max_bytes=params.max_log_bytes, max_array_elements=params.max_array_elements)
-            except DataFormatError as err:
-                report.quarantine.append(QuarantineEntry(src.name, err.reason, err.field, err.frame, src.location))
+            read = done.result()
+            if read.refused is not None:
+                report.quarantine.append(read.refused)
                 continue
-            except OSError as err:
-                report.quarantine.append(QuarantineEntry(src.name, f"unreadable: {err}", "<file>", None, src.location))
-                continue
-            if log.log_name in seen_logs:  # downstream groups scenes by log_name: two files cannot share one
-                reason = f"log_name '{log.log_name}' is also the log_name of {seen_logs[log.log_name]} (kept)"
+            if read.log_name in seen_logs:  # downstream groups scenes by log_name: two files cannot share one
+                reason = f"log_name '{read.log_name}' is also the log_name of {seen_logs[read.log_name]} (kept)"
                 report.quarantine.append(QuarantineEntry(src.name, reason, "log_name", None, src.location))
                 continue
-            limit = None if max_scenes is None else max_scenes - total
-            scenes = cut_scenes(log.frames, params.scene_filter, log.log_name, log.map_location, limit=limit)
+            scenes = read.scenes if max_scenes is None else read.scenes[: max_scenes - total]
             clashes = sorted({s.token for s in scenes} & seen_tokens)
             if clashes:  # downstream keys rows by scene token
                 reason = f"scene tokens already seen in an earlier log: {clashes[:3]}"
                 report.quarantine.append(QuarantineEntry(src.name, reason, "token", None, src.location))
                 continue
-            failures = validate(log.log_name, scenes) if validate is not None else []
+            failures = read.failures
+            if failures is None:
+                failures = validate(read.log_name, scenes) if validate is not None else []
             if failures:
                 report.quarantine.append(QuarantineEntry(src.name, "; ".join(failures), "validation", None, src.location))
                 continue
-            split = safe_name(assign_split(log.log_name, src.split_dir, params.split), "split name")
+            split = safe_name(assign_split(read.log_name, src.split_dir, params.split), "split name")
             if split not in writers:
                 writers[split] = ScenesWriter(scenes_dir / f"{split}.parquet", params.row_group_scenes)
                 report.scenes_per_split[split] = 0
             writers[split].write(scenes, split, src.split_dir)
             report.scenes_per_split[split] += len(scenes)
             report.logs_read += 1
-            report.frames_read += len(log.frames)
+            report.frames_read += read.frames
             total += len(scenes)
             seen_tokens.update(s.token for s in scenes)
-            seen_logs[log.log_name] = src.location
-            bar.set_postfix(scenes=total, refused=len(report.quarantine))
+            seen_logs[read.log_name] = src.location
     except BaseException:
         for writer in writers.values():
             writer.abort()
         raise
-    finally:
-        bar.close()
     for split, writer in writers.items():
         path = writer.close()
         report.scene_files[split] = str(path)

@@ -68,9 +68,24 @@ def numpy1_globals(data: bytes) -> bytes:
     return b"".join(parts)
 
 
+def _canonical(value):
+    """Arrays re-viewed with numpy's own dtype objects. Pickle memoizes a dtype by identity, and an array that
+    came through a pickle (Ray's object store, a spawned worker) has a dtype object of its own: without this
+    the same frames would give other bytes there than in a forked worker."""
+    if isinstance(value, np.ndarray):
+        return value.view(np.dtype(value.dtype.str)) if value.dtype.names is None else value
+    if isinstance(value, dict):
+        return {k: _canonical(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_canonical(v) for v in value)
+    return value
+
+
 def dumps_log(frames: list[dict]) -> bytes:
-    """The bytes of a log pickle that numpy 1.x and 2.x both load."""
-    return numpy1_globals(pickle.dumps(frames, protocol=PICKLE_PROTOCOL))
+    """The bytes of a log pickle that numpy 1.x and 2.x both load (the same bytes wherever it is written)."""
+    return numpy1_globals(pickle.dumps(_canonical(frames), protocol=PICKLE_PROTOCOL))
 
 
 def log_path(root: Path, split: str, log_name: str) -> Path:

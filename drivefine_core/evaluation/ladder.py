@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from drivefine_core.evaluation.agents import Agent
+from drivefine_core.executor.core import Executor
 from drivefine_core.metrics.cache import MetricCache
 from drivefine_core.metrics.evaluate import evaluate_agents
 from drivefine_core.metrics.params import MetricsParams
@@ -16,10 +17,10 @@ SUMMARY_METRICS = ("v1/pdms", "v1/nc", "v1/dac", "v1/ttc", "v1/ep", "v1/c", "v1/
                    "v2/epdms", "v2/nc", "v2/dac", "v2/ddc", "v2/tlc", "v2/ttc", "v2/ep", "v2/lk", "v2/hc", "v2/ec")
 
 
-def score_table(caches: Sequence[MetricCache], agents: dict[str, Agent], params: MetricsParams
-                ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """-> (variant x sub-score table of split means, per-scene scores)."""
-    means, per_scene = evaluate_agents(caches, agents, params)
+def score_table(caches: Sequence[MetricCache], agents: dict[str, Agent], params: MetricsParams,
+                executor: Executor | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """-> (variant x sub-score table of split means, per-scene scores); scored on `executor` (default: here)."""
+    means, per_scene = evaluate_agents(caches, agents, params, executor)
     rows = {}
     for name in agents:
         rows[name] = {m: means.get(f"{name}/{m}", np.nan) for m in SUMMARY_METRICS if f"{name}/{m}" in means}

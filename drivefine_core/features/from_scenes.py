@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Iterator
 
-from drivefine_core.data.scenes_io import read_scenes_with_meta
+from drivefine_core.data.scenes_io import read_scene_index, read_scenes_with_meta
 from drivefine_core.data.schema import Scene
+from drivefine_core.executor.core import Executor
 from drivefine_core.features.params import FeatureParams
 from drivefine_core.features.store import StoreResult, build_feature_store
 from drivefine_core.storage import StorageParams
@@ -35,6 +36,7 @@ def build_features_from_scenes_file(
     prune: bool = True,
     storage: StorageParams | None = None,
     on_log: Callable[[str, str, int], None] | None = None,
+    executor: Executor | None = None,
 ) -> StoreResult:
     """Features of every scene in the file, one partition per log under out_uri (see build_feature_store).
 
@@ -42,6 +44,8 @@ def build_features_from_scenes_file(
     """
     path = Path(scenes_path)
     split = first_split(path)
+    logs = len(set(read_scene_index(path).column("log_name").to_pylist()))
     return build_feature_store(
-        _scenes_with_folders(path, split), sensor_blobs, out_uri, split, params, prune=prune, storage=storage, on_log=on_log
+        _scenes_with_folders(path, split), sensor_blobs, out_uri, split, params, prune=prune, storage=storage,
+        on_log=on_log, executor=executor, total_logs=logs,
     )

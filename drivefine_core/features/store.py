@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import multiprocessing
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Callable, Iterable
 
+from tqdm import tqdm
+
 from drivefine_core.data.schema import Scene
+from drivefine_core.executor.core import Executor, WorkerLostError, make_executor
 from drivefine_core.features.manifest import Manifest, PartitionEntry, load_manifest, save_manifest
 from drivefine_core.features.params import FeatureParams
 from drivefine_core.features.partition import (
@@ -164,6 +165,8 @@ def build_feature_store(
     prune: bool = True,
     storage: StorageParams | None = None,
     on_log: Callable[[str, str, int], None] | None = None,
+    executor: Executor | None = None,
+    total_logs: int | None = None,
 ) -> StoreResult:
     """Build (or reuse) one partition per log of `scenes` under out_uri (local dir or s3://).
 
@@ -173,40 +176,40 @@ def build_feature_store(
         <sensor_blobs>/<image folder or split>/<data_path>.
     prune: drop partitions of this split whose log is not in the input (the cache mirrors its input).
     on_log(log_name, "written" | "reused" | "failed", n_scenes): progress callback.
-    params.build_workers > 1 builds logs in that many processes (at most 2 logs each in memory).
+    executor: where logs are built (default: params.build_workers local processes); at most 2 logs per
+        worker are in memory. total_logs: for the progress bar (logs done / total).
     A log whose scenes or images are bad is reported in `failed` (and its stale partition removed); the
     others go on.
     """
     t_start = time.perf_counter()
     manifest = load_manifest(out_uri, storage)
     result = StoreResult()
-    rec = _Recorder(out_uri, manifest, result, storage, on_log)
-    pool = None
-    if params.build_workers > 1:
-        # fork where there is one (as torch's DataLoader does): spawned workers re-import the stack, seconds each.
-        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        pool = ProcessPoolExecutor(params.build_workers, mp_context=multiprocessing.get_context(method))
-    in_flight: set[Future[BuiltPartition]] = set()
+    executor = executor or make_executor(workers=params.build_workers)
+    bar = tqdm(total=total_logs, desc=f"features {split} [{executor.name}]", unit="log")
 
-    def drain(limit: int) -> None:
-        while len(in_flight) > limit:
-            finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                in_flight.discard(fut)
-                rec.done(fut.result())
+    def settled(name: str, state: str, n: int) -> None:  # progress: every log counts, built or not
+        bar.update(1)
+        if on_log:
+            on_log(name, state, n)
 
+    rec = _Recorder(out_uri, manifest, result, storage, settled)
     seen: set[str] = set()
     ambiguous: dict[str, str] = {}  # logs whose scenes came in two places: no partition can be trusted
-    try:
+    names: list[str] = []  # the log of each job, by position
+
+    def jobs() -> Iterable[PartitionJob]:
+        """The logs to build; reused, refused and failed logs are settled here, in the calling process."""
         for log_name, log_scenes, image_split, error in _group_by_log(scenes):
             seen.add(log_name)
             if error is not None:
                 ambiguous[log_name] = error
+                bar.update(1)
                 continue
             try:
                 uri = join_uri(out_uri, partition_path(log_name))
             except UnsafePathError as exc:
                 result.failed[log_name] = f"log {shown(log_name)}: field 'log_name': {exc.reason}"
+                settled(log_name, "failed", 0)
                 continue
             try:
                 digest = log_content_digest(log_scenes, sensor_blobs, split, params, storage, image_split)
@@ -214,6 +217,7 @@ def build_feature_store(
                 if is_transient(exc):
                     raise
                 result.failed[log_name] = log_error(log_name, exc)
+                settled(log_name, "failed", 0)
                 continue
             key = partition_key(digest, params)
             entry = manifest.logs.get(log_name)
@@ -221,20 +225,21 @@ def build_feature_store(
                 result.reused.append(log_name)
                 result.scenes += entry.rows
                 result.bytes += entry.bytes
-                if on_log:
-                    on_log(log_name, "reused", entry.rows)
+                settled(log_name, "reused", entry.rows)
                 continue
-            job = PartitionJob(log_name, log_scenes, sensor_blobs, split, image_split, params, storage, uri)
             rec.pending[log_name] = (key, digest, params.build_digest(), split)
-            if pool is None:
-                rec.done(build_partition(job))
+            names.append(log_name)
+            yield PartitionJob(log_name, log_scenes, sensor_blobs, split, image_split, params, storage, uri)
+
+    try:
+        for done in executor.map(_build, jobs(), progress=False):
+            if isinstance(done.error, WorkerLostError):  # lost more often than the retries allow: this log fails
+                name = names[done.index]
+                rec.done(BuiltPartition(name, 0, 0, [], 0, 0.0, error=log_error(name, done.error)))
             else:
-                in_flight.add(pool.submit(build_partition, job))
-                drain(2 * params.build_workers)
-        drain(0)
+                rec.done(done.result())  # a transient store error or a failed write stops the stage, as before
     finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+        bar.close()
     for name, error in sorted(ambiguous.items()):
         _drop_ambiguous(name, error, out_uri, manifest, result, storage)
     if prune:
@@ -247,6 +252,10 @@ def build_feature_store(
     result.written.sort()  # completion order varies with workers
     result.seconds = time.perf_counter() - t_start
     return result
+
+
+def _build(_: None, job: PartitionJob) -> BuiltPartition:
+    return build_partition(job)
 
 
 def _drop_ambiguous(name: str, error: str, out_uri: str, manifest: Manifest, result: StoreResult,

@@ -14,12 +14,14 @@ import time
 from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
+from tqdm import tqdm
 
 from drivefine_core.data.map_api import load_map_api
 from drivefine_core.data.schema import Scene
+from drivefine_core.executor.core import Executor, WorkerLostError, make_executor
 from drivefine_core.metrics.cache_builder import build_metric_cache
 from drivefine_core.metrics.cache_io import log_file, write_metric_caches
 from drivefine_core.metrics.params import MetricsParams
@@ -67,11 +69,28 @@ def _save_manifest(out: Path, manifest: dict[str, str]) -> None:
     write_file_atomic(out / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
 
 
+def _build_log(shared: tuple[str, Path, MetricsParams], log_scenes: list[Scene]) -> tuple[int, list[dict]]:
+    """One log's caches, written as one file (atomically) once every scene is done: (scenes cached, failures).
+    Runs on the executor's workers."""
+    maps_root, out, params = shared
+    caches, failures = [], []
+    for scene in log_scenes:
+        try:
+            caches.append(build_metric_cache(scene, load_map_api(maps_root, scene.map_location), params))
+        except (ValueError, KeyError, FileNotFoundError) as e:
+            failures.append({"log": scene.log_name, "token": scene.token, "error": str(e)})
+    if caches:
+        write_metric_caches(caches, out)
+    return len(caches), failures
+
+
 def build_metric_cache_dir(scenes: Iterable[Scene], maps_root: str | Path, out_dir: str | Path,
                            params: MetricsParams | None = None, overwrite: bool = False,
                            progress: Callable[[CacheStageReport], None] | None = None,
-                           maps_digest: str = "", prune: bool = True) -> CacheStageReport:
-    """Scenes must come grouped by log (as read_scenes yields them)."""
+                           maps_digest: str = "", prune: bool = True, executor: Executor | None = None,
+                           total_logs: int | None = None) -> CacheStageReport:
+    """Scenes must come grouped by log (as read_scenes yields them). Logs are built on `executor` (default:
+    this process); `progress(report)` after each log built, and a bar of logs done / `total_logs`."""
     params = params or MetricsParams()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -80,35 +99,50 @@ def build_metric_cache_dir(scenes: Iterable[Scene], maps_root: str | Path, out_d
     start = time.perf_counter()
     seen: set[str] = set()
     emptied: list[str] = []
-    for log_name, group in groupby(scenes, key=lambda s: s.log_name):
-        log_scenes = list(group)
-        seen.add(log_name)
-        try:
-            target = log_file(out, log_name)
-        except UnsafePathError as exc:  # never a path outside out_dir: the log is refused, nothing touched
-            report.failures.extend({"log": log_name, "token": s.token, "error": str(exc)} for s in log_scenes)
-            continue
-        key = log_key(log_scenes, params, maps_digest)
-        if not overwrite and manifest.get(log_name) == key and target.exists():
-            report.logs_skipped.append(log_name)
-            continue
-        caches = []
-        for scene in log_scenes:
+    executor = executor or make_executor()
+    bar = tqdm(total=total_logs, desc=f"metric cache {out.name} [{executor.name}]", unit="log")
+    jobs: list[tuple[str, str]] = []  # (log, key) of each log sent to the executor, by position
+
+    def to_build() -> Iterator[list[Scene]]:
+        for log_name, group in groupby(scenes, key=lambda s: s.log_name):
+            log_scenes = list(group)
+            seen.add(log_name)
             try:
-                caches.append(build_metric_cache(scene, load_map_api(maps_root, scene.map_location), params))
-            except (ValueError, KeyError, FileNotFoundError) as e:
-                report.failures.append({"log": scene.log_name, "token": scene.token, "error": str(e)})
-        if caches:
-            write_metric_caches(caches, out)
-            manifest[log_name] = key
-            report.logs_written.append(log_name)
-            report.scenes += len(caches)
-            _save_manifest(out, manifest)  # after every log: an interrupted run keeps what it finished
-        else:  # an earlier file of this log no longer matches its scenes: removed below, unless nothing was built
-            emptied.append(log_name)
-        report.seconds = time.perf_counter() - start
-        if progress is not None:
-            progress(report)
+                target = log_file(out, log_name)
+            except UnsafePathError as exc:  # never a path outside out_dir: the log is refused, nothing touched
+                report.failures.extend({"log": log_name, "token": s.token, "error": str(exc)} for s in log_scenes)
+                bar.update(1)
+                continue
+            key = log_key(log_scenes, params, maps_digest)
+            if not overwrite and manifest.get(log_name) == key and target.exists():
+                report.logs_skipped.append(log_name)
+                bar.update(1)
+                continue
+            jobs.append((log_name, key))
+            yield log_scenes
+
+    try:
+        for done in executor.map(_build_log, to_build(), shared=(str(maps_root), out, params), ordered=True,
+                                 progress=False):
+            log_name, key = jobs[done.index]
+            if isinstance(done.error, WorkerLostError):  # lost more often than the retries allow: this log fails
+                n, failures = 0, [{"log": log_name, "token": "*", "error": str(done.error)}]
+            else:
+                n, failures = done.result()
+            report.failures.extend(failures)
+            if n:
+                manifest[log_name] = key
+                report.logs_written.append(log_name)
+                report.scenes += n
+                _save_manifest(out, manifest)  # after every log: an interrupted run keeps what it finished
+            else:  # an earlier file of this log no longer matches its scenes: removed below, unless nothing was built
+                emptied.append(log_name)
+            report.seconds = time.perf_counter() - start
+            bar.update(1)
+            if progress is not None:
+                progress(report)
+    finally:
+        bar.close()
     if seen and not report.logs_written and not report.logs_skipped:
         # Every log of a non-empty input failed (a broken map, a bad maps_root): that is the stage's
         # problem, not the logs'. Fail and leave the previous caches as they were.

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 
+from drivefine_core.executor.core import Executor, make_executor
 from drivefine_core.metrics.baselines import Agent
 from drivefine_core.metrics.cache import MetricCache
 from drivefine_core.metrics.params import MetricsParams
@@ -29,25 +30,58 @@ def _chunks(caches: Sequence[MetricCache], size: int) -> list[list[int]]:
     return chunks
 
 
+def _score_chunk(shared: tuple[list[MetricCache], MetricsParams], job: tuple[list[int], list[np.ndarray]]
+                 ) -> list[dict[str, np.ndarray]]:
+    """Scores of every agent's plans for one chunk of scenes; runs on the executor's workers.
+
+    The scorer keeps rows it simulates per scene on the cache, computed with the batch that first needed
+    them; they are rebuilt here from this chunk alone, so the last bit of a score does not depend on which
+    worker process saw the scene before (or on what the caller scored earlier)."""
+    caches, params = shared
+    idx, plans = job
+    part = [caches[i] for i in idx]
+    for c in part:
+        c.invalidate()
+    return [score_trajectories(part, p[:, None], params.version, params.extended_comfort_pairs, params.human_filter)
+            for p in plans]
+
+
 def evaluate_agents(caches: Sequence[MetricCache], agents: dict[str, Agent], params: MetricsParams | None = None,
-                    ) -> tuple[dict[str, float], pd.DataFrame]:
+                    executor: Executor | None = None) -> tuple[dict[str, float], pd.DataFrame]:
     """-> (split means {"<agent>/v1/pdms": .., "<agent>/v2/epdms": ..}, per-scene DataFrame).
 
-    Split aggregate = mean over scenes (nan-aware for v2/ec, which is nan without a predecessor)."""
+    Agents plan in this process (they may hold a model), chunk by chunk; each chunk's plans are scored on
+    `executor` (default: this process) while the agents plan the next one. Split aggregate = mean over
+    scenes (nan-aware for v2/ec, which is nan without a predecessor)."""
     params = params or MetricsParams()
     if not caches:
         raise ValueError("evaluate_agents: no metric caches to evaluate")
-    rows = []
-    for name, agent in agents.items():
-        for idx in _chunks(caches, params.chunk_scenes):
+    caches = list(caches)
+    chunks = _chunks(caches, params.chunk_scenes)
+
+    def plans() -> Iterator[tuple[list[int], list[np.ndarray]]]:
+        for idx in chunks:
             part = [caches[i] for i in idx]
-            plans = np.asarray(agent(part), dtype=np.float64)
-            if plans.shape != (len(part), 8, 3):
-                raise ValueError(f"agent {name!r} returned trajectories of shape {plans.shape}, expected ({len(part)}, 8, 3)")
-            scores = score_trajectories(part, plans[:, None], params.version, params.extended_comfort_pairs, params.human_filter)
-            for j, c in enumerate(part):
+            out = []
+            for name, agent in agents.items():
+                planned = np.asarray(agent(part), dtype=np.float64)
+                if planned.shape != (len(part), 8, 3):
+                    raise ValueError(f"agent {name!r} returned trajectories of shape {planned.shape}, "
+                                     f"expected ({len(part)}, 8, 3)")
+                out.append(planned)
+            yield idx, out
+
+    if executor is None or len(chunks) == 1:  # one chunk: nothing to share out, no process to start
+        executor = make_executor()
+    scored = [done.result() for done in executor.map(_score_chunk, plans(), shared=(caches, params),
+                                                     total=len(chunks), desc="scoring chunks", ordered=True)]
+    rows = []
+    for a, name in enumerate(agents):
+        for idx, scores in zip(chunks, scored):
+            for j, i in enumerate(idx):
+                c = caches[i]
                 row = {"agent": name, "token": c.token, "log_name": c.log_name}
-                row.update({k: float(v[j, 0]) for k, v in scores.items()})
+                row.update({k: float(v[j, 0]) for k, v in scores[a].items()})
                 rows.append(row)
     table = pd.DataFrame(rows)
     metric_cols = [c for c in table.columns if c.startswith(("v1/", "v2/"))]

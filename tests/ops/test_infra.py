@@ -16,7 +16,7 @@ from drivefine_core.ops.params import REMOTE_URL_ENV, IngestLogsParams
 # Read by libraries (Prefect, MLflow, DVC, CUDA), not by our code; a name outside this list and outside
 # the code is a typo or a leftover.
 LIBRARY_ENV = {"PREFECT_SERVER_ANALYTICS_ENABLED", "DO_NOT_TRACK", "MLFLOW_DISABLE_TELEMETRY", "DVC_NO_ANALYTICS",
-               "NVIDIA_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES", "PREFECT_API_URL"}
+               "NVIDIA_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES", "PREFECT_API_URL", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN"}
 # What a pipeline container cannot do without: the variables the README tells a team to set.
 REQUIRED_ENV = {"MLFLOW_TRACKING_URI", "PREFECT_API_URL", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
                 "AWS_SECRET_ACCESS_KEY", "MLFLOW_S3_ENDPOINT_URL", REMOTE_URL_ENV}
@@ -176,3 +176,31 @@ def test_readme_names_every_variable_a_team_sets():
     text = (INFRA / "README.md").read_text()
     missing = [v for v in REQUIRED_ENV | {"DRIVEFINE_WORKSPACE"} if v not in text]
     assert not missing
+
+
+def test_the_data_stages_ray_cluster(services):
+    """compose: a head, worker nodes and a CPU worker that is a Ray driver on the head's port, all in one
+    workspace path; k8s: a KubeRay RayCluster on the workspace volume, and CPU flow-run pods that join it."""
+    import json
+
+    from drivefine_core.executor.ray_backend import FORWARDED_ENV
+
+    port = next(a for a in services["ray-head"]["command"] if a.startswith("--port=")).split("=")[1]
+    for name in ("worker-cpu", "ray-head", "ray-worker"):
+        env = services[name]["environment"]
+        assert env["RAY_ADDRESS"] == f"ray-head:{port}" and env["RAY_AUTH_TOKEN"].startswith("${")
+        assert services[name]["working_dir"] == "/workspace" and "..:/workspace" in services[name]["volumes"]
+    assert "--num-cpus=0" in services["worker-cpu"]["entrypoint"][2] and services["worker-cpu"]["command"][0] == "prefect"
+    assert "RAY_ADDRESS" not in services["worker-gpu"]["environment"]  # GPU stages score in their own pool
+    assert set(FORWARDED_ENV) - {"OMP_NUM_THREADS", "AWS_SESSION_TOKEN"} <= set(services["ray-worker"]["environment"])
+    cluster = next(d for d in k8s_docs() if d["kind"] == "RayCluster")
+    pods = [cluster["spec"]["headGroupSpec"]["template"]["spec"]] + [
+        g["template"]["spec"] for g in cluster["spec"]["workerGroupSpecs"]]
+    for pod in pods:
+        assert {v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v} == {
+            "drivefine-workspace"}
+        assert pod["containers"][0]["workingDir"] == "/workspace"
+    job = json.loads((INFRA / "k8s" / "cpu-base-job-template.json").read_text())["job_configuration"]
+    container = job["job_manifest"]["spec"]["template"]["spec"]["containers"][0]
+    address = next(e["value"] for e in container["env"] if e["name"] == "RAY_ADDRESS")
+    assert address.startswith(f"{cluster['metadata']['name']}-head-svc.") and "--num-cpus=0" in container["command"][2]

@@ -10,16 +10,13 @@ Layout (the real formats):
 from __future__ import annotations
 
 import io
-import multiprocessing
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from drivefine_core.data.gpkg_writer import write_gpkg
 from drivefine_core.data.openscene_writer import write_log
@@ -38,6 +35,7 @@ from drivefine_core.data.synthetic.render import CLASS_COLOURS, LIGHT_COLOURS, G
 from drivefine_core.data.synthetic.routes import Topology
 from drivefine_core.data.synthetic.signals_draw import SignalGlyphs, signal_glyphs
 from drivefine_core.data.synthetic.simulate import simulate
+from drivefine_core.executor.core import Executor, make_executor
 
 MAPS_DIR, LOGS_DIR, BLOBS_DIR = "maps", "navsim_logs", "sensor_blobs"
 T0_US = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
@@ -126,38 +124,38 @@ def _render_log(frames: list[dict], sim, cast, assets: _MapAssets, cams: dict[st
     return n
 
 
-# Worker state: set before the pool forks, so the large map rasters are shared, never pickled.
-_STATE: dict = {}
-
-
-def _produce_log(k: int) -> tuple[str, str, int, int, int]:
-    params: GenerateParams = _STATE["params"]
-    split = _STATE["splits"][k]
-    a: _MapAssets = _STATE["assets"][k % params.num_maps]
+def _produce_log(state: dict, k: int) -> tuple[str, str, int, int, int]:
+    """One log: simulate, write its pickle and images. `state` (params, maps, rasters, cameras) is the map's
+    shared value: inherited by forked workers, put once in Ray's object store."""
+    params: GenerateParams = state["params"]
+    split = state["splits"][k]
+    a: _MapAssets = state["assets"][k % params.num_maps]
     rng = np.random.default_rng([params.seed, 7, k])
     duration = (params.frames_per_log - 1) * 0.5
     cast = cast_log(a.smap, a.topo, params, duration, rng)
     sim = simulate(cast, a.lights, params.frames_per_log, rng)
     name = log_name(params, k)
-    frames = build_frames(a.smap, cast, sim, a.lights, _STATE["cams"], name, T0_US + k * 3_600_000_000,
+    frames = build_frames(a.smap, cast, sim, a.lights, state["cams"], name, T0_US + k * 3_600_000_000,
                           params.annotation_radius_m, rng, images=params.cameras if params.render_images else (),
                           exit_margin_m=params.annotation_exit_margin_m, lidar=params.lidar)
-    write_log(_STATE["root"], split, name, frames)
+    write_log(state["root"], split, name, frames)
     if params.lidar:
         for frame in frames:
-            write_pcd(_STATE["root"] / BLOBS_DIR / split / frame["lidar_path"], frame_points(frame))
+            write_pcd(state["root"] / BLOBS_DIR / split / frame["lidar_path"], frame_points(frame))
     images = 0
     if params.render_images:
-        images = _render_log(frames, sim, cast, a, _STATE["cams"], _STATE["models"], params.cameras,
-                             _STATE["root"] / BLOBS_DIR / split, params.jpeg_quality)
+        images = _render_log(frames, sim, cast, a, state["cams"], state["models"], params.cameras,
+                             state["root"] / BLOBS_DIR / split, params.jpeg_quality)
     return split, name, len(frames), images, int(red_light_stop_frames(sim).sum())
 
 
 def generate_world(root: Path, params: GenerateParams,
-                   progress: Callable[[int, int], None] | None = None) -> WorldSummary:
+                   progress: Callable[[int, int], None] | None = None,
+                   executor: Executor | None = None) -> WorldSummary:
     """Write maps, logs (split by log) and images under `root`; `progress(done_logs, total_logs)` after each log.
 
-    Deterministic in params (params.workers only changes how many processes share the logs)."""
+    Logs run on `executor` (default: params.workers local processes). Deterministic in params: neither the
+    number of workers nor the executor changes a byte."""
     start = time.perf_counter()
     root = Path(root)
     assets, written = [], []
@@ -172,39 +170,21 @@ def generate_world(root: Path, params: GenerateParams,
         assets.append(_MapAssets(smap, Topology(smap.network), lights, raster, signal_glyphs(smap, lights)))
     cams = rig(params.image_width, params.image_height)
     models = {c: ground_model(cams[c]) for c in params.cameras} if params.render_images else {}
-    _STATE.update(params=params, splits=assign_splits(params), assets=assets, cams=cams, models=models, root=root)
+    state = dict(params=params, splits=assign_splits(params), assets=assets, cams=cams, models=models, root=root)
     logs: dict[str, list[str]] = {s: [] for s in params.splits}
     per_split: dict[str, int] = {s: 0 for s in params.splits}
     totals = np.zeros(3, int)  # frames, images, red-light stop frames
-    bar = tqdm(total=params.num_logs, desc="synthetic logs", unit="log", disable=progress is not None)
-    can_fork = "fork" in multiprocessing.get_all_start_methods()
-    try:
-        if params.workers > 1 and can_fork and params.num_logs > 1:
-            ctx = multiprocessing.get_context("fork")
-            with ProcessPoolExecutor(max_workers=params.workers, mp_context=ctx) as pool:
-                results = pool.map(_produce_log, range(params.num_logs))
-                done = [_collect(r, i, logs, per_split, totals, bar, progress, params) for i, r in enumerate(results)]
-        else:
-            done = [_collect(_produce_log(k), k, logs, per_split, totals, bar, progress, params)
-                    for k in range(params.num_logs)]
-    finally:
-        bar.close()
-        _STATE.clear()
-    del done
+    executor = executor or make_executor(workers=min(params.workers, params.num_logs))
+    for done in executor.map(_produce_log, range(params.num_logs), shared=state, total=params.num_logs,
+                             desc="synthetic logs", ordered=True, progress=progress or True):
+        split, name, n_frames, n_images, red = done.result()  # a failure here is a bug, not bad data: stop
+        logs[split].append(name)
+        per_split[split] += n_frames
+        totals += (n_frames, n_images, red)
     for names in logs.values():
         names.sort()
     return WorldSummary(str(root), written, logs, int(totals[0]), int(totals[1]),
                         time.perf_counter() - start, int(totals[2]), per_split)
-
-
-def _collect(result, i, logs, per_split, totals, bar, progress, params) -> None:
-    split, name, n_frames, n_images, red = result
-    logs[split].append(name)
-    per_split[split] += n_frames
-    totals += (n_frames, n_images, red)
-    bar.update(1)
-    if progress is not None:
-        progress(i + 1, params.num_logs)
 
 
 def red_light_stop_frames(sim) -> np.ndarray:
