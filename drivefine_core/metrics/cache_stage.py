@@ -70,8 +70,8 @@ def _save_manifest(out: Path, manifest: dict[str, str]) -> None:
 def build_metric_cache_dir(scenes: Iterable[Scene], maps_root: str | Path, out_dir: str | Path,
                            params: MetricsParams | None = None, overwrite: bool = False,
                            progress: Callable[[CacheStageReport], None] | None = None,
-                           maps_digest: str = "", prune: bool = True) -> CacheStageReport:
-    """Scenes must come grouped by log (as read_scenes yields them)."""
+                           maps_digest: str = "", prune: bool = True, is_synthetic: bool = False) -> CacheStageReport:
+    """Scenes must come grouped by log (as read_scenes yields them). is_synthetic: navhard stage-2 scenes."""
     params = params or MetricsParams()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -95,7 +95,8 @@ def build_metric_cache_dir(scenes: Iterable[Scene], maps_root: str | Path, out_d
         caches = []
         for scene in log_scenes:
             try:
-                caches.append(build_metric_cache(scene, load_map_api(maps_root, scene.map_location), params))
+                caches.append(build_metric_cache(scene, load_map_api(maps_root, scene.map_location), params,
+                                                 is_synthetic=is_synthetic))
             except (ValueError, KeyError, FileNotFoundError) as e:
                 report.failures.append({"log": scene.log_name, "token": scene.token, "error": str(e)})
         if caches:
