@@ -7,6 +7,7 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import pandas as pd
 
 from drivefine_core.evaluation.agents import (
     FeatureIndex,
@@ -18,6 +19,7 @@ from drivefine_core.evaluation.agents import (
 )
 from drivefine_core.evaluation.curation import curated_tokens, means_over
 from drivefine_core.evaluation.ladder import SUMMARY_METRICS, best_and_worst, best_variant, plans_vary, score_table
+from drivefine_core.evaluation.navhard import navhard_table
 from drivefine_core.executor.core import make_executor
 from drivefine_core.metrics.cache_io import read_metric_caches
 from drivefine_core.models.planner import Planner
@@ -25,6 +27,7 @@ from drivefine_core.reports.evaluation_report import SceneView, write_report
 from drivefine_core.storage.local import write_file_atomic
 from drivefine_core.tracking.runs import metric_key
 from stages._common import main, open_run, write_json
+from stages.sources import maps_root
 from stages.training_curves import read_curves
 
 FAMILY = {"mdm": "drivefine", "mdm+refine": "drivefine", "ar": "spanvla", "flow": "spanvla", "flow-noise": "spanvla"}
@@ -61,6 +64,11 @@ def run(params) -> None:
         agents = baseline_agents(ev.baselines, train, params.metrics.baselines)
         features = FeatureIndex(f"data/features/{ev.split}")
         caches = [c for c in caches if c.token in features]  # scenes whose features were quarantined drop out
+        navhard, navhard_line = pd.DataFrame(), ""
+        if params.metrics.navhard.enabled and params.metrics.navhard.split == ev.split:
+            navhard, navhard_line = navhard_table(caches, dict(agents), f"data/metric_cache/navhard/{ev.split}",
+                                                  params.metrics.navhard, maps_root(params.data))
+            print(navhard_line)
         learned = []
         for stage in ev.stages:
             for mode in ev.modes:
@@ -96,6 +104,8 @@ def run(params) -> None:
                    "best": {m: float(x) for m, x in table.loc[best].items()} if best else {},
                    "best_planner_dir": str(planner_path(*best.split("/"))) if best else None,
                    "best_mode": best.split("/")[1] if best else None}
+        metrics.update({f"navhard/{v}/v2/epdms": float(x) for v, x in navhard.get("v2/epdms", {}).items()
+                        if np.isfinite(x)})
         write_json("metrics/evaluate.json", metrics)
         write_json("data/evaluation/summary.json", summary)
         mlflow.log_metrics({metric_key(k): v for k, v in metrics.items()})
@@ -113,7 +123,9 @@ def run(params) -> None:
                                        f"{label}: {token} ({best}, {primary}={score:.3f})"))
         views += refinement_views(agents, per_scene, {c.token: c for c in caches}, ev.report_scenes)
         notes = [f"{len(caches)} test scenes; best learned variant: {best} ({primary})"]
-        more = []
+        if navhard_line:
+            notes.append(navhard_line)
+        more = [("navhard two-stage EPDMS (v2)", navhard)] if len(navhard) else []
         if curated_table is not None:
             more.append((f"Curated test split ({len(curated)} of {len(caches)} scenes: constant velocity "
                          f"< {ev.curated.max_constant_velocity}, human >= {ev.curated.min_human} {ev.curated.metric})",

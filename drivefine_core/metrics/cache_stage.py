@@ -69,14 +69,15 @@ def _save_manifest(out: Path, manifest: dict[str, str]) -> None:
     write_file_atomic(out / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
 
 
-def _build_log(shared: tuple[str, Path, MetricsParams], log_scenes: list[Scene]) -> tuple[int, list[dict]]:
+def _build_log(shared: tuple[str, Path, MetricsParams, bool], log_scenes: list[Scene]) -> tuple[int, list[dict]]:
     """One log's caches, written as one file (atomically) once every scene is done: (scenes cached, failures).
     Runs on the executor's workers."""
-    maps_root, out, params = shared
+    maps_root, out, params, is_synthetic = shared
     caches, failures = [], []
     for scene in log_scenes:
         try:
-            caches.append(build_metric_cache(scene, load_map_api(maps_root, scene.map_location), params))
+            caches.append(build_metric_cache(scene, load_map_api(maps_root, scene.map_location), params,
+                                             is_synthetic=is_synthetic))
         except (ValueError, KeyError, FileNotFoundError) as e:
             failures.append({"log": scene.log_name, "token": scene.token, "error": str(e)})
     if caches:
@@ -88,9 +89,10 @@ def build_metric_cache_dir(scenes: Iterable[Scene], maps_root: str | Path, out_d
                            params: MetricsParams | None = None, overwrite: bool = False,
                            progress: Callable[[CacheStageReport], None] | None = None,
                            maps_digest: str = "", prune: bool = True, executor: Executor | None = None,
-                           total_logs: int | None = None) -> CacheStageReport:
+                           total_logs: int | None = None, is_synthetic: bool = False) -> CacheStageReport:
     """Scenes must come grouped by log (as read_scenes yields them). Logs are built on `executor` (default:
-    this process); `progress(report)` after each log built, and a bar of logs done / `total_logs`."""
+    this process); `progress(report)` after each log built, and a bar of logs done / `total_logs`.
+    is_synthetic: navhard stage-2 scenes."""
     params = params or MetricsParams()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -122,7 +124,7 @@ def build_metric_cache_dir(scenes: Iterable[Scene], maps_root: str | Path, out_d
             yield log_scenes
 
     try:
-        for done in executor.map(_build_log, to_build(), shared=(str(maps_root), out, params), ordered=True,
+        for done in executor.map(_build_log, to_build(), shared=(str(maps_root), out, params, is_synthetic), ordered=True,
                                  progress=False):
             log_name, key = jobs[done.index]
             if isinstance(done.error, WorkerLostError):  # lost more often than the retries allow: this log fails

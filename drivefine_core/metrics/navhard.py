@@ -1,5 +1,8 @@
 """navhard two-stage scoring: stage 1 on the original scene, stage 2 on synthetic scenes starting ~4 s
-later, weighted by how close the stage-1 plan ends to each synthetic start (Gaussian, sigma^2 = 0.1)."""
+later, weighted by how close the stage-1 plan ends to each synthetic start (Gaussian, sigma^2 = 0.1).
+
+With `reactive` (where to put vehicles on the map), both stages are scored with NAVSIM's reactive IDM
+vehicles (metrics.reactive_scoring); without it, other agents are replayed from the log."""
 
 from __future__ import annotations
 
@@ -13,6 +16,8 @@ from drivefine_core.data.schema import ego_to_global
 from drivefine_core.metrics import constants as K
 from drivefine_core.metrics.baselines import Agent
 from drivefine_core.metrics.cache import MetricCache
+from drivefine_core.metrics.params import ReactiveAgentsParams
+from drivefine_core.metrics.reactive_scoring import PlacementsFor, score_reactive
 from drivefine_core.metrics.scorer import score_trajectories
 
 
@@ -37,29 +42,41 @@ def stage_two_weights(final_xy: np.ndarray, starts_xy: np.ndarray) -> np.ndarray
     return w / total
 
 
-def _stage_two(first: MetricCache, plan: np.ndarray, synthetic: list[MetricCache], agent: Agent) -> float:
+def _epdms(caches: list[MetricCache], plans: np.ndarray, reactive: PlacementsFor | None,
+           params: ReactiveAgentsParams | None, ec_pairs: bool) -> np.ndarray:
+    """(S,) v2 EPDMS of one plan per scene; EC paired within `caches` when ec_pairs."""
+    replay = score_trajectories(caches, plans[:, None], "v2", extended_comfort_pairs=ec_pairs)
+    if reactive is None:
+        return replay["v2/epdms"][:, 0]
+    return score_reactive(caches, plans, reactive, params, ec=replay["v2/ec"][:, 0])["v2/epdms"]
+
+
+def _stage_two(first: MetricCache, plan: np.ndarray, synthetic: list[MetricCache], agent: Agent,
+               reactive: PlacementsFor | None, params: ReactiveAgentsParams | None) -> float:
     """Weighted stage-2 EPDMS of one original scene's synthetic set, weights from the stage-1 plan."""
     if not synthetic:
         raise ValueError(f"navhard: scene {first.token!r} has no synthetic stage-2 scenes")
     final_xy = ego_to_global(plan[-1][None], first.origin)[0, :2]
     w = stage_two_weights(final_xy, np.stack([c.origin[:2] for c in synthetic]))
-    s2 = score_trajectories(synthetic, np.asarray(agent(synthetic))[:, None], "v2", extended_comfort_pairs=False)["v2/epdms"][:, 0]
+    s2 = _epdms(synthetic, np.asarray(agent(synthetic), dtype=np.float64), reactive, params, ec_pairs=False)
     return float(np.sum(w * s2))
 
 
-def score_navhard(groups: Sequence[NavhardGroup], agent: Agent) -> tuple[float, pd.DataFrame]:
+def score_navhard(groups: Sequence[NavhardGroup], agent: Agent, reactive: PlacementsFor | None = None,
+                  params: ReactiveAgentsParams | None = None) -> tuple[float, pd.DataFrame]:
     """Group score = 1/2 [S1(orig) * sum w S2(now) + S1(prev) * sum w S2(prev)] (only the "now" term when
-    a group has no previous frame); navhard EPDMS = mean over groups. Stage 1 uses v2 with EC pairs."""
+    a group has no previous frame); navhard EPDMS = mean over groups. Stage 1 uses v2 with EC pairs.
+    `reactive`: vehicle placements on the map -> both stages with reactive IDM vehicles."""
     rows = []
     for gi, g in enumerate(groups):
         firsts = [g.original] + ([g.original_prev] if g.original_prev is not None else [])
         plans = np.asarray(agent(firsts), dtype=np.float64)
-        s1 = score_trajectories(firsts, plans[:, None], "v2")["v2/epdms"][:, 0]
-        now = _stage_two(g.original, plans[0], g.synthetic_now, agent)
+        s1 = _epdms(firsts, plans, reactive, params, ec_pairs=True)
+        now = _stage_two(g.original, plans[0], g.synthetic_now, agent, reactive, params)
         terms = [s1[0] * now]
         prev = float("nan")
         if g.original_prev is not None:
-            prev = _stage_two(g.original_prev, plans[1], g.synthetic_prev or g.synthetic_now, agent)
+            prev = _stage_two(g.original_prev, plans[1], g.synthetic_prev or g.synthetic_now, agent, reactive, params)
             terms.append(s1[1] * prev)
         score = float(np.mean(terms))
         rows.append({"group": gi, "token": g.original.token, "s1_now": float(s1[0]),

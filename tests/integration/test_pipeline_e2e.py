@@ -170,3 +170,15 @@ def test_plan_command_prints_and_draws_the_champions_plan(pipeline):
     assert (repo / "reports/plans" / f"{token}.png").exists()
     bad = run_cli(repo, "plan", "--scene", "0000000000000000", env=env, timeout=300)
     assert bad.returncode == 2 and "in no feature store" in bad.stderr
+
+
+def test_evaluate_scores_navhard_two_stage_with_reactive_agents(pipeline):
+    """The metric_cache stage built stage-2 caches of the test split; evaluate scored every baseline on them."""
+    repo = pipeline[0]
+    metrics = json.loads((repo / "metrics/evaluate.json").read_text())
+    groups = json.loads((repo / "data/metric_cache/navhard/test/groups.json").read_text())
+    assert groups and all(g["synthetic_now"] for g in groups)
+    for baseline in ("constant_velocity", "human"):
+        assert 0.0 <= metrics[f"navhard/{baseline}/v2/epdms"] <= 1.0
+    report = (repo / "reports/evaluation/report.md").read_text()
+    assert "navhard two-stage (reactive IDM vehicles)" in report

@@ -143,3 +143,26 @@ def test_cache_stage_that_builds_nothing_fails_and_keeps_the_previous_caches(wor
     with pytest.raises(NothingBuiltError, match="built nothing from 1 log.*lanes_polygons"):
         build_metric_cache_dir(scenes, broken, tmp_path / "cache", maps_digest="broken")
     assert {p.name: p.read_bytes() for p in (tmp_path / "cache").iterdir()} == before
+
+
+def test_navhard_groups_from_the_split_scenes(world):
+    """Scenes cut every frame: each group has its EC pair (frame i - 1) and starts 8 frames (4 s) later;
+    cut every 4 frames: no pair, the "now" term only. The stage-2 starts come from the stitched log frames."""
+    from drivefine_core.metrics.navhard_groups import build_groups
+    from drivefine_core.metrics.params import NavhardParams
+
+    _, log = world
+    frame_of = {f.token: i for i, f in enumerate(log.frames)}
+    every = cut_scenes(log.frames, SceneFilter(frame_interval=1), log.log_name, log.map_location)
+    synthetic, groups = build_groups(every, NavhardParams(max_groups=3, num_starts=2))
+    # The log's first scene has no frame before it; every later one is paired.
+    paired = [g for g in groups if g.prev is not None]
+    assert len(groups) == 3 and len(paired) >= 2 and len(synthetic) == 2 * (len(groups) + len(paired))
+    by_token = {s.token: s for s in synthetic}
+    for g in groups:
+        assert g.prev is None or frame_of[g.prev] == frame_of[g.original] - 1
+        start = by_token[g.synthetic_now[0]]
+        assert start.current_frame.timestamp_us == log.frames[frame_of[g.original] + 8].timestamp_us
+    sparse = cut_scenes(log.frames, SceneFilter(frame_interval=4), log.log_name, log.map_location)
+    _, groups = build_groups(sparse, NavhardParams(max_groups=2, num_starts=1))
+    assert groups and all(g.prev is None and g.synthetic_prev == [] for g in groups)
