@@ -133,7 +133,8 @@ class PolygonIndex:
     near the point are touched. Points off the grid are tested against every edge."""
 
     def __init__(self, vertices: np.ndarray, offsets: np.ndarray, cell: float = 1.0,
-                 extent: tuple[np.ndarray, np.ndarray] | None = None):
+                 extent: tuple[np.ndarray, np.ndarray] | None = None, tables: dict[str, np.ndarray] | None = None):
+        """`tables` (from a previous index's `tables()`, e.g. kept in the metric cache) skips the build."""
         self.num_polygons = len(offsets) - 1
         if self.num_polygons == 0:
             return
@@ -148,9 +149,15 @@ class PolygonIndex:
             lo, hi = np.maximum(lo, extent[0]), np.minimum(hi, extent[1])
         self.grid = g = _Grid(lo, np.maximum(hi, lo), cell)
         sa, sb, parent = _split_segments(self.a, self.b, cell)
+        pieces = np.stack([sa, sb], 1).reshape(-1, 4)
+        if tables is not None:
+            self.edge_ptr, self._edge_piece = tables["edge_ptr"], tables["edge_piece"]
+            self.centre_ptr, self.centre_poly = tables["centre_ptr"], tables["centre_poly"]
+            self.edge_idx, self.edge_owner = pieces[self._edge_piece], owner[parent[self._edge_piece]]
+            return
         cells, piece = g.box_cells(np.minimum(sa, sb), np.maximum(sa, sb), 2)
-        self.edge_ptr, self.edge_idx = _csr(cells, np.stack([sa[piece], sb[piece]], 1).reshape(-1, 4).astype(np.float64), g.n)
-        self.edge_owner = _csr(cells, owner[parent[piece]], g.n)[1]
+        self.edge_ptr, self._edge_piece = _csr(cells, piece, g.n)
+        self.edge_idx, self.edge_owner = pieces[self._edge_piece], owner[parent[self._edge_piece]]
         # Cell centres inside each polygon: every (cell, polygon) pair of the polygons' bounding boxes,
         # tested in one vectorised shapely call on prepared polygons.
         rings = [vertices[offsets[p] : offsets[p + 1]] for p in range(self.num_polygons)]
@@ -171,6 +178,13 @@ class PolygonIndex:
         centre = g.centers(cells)
         inside = shapely.contains_xy(polys[poly], centre[:, 0], centre[:, 1])
         self.centre_ptr, self.centre_poly = _csr(cells[inside], poly[inside], g.n)
+
+    def tables(self) -> dict[str, np.ndarray]:
+        """What the build computed (the rest follows from the vertices): to keep, and pass back as `tables`."""
+        if self.num_polygons == 0:
+            return {}
+        return {"edge_ptr": self.edge_ptr, "edge_piece": self._edge_piece, "centre_ptr": self.centre_ptr,
+                "centre_poly": self.centre_poly}
 
     def query_pairs(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(Q, 2) -> (point, polygon) index pairs with the point strictly inside, sorted by point."""
@@ -253,14 +267,21 @@ def project_to_polyline(points: np.ndarray, line: np.ndarray) -> np.ndarray:
 class PolylineNearIndex:
     """Is a point within `radius` of a polyline? Sparse grid of nearby segment pieces, exact distances."""
 
-    def __init__(self, line: np.ndarray, radius: float, cell: float = 1.0):
+    def __init__(self, line: np.ndarray, radius: float, cell: float = 1.0, tables: dict[str, np.ndarray] | None = None):
         self.radius = radius
         a, b, _ = _split_segments(line[:-1], line[1:], cell)
         self.line = line
         self.grid = g = _Grid(line.min(axis=0) - radius, line.max(axis=0) + radius, cell)
-        span = int(np.ceil(2 * radius / cell)) + 2
-        cells, piece = g.box_cells(np.minimum(a, b) - radius, np.maximum(a, b) + radius, span)
-        self.ptr, self.seg = _csr(cells, np.concatenate([a, b], axis=1)[piece], g.n)
+        if tables is None:
+            span = int(np.ceil(2 * radius / cell)) + 2
+            cells, piece = g.box_cells(np.minimum(a, b) - radius, np.maximum(a, b) + radius, span)
+            self.ptr, self._piece = _csr(cells, piece, g.n)
+        else:
+            self.ptr, self._piece = tables["ptr"], tables["piece"]
+        self.seg = np.concatenate([a, b], axis=1)[self._piece]
+
+    def tables(self) -> dict[str, np.ndarray]:
+        return {"ptr": self.ptr, "piece": self._piece}
 
     def within(self, points: np.ndarray) -> np.ndarray:
         """(Q, 2) -> (Q,) bool: distance to the polyline <= radius."""

@@ -31,21 +31,39 @@ class SceneIndex:
     n_drivable: int
     n_lanes: int
     lane_on_route: np.ndarray  # (n_lanes,)
+    poly_kind: np.ndarray  # (polygons,) int8: DRIVABLE, LANE, LANE_ON_ROUTE or INTERSECTION
     near_centerline: PolylineNearIndex
-    light_polygons: list
+    light_rings: list  # (M, 2) rings of the on-route connectors with a light
     light_bounds: np.ndarray  # (L, 4) min x, min y, max x, max y
     half_length: np.ndarray  # (N,)
     half_width: np.ndarray
     radius: np.ndarray
     stopped: np.ndarray  # (N,) static class or speed when first seen <= NC threshold
     is_agent: np.ndarray  # (N,) vehicle / pedestrian / bicycle
+    _light_polygons: list | None = None
+
+    @property
+    def light_polygons(self) -> list:
+        if self._light_polygons is None:  # shapely objects only for the scenes whose lights are tested
+            self._light_polygons = [shapely.Polygon(r) for r in self.light_rings]
+        return self._light_polygons
+
+    def tables(self) -> dict[str, np.ndarray]:
+        """The parts that are costly to build (grid tables), for the metric cache stage to keep."""
+        return {**{f"polygons.{k}": v for k, v in self.polygons.tables().items()},
+                **{f"centerline.{k}": v for k, v in self.near_centerline.tables().items()}}
+
+
+DRIVABLE, LANE, LANE_ON_ROUTE, INTERSECTION = range(4)
 
 
 def scene_index(cache: MetricCache) -> SceneIndex:
-    return cache.runtime("index", lambda: _build_index(cache))
+    return cache.runtime("index", lambda: build_index(cache))
 
 
-def _build_index(cache: MetricCache) -> SceneIndex:
+def build_index(cache: MetricCache, tables: dict[str, np.ndarray] | None = None) -> SceneIndex:
+    """The scene's polygon / centreline grids and per-agent constants; `tables` (SceneIndex.tables() of an
+    earlier build of the same cache) skips building the grids."""
     inter = [cache.drivable_polygon(p) for p in np.nonzero(cache.drivable_layers == INTERSECTION_LAYER)[0]]
     iv, io = flatten_polygons(inter)
     names = np.array(cache.agent_names, dtype=object)
@@ -59,14 +77,18 @@ def _build_index(cache: MetricCache) -> SceneIndex:
     verts = np.concatenate([cache.drivable_vertices, cache.lane_vertices, iv])
     n_d, n_l = len(cache.drivable_vertices), len(cache.lane_vertices)
     offsets = np.concatenate([cache.drivable_offsets, cache.lane_offsets[1:] + n_d, io[1:] + n_d + n_l])
+    kind = np.concatenate([np.full(len(cache.drivable_ids), DRIVABLE), np.where(cache.lane_on_route, LANE_ON_ROUTE, LANE),
+                           np.full(len(io) - 1, INTERSECTION)]).astype(np.int8)
     lights = [cache.lane_polygon(int(i)) for i in cache.light_lane_index]
+    sub = (lambda prefix: {k[len(prefix):]: v for k, v in tables.items() if k.startswith(prefix)}) if tables else None
     idx = SceneIndex(
-        polygons=PolygonIndex(verts, offsets, extent=extent),
+        polygons=PolygonIndex(verts, offsets, extent=extent, tables=sub("polygons.") if sub else None),
         n_drivable=len(cache.drivable_ids),
         n_lanes=len(cache.lane_ids),
         lane_on_route=cache.lane_on_route.copy(),
-        near_centerline=PolylineNearIndex(cache.centerline, K.LK_MAX_DISTANCE),
-        light_polygons=[shapely.Polygon(r) for r in lights],
+        poly_kind=kind,
+        near_centerline=PolylineNearIndex(cache.centerline, K.LK_MAX_DISTANCE, tables=sub("centerline.") if sub else None),
+        light_rings=lights,
         light_bounds=np.array([[*r.min(axis=0), *r.max(axis=0)] for r in lights]).reshape(-1, 4),
         half_length=dims[:, 0] / 2.0,
         half_width=dims[:, 1] / 2.0,
@@ -290,7 +312,7 @@ def traffic_lights(cache: MetricCache, areas: dict) -> np.ndarray:
     corners = areas["corners"]
     r, t = corners.shape[:2]
     ok = np.ones(r)
-    if not idx.light_polygons or not cache.light_red[:, :t].any():
+    if not idx.light_rings or not cache.light_red[:, :t].any():
         return ok
     lo, hi = corners.min(axis=2), corners.max(axis=2)  # (R, T, 2) ego bounding boxes
     for poly, bounds, red in zip(idx.light_polygons, idx.light_bounds, cache.light_red[:, :t]):
