@@ -90,10 +90,10 @@ def _csr(cells: np.ndarray, values: np.ndarray, n_cells: int) -> tuple[np.ndarra
 
 def _expand(indptr: np.ndarray, indices: np.ndarray, cell: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """All (query row, value) pairs of a CSR table for the rows' cells, without a Python loop."""
-    start, stop = indptr[cell], indptr[cell + 1]
-    counts = stop - start
+    start = indptr[cell]
+    counts = indptr[cell + 1] - start
     rows = np.repeat(np.arange(len(cell)), counts)
-    pos = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(start, counts)
+    pos = np.arange(len(rows)) + (start - (np.cumsum(counts) - counts))[rows]
     return rows, indices[pos]
 
 
@@ -153,11 +153,11 @@ class PolygonIndex:
         if tables is not None:
             self.edge_ptr, self._edge_piece = tables["edge_ptr"], tables["edge_piece"]
             self.centre_ptr, self.centre_poly = tables["centre_ptr"], tables["centre_poly"]
-            self.edge_idx, self.edge_owner = pieces[self._edge_piece], owner[parent[self._edge_piece]]
+            self._edges(pieces, owner[parent])
             return
         cells, piece = g.box_cells(np.minimum(sa, sb), np.maximum(sa, sb), 2)
         self.edge_ptr, self._edge_piece = _csr(cells, piece, g.n)
-        self.edge_idx, self.edge_owner = pieces[self._edge_piece], owner[parent[self._edge_piece]]
+        self._edges(pieces, owner[parent])
         # Cell centres inside each polygon: every (cell, polygon) pair of the polygons' bounding boxes,
         # tested in one vectorised shapely call on prepared polygons.
         rings = [vertices[offsets[p] : offsets[p + 1]] for p in range(self.num_polygons)]
@@ -179,6 +179,11 @@ class PolygonIndex:
         inside = shapely.contains_xy(polys[poly], centre[:, 0], centre[:, 1])
         self.centre_ptr, self.centre_poly = _csr(cells[inside], poly[inside], g.n)
 
+    def _edges(self, pieces: np.ndarray, piece_owner: np.ndarray) -> None:
+        self.edge_idx, self.edge_owner = pieces[self._edge_piece], piece_owner[self._edge_piece]
+        self._edge_xy = [np.ascontiguousarray(self.edge_idx[:, k]) for k in range(4)]  # gathered column-wise
+        self._edge_pos = np.arange(len(self.edge_idx))
+
     def tables(self) -> dict[str, np.ndarray]:
         """What the build computed (the rest follows from the vertices): to keep, and pass back as `tables`."""
         if self.num_polygons == 0:
@@ -187,29 +192,40 @@ class PolygonIndex:
                 "centre_poly": self.centre_poly}
 
     def query_pairs(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(Q, 2) -> (point, polygon) index pairs with the point strictly inside, sorted by point."""
+        """(Q, 2) -> (point, polygon) index pairs with the point strictly inside (each pair once, in no set order)."""
         p = self.num_polygons
         if p == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        flat, ok = self.grid.ij(points)
-        on = np.nonzero(ok)[0]
-        cell = flat[on]
+        g = self.grid
+        ij = np.floor((points - g.origin) / g.cell).astype(np.int64)
+        ok = (ij[:, 0] >= 0) & (ij[:, 0] < g.nx) & (ij[:, 1] >= 0) & (ij[:, 1] < g.ny)
+        on = np.flatnonzero(ok)
+        ij = ij[on]
+        cell = ij[:, 0] * g.ny + ij[:, 1]
         rows, polys = _expand(self.centre_ptr, self.centre_poly, cell)
         keys = [on[rows] * p + polys]
-        rows, pos = _expand(self.edge_ptr, np.arange(len(self.edge_idx)), cell)
+        rows, pos = _expand(self.edge_ptr, self._edge_pos, cell)
         if len(rows):
-            cross = _crosses(self.grid.centers(cell[rows]), points[on[rows]], self.edge_idx[pos])
-            keys.append(on[rows[cross]] * p + self.edge_owner[pos[cross]])
+            centre = g.origin + (ij + 0.5) * g.cell  # the same numbers as _Grid.centers of these cells
+            at = on[rows]
+            cross = _crosses_xy(centre[rows, 0], centre[rows, 1], points[at, 0], points[at, 1],
+                                *(e[pos] for e in self._edge_xy))
+            crossed, count = np.unique(at[cross] * p + self.edge_owner[pos[cross]], return_counts=True)
+            odd = crossed[count % 2 == 1]
+            if len(odd):  # centre inside XOR an odd number of crossings. keys[0] is sorted and unique (points
+                # in order, each cell's polygons in order), so the toggled pairs are found by binary search.
+                k0 = keys[0]
+                at_k0 = np.minimum(np.searchsorted(k0, odd), max(len(k0) - 1, 0))
+                found = k0[at_k0] == odd if len(k0) else np.zeros(len(odd), dtype=bool)
+                keep = np.ones(len(k0), dtype=bool)
+                keep[at_k0[found]] = False
+                keys = [k0[keep], odd[~found]]
         lo, hi = self.bbox
         off = np.nonzero(~ok & np.all((points >= lo) & (points <= hi), axis=1))[0]
         if len(off):  # off the grid but inside the polygons' bounds: crossing number against every edge
             r, c = np.nonzero(self._brute(points[off]))
             keys.append(off[r] * p + c)
-        if len(keys) == 1:  # no edge crossed: the cell centres' answers stand (each pair listed once)
-            inside = np.sort(keys[0])
-        else:
-            uniq, count = np.unique(np.concatenate(keys), return_counts=True)
-            inside = uniq[count % 2 == 1]  # centre inside XOR an odd number of crossings
+        inside = keys[0] if len(keys) == 1 else np.concatenate(keys)
         return inside // p, inside % p
 
     def query(self, points: np.ndarray) -> np.ndarray:
@@ -232,12 +248,12 @@ class PolygonIndex:
         return (out & 1).astype(bool)
 
 
-def _crosses(c: np.ndarray, p: np.ndarray, e: np.ndarray) -> np.ndarray:
-    """Segment c-p properly crosses segment e = [x1, y1, x2, y2] (all (M, .))."""
-    d1 = _orient(e[:, 0], e[:, 1], e[:, 2], e[:, 3], c[:, 0], c[:, 1])
-    d2 = _orient(e[:, 0], e[:, 1], e[:, 2], e[:, 3], p[:, 0], p[:, 1])
-    d3 = _orient(c[:, 0], c[:, 1], p[:, 0], p[:, 1], e[:, 0], e[:, 1])
-    d4 = _orient(c[:, 0], c[:, 1], p[:, 0], p[:, 1], e[:, 2], e[:, 3])
+def _crosses_xy(cx, cy, px, py, ex1, ey1, ex2, ey2) -> np.ndarray:
+    """_crosses on coordinate columns (contiguous gathers instead of strided (M, 4) slices)."""
+    d1 = _orient(ex1, ey1, ex2, ey2, cx, cy)
+    d2 = _orient(ex1, ey1, ex2, ey2, px, py)
+    d3 = _orient(cx, cy, px, py, ex1, ey1)
+    d4 = _orient(cx, cy, px, py, ex2, ey2)
     return (d1 * d2 < 0) & (d3 * d4 < 0)
 
 
