@@ -16,9 +16,10 @@ import shapely
 
 from drivefine_core.metrics import constants as K
 from drivefine_core.metrics.cache import MetricCache
-from drivefine_core.metrics.geometry import boxes_overlap, ego_center, ego_corners, project_to_polyline, segment_hits_box
+from drivefine_core.metrics.geometry import boxes_overlap, ego_center, ego_corners, segment_hits_box
 from drivefine_core.metrics.scene_metrics import (
     _EGO_RADIUS,
+    _ROUTE_BLOCK,
     DRIVABLE,
     INTERSECTION,
     LANE,
@@ -188,6 +189,51 @@ def _ttc(rows: np.ndarray, areas: dict, ag: dict | None, v1: bool, v2: bool) -> 
     return out
 
 
+def _progress_along_route(caches: Sequence[MetricCache], points: np.ndarray) -> np.ndarray:
+    """geometry.project_to_polyline of (S, M, 2) points on their scenes' centrelines, all scenes at once: a
+    point is measured (with the same formulas) only against the runs of segments whose bounding circle comes
+    within the nearest circle's far side, so the first nearest segment, and its arc length, are the same."""
+    s, m = points.shape[:2]
+    routes = [scene_index(c).route for c in caches]
+    n_blocks = np.array([len(r.radius) for r in routes])
+    n_segs = np.array([len(r.seg_len) for r in routes])
+    block0 = np.concatenate([[0], np.cumsum(n_blocks)[:-1]])
+    seg0 = np.concatenate([[0], np.cumsum(n_segs)[:-1]])
+    centre = np.concatenate([r.centre for r in routes])
+    radius = np.concatenate([r.radius for r in routes])
+    a = np.concatenate([r.a for r in routes])
+    ab = np.concatenate([r.ab for r in routes])
+    seg_len = np.concatenate([r.seg_len for r in routes])
+    cum = np.concatenate([r.cum for r in routes])
+    q = points.reshape(-1, 2)
+    scene = np.repeat(np.arange(s), m)
+    # (point, run) pairs of the point's own scene, grouped by point.
+    per = n_blocks[scene]
+    pt = np.repeat(np.arange(len(q)), per)
+    start = np.cumsum(per) - per
+    blk = block0[scene][pt] + np.arange(len(pt)) - start[pt]
+    dc = np.linalg.norm(q[pt] - centre[blk], axis=-1)
+    upper = np.minimum.reduceat(dc + radius[blk], start)
+    near = dc - radius[blk] <= upper[pt] * (1 + 1e-9) + 1e-9
+    pt, blk = pt[near], blk[near]
+    # Their segments, in order: the global block b holds segments first_seg(b) .. + _ROUTE_BLOCK (clipped).
+    sc = scene[pt]
+    first_seg = (blk - block0[sc]) * _ROUTE_BLOCK
+    count = np.minimum(_ROUTE_BLOCK, n_segs[sc] - first_seg)
+    rep = np.repeat(np.arange(len(pt)), count)
+    k = seg0[sc][rep] + first_seg[rep] + np.arange(len(rep)) - (np.cumsum(count) - count)[rep]
+    p = pt[rep]
+    rel = q[p] - a[k]
+    denom = np.maximum(seg_len[k] ** 2, 1e-300)
+    t = np.clip(np.sum(rel * ab[k], -1) / denom, 0.0, 1.0)
+    dist = np.linalg.norm(rel - t[..., None] * ab[k], axis=-1)
+    group = np.flatnonzero(np.concatenate([[True], p[1:] != p[:-1]]))
+    best = np.minimum.reduceat(dist, group)
+    first = np.flatnonzero(dist == np.repeat(best, np.diff(np.append(group, len(p)))))
+    first = first[np.concatenate([[True], p[first][1:] != p[first][:-1]])]  # first (lowest segment) of each point
+    return (cum[k[first]] + t[first] * seg_len[k[first]]).reshape(s, m)
+
+
 def _lane_keeping(far: np.ndarray, skip: np.ndarray) -> np.ndarray:
     """scene_metrics.lane_keeping on masks: the longest run of far steps (intersection steps neither count
     nor reset) must stay under the limit."""
@@ -229,12 +275,11 @@ def candidate_metrics(caches: Sequence[MetricCache], states: np.ndarray, comfort
     out: dict[str, np.ndarray] = {}
     dac = (~areas["non_drivable"].any(axis=1)).astype(float)
     ends = np.concatenate([centers[:, :1], centers[:, -1:]], axis=1).reshape(s, g * 2, 2)
-    prog = np.empty((s, g, 2))
+    prog = _progress_along_route(caches, ends).reshape(s, g, 2)
+    progress = np.maximum(0.0, prog[..., 1] - prog[..., 0]).reshape(-1)
     far = np.empty((s, g * t), dtype=bool)
     for i, c in enumerate(caches):
-        prog[i] = project_to_polyline(ends[i], c.centerline).reshape(g, 2)
         far[i] = ~scene_index(c).near_centerline.within(centers[i * g : (i + 1) * g].reshape(-1, 2))
-    progress = np.maximum(0.0, prog[..., 1] - prog[..., 0]).reshape(-1)
     ag = _pairs(caches, rows, centers, g)
     nc = _collisions(rows, areas, ag, v1, v2)
     ttc = _ttc(rows, areas, ag, v1, v2)

@@ -40,6 +40,7 @@ class SceneIndex:
     radius: np.ndarray
     stopped: np.ndarray  # (N,) static class or speed when first seen <= NC threshold
     is_agent: np.ndarray  # (N,) vehicle / pedestrian / bicycle
+    route: RouteBlocks
     _light_polygons: list | None = None
 
     @property
@@ -55,6 +56,33 @@ class SceneIndex:
 
 
 DRIVABLE, LANE, LANE_ON_ROUTE, INTERSECTION = range(4)
+_ROUTE_BLOCK = 16  # centreline segments per bounding circle
+
+
+@dataclass
+class RouteBlocks:
+    """The route centreline for projections: segments, arc lengths, and bounding circles of runs of
+    _ROUTE_BLOCK segments, so that a point is measured only against the runs that can hold its nearest segment."""
+    a: np.ndarray  # (K, 2) segment starts
+    ab: np.ndarray  # (K, 2) segment vectors
+    seg_len: np.ndarray  # (K,)
+    cum: np.ndarray  # (K,) arc length at each segment start
+    centre: np.ndarray  # (B, 2)
+    radius: np.ndarray  # (B,)
+
+    @staticmethod
+    def of(line: np.ndarray) -> "RouteBlocks":
+        a, b = line[:-1], line[1:]
+        ab = b - a
+        seg_len = np.linalg.norm(ab, axis=-1)  # the numbers geometry.project_to_polyline computes
+        cum = np.concatenate([[0.0], np.cumsum(seg_len)])[:-1]
+        n = len(a)
+        first = np.arange(0, n, _ROUTE_BLOCK)
+        vert = np.minimum(first[:, None] + np.arange(_ROUTE_BLOCK + 1)[None], n)  # each run's vertices
+        pts = line[vert]
+        centre = (pts.min(axis=1) + pts.max(axis=1)) / 2.0
+        radius = np.linalg.norm(pts - centre[:, None], axis=-1).max(axis=1)
+        return RouteBlocks(a, ab, seg_len, cum, centre, radius * (1 + 1e-9) + 1e-9)
 
 
 def scene_index(cache: MetricCache) -> SceneIndex:
@@ -95,6 +123,7 @@ def build_index(cache: MetricCache, tables: dict[str, np.ndarray] | None = None)
         radius=np.hypot(dims[:, 0], dims[:, 1]) / 2.0,
         stopped=~is_agent | ~(np.nan_to_num(first_speed, nan=0.0) > K.NC_STOPPED_SPEED),
         is_agent=is_agent,
+        route=RouteBlocks.of(cache.centerline),
     )
     return idx
 
