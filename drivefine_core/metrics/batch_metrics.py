@@ -15,6 +15,7 @@ import numpy as np
 import shapely
 
 from drivefine_core.metrics import constants as K
+from drivefine_core.metrics.batch_map import near_polyline, polygon_pairs
 from drivefine_core.metrics.cache import MetricCache
 from drivefine_core.metrics.geometry import boxes_overlap, ego_center, ego_corners, segment_hits_box
 from drivefine_core.metrics.scene_metrics import (
@@ -41,15 +42,12 @@ def _areas(caches: Sequence[MetricCache], rows: np.ndarray, corners: np.ndarray,
     r, t = rows.shape[:2]
     n = g * t  # states per scene
     pts = np.concatenate([corners.reshape(s, 4 * n, 2), centers.reshape(s, n, 2), rows[..., :2].reshape(s, n, 2)], axis=1)
-    qs, ks, ps = [], [], []
-    for i, c in enumerate(caches):
-        idx = scene_index(c)
-        q, p = idx.polygons.query_pairs(pts[i])
-        qs.append(q + i * 6 * n)
-        ks.append(idx.poly_kind[p])
-        ps.append(p)
-    q, kind, p = np.concatenate(qs), np.concatenate(ks), np.concatenate(ps)
+    indexes = [scene_index(c) for c in caches]
+    q, p = polygon_pairs([x.polygons for x in indexes], pts)
     scene, local = np.divmod(q, 6 * n)
+    kinds = np.concatenate([x.poly_kind for x in indexes])
+    first = np.concatenate([[0], np.cumsum([len(x.poly_kind) for x in indexes])[:-1]])
+    kind = kinds[first[scene] + p]
     corner = local < 4 * n
     center = (local >= 4 * n) & (local < 5 * n)
     rear = local >= 5 * n
@@ -58,12 +56,12 @@ def _areas(caches: Sequence[MetricCache], rows: np.ndarray, corners: np.ndarray,
     in_drivable[(scene * 4 * n + local)[corner & (kind == DRIVABLE)]] = True
     # Multiple lanes: more than one lane polygon holds a corner and none holds all four.
     lane = corner & ((kind == LANE) | (kind == LANE_ON_ROUTE))
-    width = int(p.max()) + 1 if len(p) else 1
-    state = scene[lane] * n + local[lane] // 4
-    uniq, count = np.unique(state * width + p[lane], return_counts=True)
-    st = uniq // width
-    distinct = np.bincount(st, minlength=total)
-    full = np.bincount(st, weights=count == 4, minlength=total) > 0
+    first_lane = np.array([x.n_drivable for x in indexes])[scene[lane]]
+    width = max(x.n_lanes for x in indexes) or 1
+    per_lane = np.bincount((scene[lane] * n + local[lane] // 4) * width + p[lane] - first_lane,
+                           minlength=total * width).reshape(total, width)  # corners of each state in each lane
+    distinct = np.count_nonzero(per_lane, axis=1)
+    full = (per_lane == 4).any(axis=1)
 
     def mask(sel: np.ndarray, start: int) -> np.ndarray:
         out = np.zeros(total, dtype=bool)
@@ -89,13 +87,9 @@ def _pairs(caches: Sequence[MetricCache], rows: np.ndarray, centers: np.ndarray,
         return None
     keep = np.nonzero(counts)[0]
     idxs = [scene_index(caches[i]) for i in keep]
-    boxes = np.concatenate([caches[i].agent_boxes for i in keep])
-    valid = np.concatenate([caches[i].agent_valid for i in keep])
-    radius = np.concatenate([x.radius for x in idxs])
+    cat = lambda name: np.concatenate([getattr(x, name) for x in idxs])  # noqa: E731
+    radius, lo_a, hi_a = cat("radius"), cat("agent_lo"), cat("agent_hi")
     scene = np.repeat(keep, counts[keep])
-    xy = boxes[..., :2]
-    lo_a = np.where(valid[..., None], xy, np.inf).min(axis=1)
-    hi_a = np.where(valid[..., None], xy, -np.inf).max(axis=1)
     lo_r, hi_r = centers.min(axis=1), centers.max(axis=1)
     speed = np.hypot(rows[..., VX], rows[..., VY]).max(axis=1)
     agent = np.repeat(np.arange(len(scene)), g)
@@ -103,22 +97,31 @@ def _pairs(caches: Sequence[MetricCache], rows: np.ndarray, centers: np.ndarray,
     margin = (speed[row] * _LOOK[-1] * K.DT + _EGO_RADIUS + radius[agent])[:, None]
     near = np.all((lo_a[agent] <= hi_r[row] + margin) & (hi_a[agent] >= lo_r[row] - margin), axis=1)
     row, agent = row[near], agent[near]
-    cat = lambda name: np.concatenate([getattr(x, name) for x in idxs])  # noqa: E731
-    return {"row": row, "agent": agent, "boxes": boxes, "valid": valid, "radius": radius,
-            "half_length": cat("half_length"), "half_width": cat("half_width"), "stopped": cat("stopped"),
-            "is_agent": cat("is_agent"), "removed": np.concatenate([removed_at_start(caches[i]) for i in keep])}
+    # Only the agents of some pair are stacked (renumbered).
+    used, agent = np.unique(agent, return_inverse=True)
+    first = np.concatenate([[0], np.cumsum(counts[keep])[:-1]])
+    local = used - first[np.searchsorted(first, used, side="right") - 1]
+    owner = np.searchsorted(first, used, side="right") - 1
+    cut = np.searchsorted(owner, np.arange(len(keep) + 1))
+    parts = [(caches[keep[j]], local[cut[j] : cut[j + 1]]) for j in range(len(keep)) if cut[j + 1] > cut[j]]
+    boxes = np.concatenate([c.agent_boxes[a] for c, a in parts] or [np.zeros((0, K.NUM_OBS_STEPS, 5))])
+    valid = np.concatenate([c.agent_valid[a] for c, a in parts] or [np.zeros((0, K.NUM_OBS_STEPS), dtype=bool)])
+    removed = np.concatenate([removed_at_start(caches[i]) for i in keep])
+    return {"row": row, "agent": agent, "boxes": boxes, "centres": np.nan_to_num(boxes[..., :2]), "valid": valid,
+            "radius": radius[used], "half_length": cat("half_length")[used], "half_width": cat("half_width")[used],
+            "stopped": cat("stopped")[used], "is_agent": cat("is_agent")[used], "removed": removed[used]}
 
 
-def _overlaps(ego_c: np.ndarray, ego_h: np.ndarray, agent: np.ndarray, ag: dict, boxes: np.ndarray,
-              valid: np.ndarray) -> np.ndarray:
-    """Ego boxes (P, ..., 2) vs the pairs' agent boxes (P, ..., 5): bounding-circle prefilter, then exact."""
-    dist = np.linalg.norm(np.nan_to_num(boxes[..., :2]) - ego_c, axis=-1)
-    rad = ag["radius"][agent].reshape((-1,) + (1,) * (dist.ndim - 1))
-    sel = np.nonzero(valid & (dist <= _EGO_RADIUS + rad))
+def _overlaps(ego_c: np.ndarray, ego_h: np.ndarray, pair: np.ndarray, step: np.ndarray, ag: dict) -> np.ndarray:
+    """Ego boxes (P, ..., 2) / (P, ...) vs the pairs' agents at observation steps `step` (broadcast to (P, ...)):
+    bounding-circle prefilter on the centres, then the exact test on the boxes that pass."""
+    agent = ag["agent"][pair].reshape((-1,) + (1,) * (ego_h.ndim - 1))
+    dist = np.linalg.norm(ag["centres"][agent, step] - ego_c, axis=-1)
+    sel = np.nonzero(ag["valid"][agent, step] & (dist <= _EGO_RADIUS + ag["radius"][agent]))
     out = np.zeros(dist.shape, dtype=bool)
     if len(sel[0]):
-        a = agent[sel[0]]
-        b = boxes[sel]
+        a = ag["agent"][pair[sel[0]]]
+        b = ag["boxes"][a, np.broadcast_to(step, dist.shape)[sel]]
         out[sel] = boxes_overlap(ego_c[sel], ego_h[sel], K.EGO_HALF_LENGTH, K.EGO_HALF_WIDTH, b[:, :2], b[:, 2],
                                  ag["half_length"][a], ag["half_width"][a])
     return out
@@ -130,7 +133,7 @@ def _collisions(rows: np.ndarray, areas: dict, ag: dict | None, v1: bool, v2: bo
     nc1, nc2 = np.ones(r), np.ones(r)
     if ag is not None and len(ag["row"]):
         pr, pa = ag["row"], ag["agent"]
-        hit = _overlaps(areas["centers"][pr], rows[pr, :, H], pa, ag, ag["boxes"][pa, :t], ag["valid"][pa, :t])
+        hit = _overlaps(areas["centers"][pr], rows[pr, :, H], np.arange(len(pr)), np.arange(t)[None], ag)
         touched = hit.any(axis=1)
         first = np.argmax(hit, axis=1)
         k = np.nonzero(touched)[0]
@@ -166,9 +169,10 @@ def _ttc(rows: np.ndarray, areas: dict, ag: dict | None, v1: bool, v2: bool) -> 
     heading = st[..., H]
     shift = speed[..., None] * _LOOK * K.DT  # (P, T, L)
     centers = areas["centers"][pr][:, steps][:, :, None] + shift[..., None] * np.stack([np.cos(heading), np.sin(heading)], -1)[:, :, None]
-    boxes = ag["boxes"][pa][:, obs_t]  # (P, T, L, 5)
-    valid = ag["valid"][pa][:, obs_t] & (speed >= K.TTC_STOPPED_SPEED)[..., None]
-    hit = _overlaps(centers, np.broadcast_to(heading[..., None], centers.shape[:-1]), pa, ag, boxes, valid)
+    moving = speed >= K.TTC_STOPPED_SPEED
+    # A stopped ego tests nothing: its pairs' steps are given an unobserved step (validity False) by masking.
+    hit = _overlaps(centers, np.broadcast_to(heading[..., None], centers.shape[:-1]), np.arange(len(pr)), obs_t[None], ag)
+    hit &= moving[..., None]
     for version, last_v, drop in (("v1", K.NUM_SIM_STEPS, None), ("v2", K.V2_TTC_LAST_STEP, ag["removed"])):
         if not (v1 if version == "v1" else v2):
             continue
@@ -277,9 +281,7 @@ def candidate_metrics(caches: Sequence[MetricCache], states: np.ndarray, comfort
     ends = np.concatenate([centers[:, :1], centers[:, -1:]], axis=1).reshape(s, g * 2, 2)
     prog = _progress_along_route(caches, ends).reshape(s, g, 2)
     progress = np.maximum(0.0, prog[..., 1] - prog[..., 0]).reshape(-1)
-    far = np.empty((s, g * t), dtype=bool)
-    for i, c in enumerate(caches):
-        far[i] = ~scene_index(c).near_centerline.within(centers[i * g : (i + 1) * g].reshape(-1, 2))
+    far = ~near_polyline([scene_index(c).near_centerline for c in caches], centers.reshape(s, g * t, 2))
     ag = _pairs(caches, rows, centers, g)
     nc = _collisions(rows, areas, ag, v1, v2)
     ttc = _ttc(rows, areas, ag, v1, v2)

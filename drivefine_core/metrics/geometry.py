@@ -182,6 +182,8 @@ class PolygonIndex:
     def _edges(self, pieces: np.ndarray, piece_owner: np.ndarray) -> None:
         self.edge_idx, self.edge_owner = pieces[self._edge_piece], piece_owner[self._edge_piece]
         self._edge_xy = [np.ascontiguousarray(self.edge_idx[:, k]) for k in range(4)]  # gathered column-wise
+        # [x1, y1, x2, y2, owner] rows: what a batched query (batch_map) gathers in one go.
+        self.edge_table = np.concatenate([self.edge_idx, self.edge_owner[:, None].astype(np.float64)], axis=1)
         self._edge_pos = np.arange(len(self.edge_idx))
 
     def tables(self) -> dict[str, np.ndarray]:

@@ -40,6 +40,8 @@ class SceneIndex:
     radius: np.ndarray
     stopped: np.ndarray  # (N,) static class or speed when first seen <= NC threshold
     is_agent: np.ndarray  # (N,) vehicle / pedestrian / bicycle
+    agent_lo: np.ndarray  # (N, 2) bounding box of the observed box centres
+    agent_hi: np.ndarray
     route: RouteBlocks
     _light_polygons: list | None = None
 
@@ -123,6 +125,8 @@ def build_index(cache: MetricCache, tables: dict[str, np.ndarray] | None = None)
         radius=np.hypot(dims[:, 0], dims[:, 1]) / 2.0,
         stopped=~is_agent | ~(np.nan_to_num(first_speed, nan=0.0) > K.NC_STOPPED_SPEED),
         is_agent=is_agent,
+        agent_lo=np.where(cache.agent_valid[..., None], cache.agent_boxes[..., :2], np.inf).min(axis=1).reshape(n, 2),
+        agent_hi=np.where(cache.agent_valid[..., None], cache.agent_boxes[..., :2], -np.inf).max(axis=1).reshape(n, 2),
         route=RouteBlocks.of(cache.centerline),
     )
     return idx
