@@ -39,10 +39,23 @@ def _expand(ptrs: Sequence[np.ndarray], cell: np.ndarray, ok: np.ndarray,
     return rows, (np.concatenate(parts) if parts else gather(0, pos[:0]))
 
 
+_CHUNK_POINTS = 16384  # scenes are taken in groups of about this many points: the work arrays stay in cache
+
+
+def _chunks(s: int, m: int) -> list[tuple[int, int]]:
+    step = max(1, _CHUNK_POINTS // max(m, 1))
+    return [(a, min(a + step, s)) for a in range(0, s, step)]
+
+
 def polygon_pairs(indexes: Sequence, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(S, M, 2) points, one PolygonIndex per scene -> (flat point index, polygon of its scene) pairs with the
-    point strictly inside: PolygonIndex.query_pairs of every scene, in one pass."""
+    point strictly inside: PolygonIndex.query_pairs of every scene, in a few passes."""
     s, m = points.shape[:2]
+    parts = _chunks(s, m)
+    if len(parts) > 1:
+        got = [polygon_pairs(indexes[a:b], points[a:b]) for a, b in parts]
+        return (np.concatenate([q + a * m for (a, _), (q, _) in zip(parts, got)]),
+                np.concatenate([p for _, p in got]))
     live = [i for i, x in enumerate(indexes) if x.num_polygons]
     width = max((x.num_polygons for x in indexes), default=0)
     if not live or width == 0:
@@ -84,6 +97,9 @@ def polygon_pairs(indexes: Sequence, points: np.ndarray) -> tuple[np.ndarray, np
 def near_polyline(indexes: Sequence, points: np.ndarray) -> np.ndarray:
     """(S, M, 2) points, one PolylineNearIndex per scene -> (S, M) bool: within the index's radius."""
     s, m = points.shape[:2]
+    parts = _chunks(s, m)
+    if len(parts) > 1:
+        return np.concatenate([near_polyline(indexes[a:b], points[a:b]) for a, b in parts])
     _, ok, cell = _cells([x.grid for x in indexes], points)
     rows, seg = _expand([x.ptr for x in indexes], cell, ok, lambda i, pos: indexes[i].seg[pos])
     radius = np.array([x.radius for x in indexes])

@@ -21,62 +21,76 @@ from drivefine_core.metrics.geometry import boxes_overlap, ego_center, ego_corne
 from drivefine_core.metrics.scene_metrics import (
     _EGO_RADIUS,
     _ROUTE_BLOCK,
-    DRIVABLE,
     INTERSECTION,
     LANE,
     LANE_ON_ROUTE,
+    SceneIndex,
     _angles,
     driving_direction,
     removed_at_start,
     scene_index,
 )
-from drivefine_core.metrics.simulator import H, VX, VY
+from drivefine_core.metrics.simulator import VX, VY, H
 
 _LOOK = np.array(K.TTC_LOOKAHEAD_STEPS)
 
 
-def _areas(caches: Sequence[MetricCache], rows: np.ndarray, corners: np.ndarray, centers: np.ndarray,
-           g: int) -> dict[str, np.ndarray]:
-    """The masks of scene_metrics.ego_areas for (S * G, T) rows, one polygon query per scene."""
-    s = len(caches)
-    r, t = rows.shape[:2]
+def _areas(indexes: Sequence[SceneIndex], corners: np.ndarray, centers: np.ndarray, g: int) -> dict[str, np.ndarray]:
+    """The masks of scene_metrics.ego_areas every state needs, for (S * G, T) rows: corners against the
+    drivable polygons (DAC), centres against the on-route lanes and intersections (DDC, LK). Lane and
+    intersection membership of the corners / rear axle matter only at a collision or TTC event (_event_areas)."""
+    s = len(indexes)
+    r, t = centers.shape[:2]
     n = g * t  # states per scene
-    pts = np.concatenate([corners.reshape(s, 4 * n, 2), centers.reshape(s, n, 2), rows[..., :2].reshape(s, n, 2)], axis=1)
-    indexes = [scene_index(c) for c in caches]
-    q, p = polygon_pairs([x.polygons for x in indexes], pts)
-    scene, local = np.divmod(q, 6 * n)
-    kinds = np.concatenate([x.poly_kind for x in indexes])
-    first = np.concatenate([[0], np.cumsum([len(x.poly_kind) for x in indexes])[:-1]])
-    kind = kinds[first[scene] + p]
-    corner = local < 4 * n
-    center = (local >= 4 * n) & (local < 5 * n)
-    rear = local >= 5 * n
-    total = r * t
-    in_drivable = np.zeros(4 * total, dtype=bool)
-    in_drivable[(scene * 4 * n + local)[corner & (kind == DRIVABLE)]] = True
-    # Multiple lanes: more than one lane polygon holds a corner and none holds all four.
-    lane = corner & ((kind == LANE) | (kind == LANE_ON_ROUTE))
-    first_lane = np.array([x.n_drivable for x in indexes])[scene[lane]]
-    width = max(x.n_lanes for x in indexes) or 1
-    per_lane = np.bincount((scene[lane] * n + local[lane] // 4) * width + p[lane] - first_lane,
-                           minlength=total * width).reshape(total, width)  # corners of each state in each lane
-    distinct = np.count_nonzero(per_lane, axis=1)
-    full = (per_lane == 4).any(axis=1)
+    q, _ = polygon_pairs([x.drivable for x in indexes], corners.reshape(s, 4 * n, 2))
+    in_drivable = np.zeros(4 * r * t, dtype=bool)
+    in_drivable[q] = True
+    q, p = polygon_pairs([x.route_polygons for x in indexes], centers.reshape(s, n, 2))
+    kinds = np.concatenate([x.route_kind for x in indexes])
+    first = np.concatenate([[0], np.cumsum([len(x.route_kind) for x in indexes])[:-1]])
+    kind = kinds[first[q // n] + p]
+    on_route = np.zeros(r * t, dtype=bool)
+    on_route[q[kind == LANE_ON_ROUTE]] = True
+    inter = np.zeros(r * t, dtype=bool)
+    inter[q[kind == INTERSECTION]] = True
+    return {"non_drivable": ~in_drivable.reshape(r, t, 4).all(axis=-1), "oncoming": ~on_route.reshape(r, t),
+            "center_in_intersection": inter.reshape(r, t), "centers": centers, "corners": corners}
 
-    def mask(sel: np.ndarray, start: int) -> np.ndarray:
-        out = np.zeros(total, dtype=bool)
-        out[(scene * n + local - start)[sel]] = True
-        return out.reshape(r, t)
 
-    return {
-        "multiple_lanes": ((distinct > 1) & ~full).reshape(r, t),
-        "non_drivable": ~in_drivable.reshape(r, t, 4).all(axis=-1),
-        "oncoming": ~mask(center & (kind == LANE_ON_ROUTE), 4 * n),
-        "center_in_intersection": mask(center & (kind == INTERSECTION), 4 * n),
-        "rear_in_intersection": mask(rear & (kind == INTERSECTION), 5 * n),
-        "centers": centers,
-        "corners": corners,
-    }
+_FAR = 1e12  # a point off every grid and outside every polygon's bounds: pads the per-scene point lists
+
+
+def _event_areas(indexes: Sequence[SceneIndex], rows: np.ndarray, corners: np.ndarray, g: int, rr: np.ndarray,
+                 tt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """multiple_lanes and rear_in_intersection (scene_metrics.ego_areas) of the states (rr, tt) only."""
+    e = len(rr)
+    if e == 0:
+        return np.zeros(0, dtype=bool), np.zeros(0, dtype=bool)
+    scene = rr // g
+    order = np.argsort(scene, kind="stable")
+    count = np.bincount(scene, minlength=len(indexes))
+    slot = np.empty(e, dtype=np.int64)
+    slot[order] = np.arange(e) - np.repeat(np.cumsum(count) - count, count)  # rank of the event in its scene
+    m = int(count.max())
+    pts = np.full((len(indexes), 5 * m, 2), _FAR)
+    pts[scene, slot * 4 + np.arange(4)[:, None]] = np.moveaxis(corners[rr, tt], 1, 0)  # 4 corners per event
+    pts[scene, 4 * m + slot] = rows[rr, tt, :2]  # the rear axle
+    live = np.flatnonzero(count)
+    q, p = polygon_pairs([indexes[i].polygons for i in live], pts[live])
+    sc, local = live[q // (5 * m)], q % (5 * m)
+    kinds = [indexes[i].poly_kind for i in range(len(indexes))]
+    width = max(len(k) for k in kinds)
+    kind = np.stack([np.pad(k, (0, width - len(k))) for k in kinds])[sc, p]
+    lane = (local < 4 * m) & ((kind == LANE) | (kind == LANE_ON_ROUTE))
+    event_of = np.full((len(indexes), m), -1)
+    event_of[scene, slot] = np.arange(e)
+    ev = event_of[sc[lane], local[lane] // 4]
+    per_lane = np.bincount(ev * width + p[lane], minlength=e * width).reshape(e, width)
+    multiple = (np.count_nonzero(per_lane, axis=1) > 1) & ~(per_lane == 4).any(axis=1)
+    rear = (local >= 4 * m) & (kind == INTERSECTION)
+    rear_inter = np.zeros(e, dtype=bool)
+    rear_inter[event_of[sc[rear], local[rear] - 4 * m]] = True
+    return multiple, rear_inter
 
 
 def _pairs(caches: Sequence[MetricCache], rows: np.ndarray, centers: np.ndarray, g: int) -> dict[str, np.ndarray] | None:
@@ -127,7 +141,8 @@ def _overlaps(ego_c: np.ndarray, ego_h: np.ndarray, pair: np.ndarray, step: np.n
     return out
 
 
-def _collisions(rows: np.ndarray, areas: dict, ag: dict | None, v1: bool, v2: bool) -> dict[str, np.ndarray]:
+def _collisions(indexes: Sequence[SceneIndex], rows: np.ndarray, areas: dict, ag: dict | None, g: int, v1: bool,
+                v2: bool) -> dict[str, np.ndarray]:
     """NC of every row, v1 (every agent) and v2 (without the agents overlapping the ego at t = 0)."""
     r, t = rows.shape[:2]
     nc1, nc2 = np.ones(r), np.ones(r)
@@ -144,7 +159,8 @@ def _collisions(rows: np.ndarray, areas: dict, ag: dict | None, v1: bool, v2: bo
         corners = areas["corners"][rr, tt]
         front = segment_hits_box(corners[:, 0], corners[:, 3], box[:, :2], box[:, 2], ag["half_length"][nn],
                                  ag["half_width"][nn])
-        lateral_fault = areas["multiple_lanes"][rr, tt] | areas["non_drivable"][rr, tt]
+        multiple, _ = _event_areas(indexes, rows, areas["corners"], g, rr, tt)
+        lateral_fault = multiple | areas["non_drivable"][rr, tt]
         ego_stopped = np.hypot(st[:, VX], st[:, VY]) <= K.NC_STOPPED_SPEED
         at_fault = ~ego_stopped & (ag["stopped"][nn] | (~(angle > K.BEHIND_ANGLE) & (front | lateral_fault)))
         value = np.where(ag["is_agent"][nn], 0.0, 0.5)
@@ -154,7 +170,8 @@ def _collisions(rows: np.ndarray, areas: dict, ag: dict | None, v1: bool, v2: bo
     return {**({"v1/nc": nc1} if v1 else {}), **({"v2/nc": nc2} if v2 else {})}
 
 
-def _ttc(rows: np.ndarray, areas: dict, ag: dict | None, v1: bool, v2: bool) -> dict[str, np.ndarray]:
+def _ttc(indexes: Sequence[SceneIndex], rows: np.ndarray, areas: dict, ag: dict | None, g: int, v1: bool,
+         v2: bool) -> dict[str, np.ndarray]:
     """TTC of every row: v1 over steps 0..40, v2 over 0..31 without the agents removed at t = 0."""
     r = rows.shape[0]
     out = {}
@@ -185,7 +202,8 @@ def _ttc(rows: np.ndarray, areas: dict, ag: dict | None, v1: bool, v2: bool) -> 
         rr, nn = pr[k], pa[k]
         tt, ll = ff // len(_LOOK), ff % len(_LOOK)
         angle = _angles(rows[rr, tt], ag["boxes"][nn, tt + _LOOK[ll], :2])
-        risky = areas["multiple_lanes"][rr, tt] | areas["non_drivable"][rr, tt] | areas["rear_in_intersection"][rr, tt]
+        multiple, rear_inter = _event_areas(indexes, rows, areas["corners"], g, rr, tt)
+        risky = multiple | areas["non_drivable"][rr, tt] | rear_inter
         critical = (angle < K.AHEAD_ANGLE) | (risky & ~(angle > K.BEHIND_ANGLE))
         ttc = np.ones(r)
         ttc[rr[critical]] = 0.0
@@ -275,16 +293,17 @@ def candidate_metrics(caches: Sequence[MetricCache], states: np.ndarray, comfort
     rows = states.reshape(s * g, t, -1)
     corners = ego_corners(rows)
     centers = ego_center(rows)
-    areas = _areas(caches, rows, corners, centers, g)
+    indexes = [scene_index(c) for c in caches]
+    areas = _areas(indexes, corners, centers, g)
     out: dict[str, np.ndarray] = {}
     dac = (~areas["non_drivable"].any(axis=1)).astype(float)
     ends = np.concatenate([centers[:, :1], centers[:, -1:]], axis=1).reshape(s, g * 2, 2)
     prog = _progress_along_route(caches, ends).reshape(s, g, 2)
     progress = np.maximum(0.0, prog[..., 1] - prog[..., 0]).reshape(-1)
-    far = ~near_polyline([scene_index(c).near_centerline for c in caches], centers.reshape(s, g * t, 2))
+    far = ~near_polyline([x.near_centerline for x in indexes], centers.reshape(s, g * t, 2))
     ag = _pairs(caches, rows, centers, g)
-    nc = _collisions(rows, areas, ag, v1, v2)
-    ttc = _ttc(rows, areas, ag, v1, v2)
+    nc = _collisions(indexes, rows, areas, ag, g, v1, v2)
+    ttc = _ttc(indexes, rows, areas, ag, g, v1, v2)
     if v1:
         out.update({"v1/nc": nc["v1/nc"], "v1/dac": dac, "v1/ddc": driving_direction(areas, exempt_intersections=False),
                     "v1/progress": progress, "v1/ttc": ttc["v1/ttc"]})

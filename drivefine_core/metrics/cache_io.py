@@ -25,7 +25,8 @@ from drivefine_core.metrics.cache import MetricCache
 from drivefine_core.storage.safe_paths import safe_name
 
 _FORMAT_VERSION = 2  # 2: the scorer's precomputed tables (pre.* columns)
-PRE_NAMES = ("polygons.edge_ptr", "polygons.edge_piece", "polygons.centre_ptr", "polygons.centre_poly",
+PRE_NAMES = (*(f"{index}.{table}" for index in ("polygons", "drivable", "route_polygons")
+               for table in ("edge_ptr", "edge_piece", "centre_ptr", "centre_poly")),
              "centerline.ptr", "centerline.piece", "removed", "fixed_rows")
 _NONE = np.zeros(0, dtype=np.uint8)
 

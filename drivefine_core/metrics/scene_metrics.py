@@ -28,6 +28,9 @@ _GRID_EXTENT_M = 130.0
 @dataclass
 class SceneIndex:
     polygons: PolygonIndex  # drivable polygons, then lane polygons, then intersection polygons
+    drivable: PolygonIndex  # the drivable polygons alone (DAC of every state)
+    route_polygons: PolygonIndex  # on-route lane polygons, then intersection polygons (DDC, LK of every state)
+    route_kind: np.ndarray  # (route polygons,) int8: LANE_ON_ROUTE or INTERSECTION
     n_drivable: int
     n_lanes: int
     lane_on_route: np.ndarray  # (n_lanes,)
@@ -53,7 +56,8 @@ class SceneIndex:
 
     def tables(self) -> dict[str, np.ndarray]:
         """The parts that are costly to build (grid tables), for the metric cache stage to keep."""
-        return {**{f"polygons.{k}": v for k, v in self.polygons.tables().items()},
+        return {**{f"{name}.{k}": v for name in ("polygons", "drivable", "route_polygons")
+                   for k, v in getattr(self, name).tables().items()},
                 **{f"centerline.{k}": v for k, v in self.near_centerline.tables().items()}}
 
 
@@ -111,8 +115,14 @@ def build_index(cache: MetricCache, tables: dict[str, np.ndarray] | None = None)
                            np.full(len(io) - 1, INTERSECTION)]).astype(np.int8)
     lights = [cache.lane_polygon(int(i)) for i in cache.light_lane_index]
     sub = (lambda prefix: {k[len(prefix):]: v for k, v in tables.items() if k.startswith(prefix)}) if tables else None
+    on_route = np.flatnonzero(cache.lane_on_route)
+    rv, ro = flatten_polygons([cache.lane_polygon(int(i)) for i in on_route] + inter)
     idx = SceneIndex(
         polygons=PolygonIndex(verts, offsets, extent=extent, tables=sub("polygons.") if sub else None),
+        drivable=PolygonIndex(cache.drivable_vertices, cache.drivable_offsets, extent=extent,
+                              tables=sub("drivable.") if sub else None),
+        route_polygons=PolygonIndex(rv, ro, extent=extent, tables=sub("route_polygons.") if sub else None),
+        route_kind=np.array([LANE_ON_ROUTE] * len(on_route) + [INTERSECTION] * len(inter), dtype=np.int8),
         n_drivable=len(cache.drivable_ids),
         n_lanes=len(cache.lane_ids),
         lane_on_route=cache.lane_on_route.copy(),
