@@ -180,11 +180,9 @@ class PolygonIndex:
         self.centre_ptr, self.centre_poly = _csr(cells[inside], poly[inside], g.n)
 
     def _edges(self, pieces: np.ndarray, piece_owner: np.ndarray) -> None:
-        self.edge_idx, self.edge_owner = pieces[self._edge_piece], piece_owner[self._edge_piece]
-        self._edge_xy = [np.ascontiguousarray(self.edge_idx[:, k]) for k in range(4)]  # gathered column-wise
-        # [x1, y1, x2, y2, owner] rows: what a batched query (batch_map) gathers in one go.
-        self.edge_table = np.concatenate([self.edge_idx, self.edge_owner[:, None].astype(np.float64)], axis=1)
-        self._edge_pos = np.arange(len(self.edge_idx))
+        # Per table row [x1, y1, x2, y2, owner]: one gather fetches everything a crossing test needs.
+        self.edge_table = np.concatenate([pieces, piece_owner[:, None].astype(np.float64)], axis=1)[self._edge_piece]
+        self._edge_pos = np.arange(len(self.edge_table))
 
     def tables(self) -> dict[str, np.ndarray]:
         """What the build computed (the rest follows from the vertices): to keep, and pass back as `tables`."""
@@ -210,9 +208,10 @@ class PolygonIndex:
         if len(rows):
             centre = g.origin + (ij + 0.5) * g.cell  # the same numbers as _Grid.centers of these cells
             at = on[rows]
+            e = self.edge_table[pos]
             cross = _crosses_xy(centre[rows, 0], centre[rows, 1], points[at, 0], points[at, 1],
-                                *(e[pos] for e in self._edge_xy))
-            crossed, count = np.unique(at[cross] * p + self.edge_owner[pos[cross]], return_counts=True)
+                                e[:, 0], e[:, 1], e[:, 2], e[:, 3])
+            crossed, count = np.unique(at[cross] * p + e[cross, 4].astype(np.int64), return_counts=True)
             odd = crossed[count % 2 == 1]
             if len(odd):  # centre inside XOR an odd number of crossings. keys[0] is sorted and unique (points
                 # in order, each cell's polygons in order), so the toggled pairs are found by binary search.

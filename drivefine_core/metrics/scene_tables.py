@@ -48,7 +48,7 @@ def install(cache: MetricCache, packed: dict[str, np.ndarray]) -> MetricCache:
             continue
         if name.endswith("ptr"):
             ptr = np.zeros(len(arr) + 1, dtype=np.int64)
-            np.cumsum(arr, out=ptr[1:])
+            np.cumsum(arr, dtype=np.int64, out=ptr[1:])
             tables[name] = ptr
         else:
             tables[name] = arr.astype(np.int64)
