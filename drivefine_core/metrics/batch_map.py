@@ -29,7 +29,8 @@ def _expand(ptrs: Sequence[np.ndarray], cell: np.ndarray, ok: np.ndarray,
     """CSR rows of every point's cell in its scene's table -> (point index into the flattened (S * M) points,
     gather(scene, positions) of those rows stacked). One ptr gather and one value gather per scene."""
     s, m = cell.shape
-    bounds = np.stack([ptrs[i][np.stack([cell[i], cell[i] + 1])] for i in range(s)])  # (S, 2, M)
+    both = np.stack([cell, cell + 1], axis=1)
+    bounds = np.stack([ptrs[i][both[i]] for i in range(s)])  # (S, 2, M)
     start = bounds[:, 0].reshape(-1)
     count = np.where(ok.reshape(-1), bounds[:, 1].reshape(-1) - start, 0)
     rows = np.repeat(np.arange(s * m), count)

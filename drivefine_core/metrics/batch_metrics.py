@@ -78,9 +78,9 @@ def _event_areas(indexes: Sequence[SceneIndex], rows: np.ndarray, corners: np.nd
     live = np.flatnonzero(count)
     q, p = polygon_pairs([indexes[i].polygons for i in live], pts[live])
     sc, local = live[q // (5 * m)], q % (5 * m)
-    kinds = [indexes[i].poly_kind for i in range(len(indexes))]
-    width = max(len(k) for k in kinds)
-    kind = np.stack([np.pad(k, (0, width - len(k))) for k in kinds])[sc, p]
+    sizes = np.array([len(x.poly_kind) for x in indexes])
+    width = int(sizes.max())
+    kind = np.concatenate([x.poly_kind for x in indexes])[(np.cumsum(sizes) - sizes)[sc] + p]
     lane = (local < 4 * m) & ((kind == LANE) | (kind == LANE_ON_ROUTE))
     event_of = np.full((len(indexes), m), -1)
     event_of[scene, slot] = np.arange(e)
@@ -93,14 +93,15 @@ def _event_areas(indexes: Sequence[SceneIndex], rows: np.ndarray, corners: np.nd
     return multiple, rear_inter
 
 
-def _pairs(caches: Sequence[MetricCache], rows: np.ndarray, centers: np.ndarray, g: int) -> dict[str, np.ndarray] | None:
+def _pairs(caches: Sequence[MetricCache], indexes: Sequence[SceneIndex], rows: np.ndarray, centers: np.ndarray,
+           g: int) -> dict[str, np.ndarray] | None:
     """Stacked agents and the (row, agent) pairs of one scene that can touch: the agent's observed centres
     come within reach (TTC look-ahead at the row's top speed) + both radii of the row's bounding box."""
     counts = np.array([c.num_agents for c in caches])
     if counts.sum() == 0:
         return None
     keep = np.nonzero(counts)[0]
-    idxs = [scene_index(caches[i]) for i in keep]
+    idxs = [indexes[i] for i in keep]
     cat = lambda name: np.concatenate([getattr(x, name) for x in idxs])  # noqa: E731
     radius, lo_a, hi_a = cat("radius"), cat("agent_lo"), cat("agent_hi")
     scene = np.repeat(keep, counts[keep])
@@ -141,44 +142,40 @@ def _overlaps(ego_c: np.ndarray, ego_h: np.ndarray, pair: np.ndarray, step: np.n
     return out
 
 
-def _collisions(indexes: Sequence[SceneIndex], rows: np.ndarray, areas: dict, ag: dict | None, g: int, v1: bool,
-                v2: bool) -> dict[str, np.ndarray]:
-    """NC of every row, v1 (every agent) and v2 (without the agents overlapping the ego at t = 0)."""
-    r, t = rows.shape[:2]
-    nc1, nc2 = np.ones(r), np.ones(r)
-    if ag is not None and len(ag["row"]):
-        pr, pa = ag["row"], ag["agent"]
-        hit = _overlaps(areas["centers"][pr], rows[pr, :, H], np.arange(len(pr)), np.arange(t)[None], ag)
-        touched = hit.any(axis=1)
-        first = np.argmax(hit, axis=1)
-        k = np.nonzero(touched)[0]
-        rr, nn, tt = pr[k], pa[k], first[k]
-        st = rows[rr, tt]
-        box = ag["boxes"][nn, tt]
-        angle = _angles(st, box[:, :2])
-        corners = areas["corners"][rr, tt]
-        front = segment_hits_box(corners[:, 0], corners[:, 3], box[:, :2], box[:, 2], ag["half_length"][nn],
-                                 ag["half_width"][nn])
-        multiple, _ = _event_areas(indexes, rows, areas["corners"], g, rr, tt)
-        lateral_fault = multiple | areas["non_drivable"][rr, tt]
-        ego_stopped = np.hypot(st[:, VX], st[:, VY]) <= K.NC_STOPPED_SPEED
-        at_fault = ~ego_stopped & (ag["stopped"][nn] | (~(angle > K.BEHIND_ANGLE) & (front | lateral_fault)))
-        value = np.where(ag["is_agent"][nn], 0.0, 0.5)
-        np.minimum.at(nc1, rr[at_fault], value[at_fault])
-        kept = at_fault & ~ag["removed"][nn]
-        np.minimum.at(nc2, rr[kept], value[kept])
-    return {**({"v1/nc": nc1} if v1 else {}), **({"v2/nc": nc2} if v2 else {})}
-
-
-def _ttc(indexes: Sequence[SceneIndex], rows: np.ndarray, areas: dict, ag: dict | None, g: int, v1: bool,
-         v2: bool) -> dict[str, np.ndarray]:
-    """TTC of every row: v1 over steps 0..40, v2 over 0..31 without the agents removed at t = 0."""
-    r = rows.shape[0]
-    out = {}
-    last = K.NUM_SIM_STEPS if v1 else K.V2_TTC_LAST_STEP
-    if ag is None or not len(ag["row"]):
-        return {**({"v1/ttc": np.ones(r)} if v1 else {}), **({"v2/ttc": np.ones(r)} if v2 else {})}
+def _nc_events(rows: np.ndarray, areas: dict, ag: dict) -> dict[str, np.ndarray]:
+    """Each (row, agent) pair's first contact: rows rr, agents nn, steps tt."""
     pr, pa = ag["row"], ag["agent"]
+    hit = _overlaps(areas["centers"][pr], rows[pr, :, H], np.arange(len(pr)), np.arange(rows.shape[1])[None], ag)
+    k = np.nonzero(hit.any(axis=1))[0]
+    return {"rr": pr[k], "nn": pa[k], "tt": np.argmax(hit[k], axis=1)}
+
+
+def _nc(rows: np.ndarray, areas: dict, ag: dict, ev: dict, multiple: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """NC v1 (every agent) and v2 (without the agents overlapping the ego at t = 0) from the first contacts;
+    `multiple`: multiple_lanes at each contact state."""
+    nc1, nc2 = np.ones(rows.shape[0]), np.ones(rows.shape[0])
+    rr, nn, tt = ev["rr"], ev["nn"], ev["tt"]
+    st = rows[rr, tt]
+    box = ag["boxes"][nn, tt]
+    angle = _angles(st, box[:, :2])
+    corners = areas["corners"][rr, tt]
+    front = segment_hits_box(corners[:, 0], corners[:, 3], box[:, :2], box[:, 2], ag["half_length"][nn],
+                             ag["half_width"][nn])
+    lateral_fault = multiple | areas["non_drivable"][rr, tt]
+    ego_stopped = np.hypot(st[:, VX], st[:, VY]) <= K.NC_STOPPED_SPEED
+    at_fault = ~ego_stopped & (ag["stopped"][nn] | (~(angle > K.BEHIND_ANGLE) & (front | lateral_fault)))
+    value = np.where(ag["is_agent"][nn], 0.0, 0.5)
+    np.minimum.at(nc1, rr[at_fault], value[at_fault])
+    kept = at_fault & ~ag["removed"][nn]
+    np.minimum.at(nc2, rr[kept], value[kept])
+    return nc1, nc2
+
+
+def _ttc_events(rows: np.ndarray, areas: dict, ag: dict, versions: list[str]) -> dict[str, dict[str, np.ndarray]]:
+    """Per version, each (row, agent) pair's first TTC hit (time-major, then look-ahead: the devkit's order):
+    v1 over steps 0..40, v2 over 0..31 without the agents removed at t = 0."""
+    pr, pa = ag["row"], ag["agent"]
+    last = K.NUM_SIM_STEPS if "v1" in versions else K.V2_TTC_LAST_STEP
     steps = np.arange(last + 1)
     obs_t = steps[:, None] + _LOOK[None]  # (T, L)
     st = rows[pr][:, steps]  # (P, T, 11)
@@ -186,37 +183,56 @@ def _ttc(indexes: Sequence[SceneIndex], rows: np.ndarray, areas: dict, ag: dict 
     heading = st[..., H]
     shift = speed[..., None] * _LOOK * K.DT  # (P, T, L)
     centers = areas["centers"][pr][:, steps][:, :, None] + shift[..., None] * np.stack([np.cos(heading), np.sin(heading)], -1)[:, :, None]
-    moving = speed >= K.TTC_STOPPED_SPEED
-    # A stopped ego tests nothing: its pairs' steps are given an unobserved step (validity False) by masking.
     hit = _overlaps(centers, np.broadcast_to(heading[..., None], centers.shape[:-1]), np.arange(len(pr)), obs_t[None], ag)
-    hit &= moving[..., None]
-    for version, last_v, drop in (("v1", K.NUM_SIM_STEPS, None), ("v2", K.V2_TTC_LAST_STEP, ag["removed"])):
-        if not (v1 if version == "v1" else v2):
-            continue
-        h = hit[:, : last_v + 1].reshape(len(pr), -1)  # time-major, then look-ahead: the devkit's visiting order
+    hit &= (speed >= K.TTC_STOPPED_SPEED)[..., None]  # a (nearly) stopped ego tests nothing at that step
+    out = {}
+    for version in versions:
+        h = hit[:, : (K.NUM_SIM_STEPS if version == "v1" else K.V2_TTC_LAST_STEP) + 1].reshape(len(pr), -1)
         any_hit = h.any(axis=1)
-        if drop is not None:
-            any_hit &= ~drop[pa]
+        if version == "v2":
+            any_hit &= ~ag["removed"][pa]
         k = np.nonzero(any_hit)[0]
         ff = np.argmax(h[k], axis=1)
-        rr, nn = pr[k], pa[k]
-        tt, ll = ff // len(_LOOK), ff % len(_LOOK)
-        angle = _angles(rows[rr, tt], ag["boxes"][nn, tt + _LOOK[ll], :2])
-        multiple, rear_inter = _event_areas(indexes, rows, areas["corners"], g, rr, tt)
-        risky = multiple | areas["non_drivable"][rr, tt] | rear_inter
-        critical = (angle < K.AHEAD_ANGLE) | (risky & ~(angle > K.BEHIND_ANGLE))
-        ttc = np.ones(r)
-        ttc[rr[critical]] = 0.0
-        out[f"{version}/ttc"] = ttc
+        out[version] = {"rr": pr[k], "nn": pa[k], "tt": ff // len(_LOOK), "ll": ff % len(_LOOK)}
     return out
 
 
-def _progress_along_route(caches: Sequence[MetricCache], points: np.ndarray) -> np.ndarray:
+def _ttc(rows: np.ndarray, areas: dict, ag: dict, ev: dict, multiple: np.ndarray, rear_inter: np.ndarray) -> np.ndarray:
+    rr, nn, tt, ll = ev["rr"], ev["nn"], ev["tt"], ev["ll"]
+    angle = _angles(rows[rr, tt], ag["boxes"][nn, tt + _LOOK[ll], :2])
+    risky = multiple | areas["non_drivable"][rr, tt] | rear_inter
+    critical = (angle < K.AHEAD_ANGLE) | (risky & ~(angle > K.BEHIND_ANGLE))
+    ttc = np.ones(rows.shape[0])
+    ttc[rr[critical]] = 0.0
+    return ttc
+
+
+def _agent_metrics(indexes: Sequence[SceneIndex], rows: np.ndarray, areas: dict, ag: dict | None, g: int, v1: bool,
+                   v2: bool) -> dict[str, np.ndarray]:
+    """NC and TTC of every row. The lane / intersection look-ups their fault rules need are made once, for
+    the contact states of both metrics and versions together."""
+    versions = [v for v, on in (("v1", v1), ("v2", v2)) if on]
+    if ag is None or not len(ag["row"]):
+        return {f"{v}/{m}": np.ones(rows.shape[0]) for v in versions for m in ("nc", "ttc")}
+    events = [_nc_events(rows, areas, ag)]
+    ttc_events = _ttc_events(rows, areas, ag, versions)
+    events += [ttc_events[v] for v in versions]
+    multiple, rear = _event_areas(indexes, rows, areas["corners"], g, np.concatenate([e["rr"] for e in events]),
+                                  np.concatenate([e["tt"] for e in events]))
+    cut = np.cumsum([0] + [len(e["rr"]) for e in events])
+    nc1, nc2 = _nc(rows, areas, ag, events[0], multiple[: cut[1]])
+    out = {"v1/nc": nc1, "v2/nc": nc2}
+    for j, v in enumerate(versions):
+        out[f"{v}/ttc"] = _ttc(rows, areas, ag, events[j + 1], multiple[cut[j + 1] : cut[j + 2]], rear[cut[j + 1] : cut[j + 2]])
+    return {k: x for k, x in out.items() if k.split("/")[0] in versions}
+
+
+def _progress_along_route(indexes: Sequence[SceneIndex], points: np.ndarray) -> np.ndarray:
     """geometry.project_to_polyline of (S, M, 2) points on their scenes' centrelines, all scenes at once: a
     point is measured (with the same formulas) only against the runs of segments whose bounding circle comes
     within the nearest circle's far side, so the first nearest segment, and its arc length, are the same."""
     s, m = points.shape[:2]
-    routes = [scene_index(c).route for c in caches]
+    routes = [x.route for x in indexes]
     n_blocks = np.array([len(r.radius) for r in routes])
     n_segs = np.array([len(r.seg_len) for r in routes])
     block0 = np.concatenate([[0], np.cumsum(n_blocks)[:-1]])
@@ -267,13 +283,13 @@ def _lane_keeping(far: np.ndarray, skip: np.ndarray) -> np.ndarray:
     return (np.max(count - before, axis=1) < K.LK_MAX_STEPS).astype(float)
 
 
-def _traffic_lights(caches: Sequence[MetricCache], corners: np.ndarray, g: int) -> np.ndarray:
+def _traffic_lights(caches: Sequence[MetricCache], indexes: Sequence[SceneIndex], corners: np.ndarray, g: int) -> np.ndarray:
     r, t = corners.shape[:2]
     ok = np.ones(r)
     for i, c in enumerate(caches):
         if not len(c.light_lane_index) or not c.light_red[:, :t].any():
             continue
-        idx = scene_index(c)
+        idx = indexes[i]
         cs = corners[i * g : (i + 1) * g]
         lo, hi = cs.min(axis=2), cs.max(axis=2)
         for poly, bounds, red in zip(idx.light_polygons, idx.light_bounds, c.light_red[:, :t]):
@@ -298,19 +314,18 @@ def candidate_metrics(caches: Sequence[MetricCache], states: np.ndarray, comfort
     out: dict[str, np.ndarray] = {}
     dac = (~areas["non_drivable"].any(axis=1)).astype(float)
     ends = np.concatenate([centers[:, :1], centers[:, -1:]], axis=1).reshape(s, g * 2, 2)
-    prog = _progress_along_route(caches, ends).reshape(s, g, 2)
+    prog = _progress_along_route(indexes, ends).reshape(s, g, 2)
     progress = np.maximum(0.0, prog[..., 1] - prog[..., 0]).reshape(-1)
     far = ~near_polyline([x.near_centerline for x in indexes], centers.reshape(s, g * t, 2))
-    ag = _pairs(caches, rows, centers, g)
-    nc = _collisions(indexes, rows, areas, ag, g, v1, v2)
-    ttc = _ttc(indexes, rows, areas, ag, g, v1, v2)
+    ag = _pairs(caches, indexes, rows, centers, g)
+    out.update(_agent_metrics(indexes, rows, areas, ag, g, v1, v2))
     if v1:
-        out.update({"v1/nc": nc["v1/nc"], "v1/dac": dac, "v1/ddc": driving_direction(areas, exempt_intersections=False),
-                    "v1/progress": progress, "v1/ttc": ttc["v1/ttc"]})
+        out.update({"v1/dac": dac, "v1/ddc": driving_direction(areas, exempt_intersections=False),
+                    "v1/progress": progress})
     if v2:
-        out.update({"v2/nc": nc["v2/nc"], "v2/dac": dac, "v2/ddc": driving_direction(areas, exempt_intersections=True),
-                    "v2/progress": progress, "v2/ttc": ttc["v2/ttc"],
-                    "v2/tlc": _traffic_lights(caches, corners, g),
+        out.update({"v2/dac": dac, "v2/ddc": driving_direction(areas, exempt_intersections=True),
+                    "v2/progress": progress,
+                    "v2/tlc": _traffic_lights(caches, indexes, corners, g),
                     "v2/lk": _lane_keeping(far.reshape(s * g, t), areas["center_in_intersection"])})
     out = {k: v.reshape(s, g) for k, v in out.items()}
     out.update(comfort)
