@@ -206,8 +206,11 @@ def score_trajectories(caches: Sequence[MetricCache], trajectories: np.ndarray, 
     s, g = trajectories.shape[:2]
     # The reference and human rows come precomputed with the metric cache (scene_tables); a cache built in
     # memory, or one whose fields were reassigned, gets them measured here once.
-    _build_fixed_rows([c for c in caches if c.recalled("fixed_rows") is None])
     fixed = [c.recalled("fixed_rows") for c in caches]
+    missing = [i for i, f in enumerate(fixed) if f is None]
+    _build_fixed_rows([caches[i] for i in missing])
+    for i in missing:
+        fixed[i] = caches[i].recalled("fixed_rows")
     pick = lambda key, row: np.array([f[key][row] for f in fixed])  # noqa: E731
     states = simulate(interpolate_plans(trajectories.reshape(-1, K.PLAN_POSES, 3)),
                       np.repeat(_initial(caches), g, axis=0)).reshape(s, g, K.NUM_STATES, STATE_DIM)
