@@ -131,7 +131,8 @@ def _overlaps(ego_c: np.ndarray, ego_h: np.ndarray, pair: np.ndarray, step: np.n
     """Ego boxes (P, ..., 2) / (P, ...) vs the pairs' agents at observation steps `step` (broadcast to (P, ...)):
     bounding-circle prefilter on the centres, then the exact test on the boxes that pass."""
     agent = ag["agent"][pair].reshape((-1,) + (1,) * (ego_h.ndim - 1))
-    dist = np.linalg.norm(ag["centres"][agent, step] - ego_c, axis=-1)
+    d = ag["centres"][agent, step] - ego_c
+    dist = np.sqrt(d[..., 0] * d[..., 0] + d[..., 1] * d[..., 1])  # = np.linalg.norm(d, axis=-1)
     sel = np.nonzero(ag["valid"][agent, step] & (dist <= _EGO_RADIUS + ag["radius"][agent]))
     out = np.zeros(dist.shape, dtype=bool)
     if len(sel[0]):
@@ -262,9 +263,11 @@ def _progress_along_route(indexes: Sequence[SceneIndex], points: np.ndarray) -> 
     k = seg0[sc][rep] + first_seg[rep] + np.arange(len(rep)) - (np.cumsum(count) - count)[rep]
     p = pt[rep]
     rel = q[p] - a[k]
+    abk = ab[k]
     denom = np.maximum(seg_len[k] ** 2, 1e-300)
-    t = np.clip(np.sum(rel * ab[k], -1) / denom, 0.0, 1.0)
-    dist = np.linalg.norm(rel - t[..., None] * ab[k], axis=-1)
+    t = np.clip((rel[:, 0] * abk[:, 0] + rel[:, 1] * abk[:, 1]) / denom, 0.0, 1.0)  # as np.sum(rel * ab, -1)
+    off = rel - t[:, None] * abk
+    dist = np.sqrt(off[:, 0] * off[:, 0] + off[:, 1] * off[:, 1])  # = np.linalg.norm(off, axis=-1)
     group = np.flatnonzero(np.concatenate([[True], p[1:] != p[:-1]]))
     best = np.minimum.reduceat(dist, group)
     first = np.flatnonzero(dist == np.repeat(best, np.diff(np.append(group, len(p)))))

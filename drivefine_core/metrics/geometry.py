@@ -35,18 +35,21 @@ def ego_corners(states: np.ndarray) -> np.ndarray:
     return box_corners(ego_center(states), states[..., 2], K.EGO_HALF_LENGTH, K.EGO_HALF_WIDTH)
 
 
+def _dot(ax, ay, bx, by):
+    """a . b written out: the same float operations as np.sum(a * b, -1) over a last axis of two."""
+    return ax * bx + ay * by
+
+
 def boxes_overlap(c1, h1, l1, w1, c2, h2, l2, w2) -> np.ndarray:
     """Oriented boxes (centre, heading, half length, half width; broadcastable) intersect (touching counts)."""
-    d = c2 - c1
-    u1 = np.stack([np.cos(h1), np.sin(h1)], -1)
-    v1 = np.stack([-np.sin(h1), np.cos(h1)], -1)
-    u2 = np.stack([np.cos(h2), np.sin(h2)], -1)
-    v2 = np.stack([-np.sin(h2), np.cos(h2)], -1)
-    sep = np.zeros(np.broadcast_shapes(d.shape[:-1], np.shape(l2), np.shape(l1)), dtype=bool)
+    dx, dy = c2[..., 0] - c1[..., 0], c2[..., 1] - c1[..., 1]
+    cos1, sin1, cos2, sin2 = np.cos(h1), np.sin(h1), np.cos(h2), np.sin(h2)
+    u1, v1, u2, v2 = (cos1, sin1), (-sin1, cos1), (cos2, sin2), (-sin2, cos2)
+    sep = np.zeros(np.broadcast_shapes(dx.shape, np.shape(l2), np.shape(l1)), dtype=bool)
     for axis in (u1, v1, u2, v2):
-        r1 = l1 * np.abs(np.sum(u1 * axis, -1)) + w1 * np.abs(np.sum(v1 * axis, -1))
-        r2 = l2 * np.abs(np.sum(u2 * axis, -1)) + w2 * np.abs(np.sum(v2 * axis, -1))
-        sep |= np.abs(np.sum(d * axis, -1)) > r1 + r2
+        r1 = l1 * np.abs(_dot(*u1, *axis)) + w1 * np.abs(_dot(*v1, *axis))
+        r2 = l2 * np.abs(_dot(*u2, *axis)) + w2 * np.abs(_dot(*v2, *axis))
+        sep |= np.abs(_dot(dx, dy, *axis)) > r1 + r2
     return ~sep
 
 
@@ -261,10 +264,12 @@ def _crosses_xy(cx, cy, px, py, ex1, ey1, ex2, ey2) -> np.ndarray:
 def _point_segment_distance(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Distance of (..., 2) points to segments a-b (broadcastable (..., 2))."""
     ab = b - a
-    denom = np.maximum(np.sum(ab * ab, -1), 1e-300)
-    t = np.clip(np.sum((points - a) * ab, -1) / denom, 0.0, 1.0)
+    rel = points - a
+    denom = np.maximum(_dot(ab[..., 0], ab[..., 1], ab[..., 0], ab[..., 1]), 1e-300)
+    t = np.clip(_dot(rel[..., 0], rel[..., 1], ab[..., 0], ab[..., 1]) / denom, 0.0, 1.0)
     proj = a + t[..., None] * ab
-    return np.linalg.norm(points - proj, axis=-1)
+    off = points - proj
+    return np.sqrt(_dot(off[..., 0], off[..., 1], off[..., 0], off[..., 1]))  # = np.linalg.norm(off, axis=-1)
 
 
 def project_to_polyline(points: np.ndarray, line: np.ndarray) -> np.ndarray:
