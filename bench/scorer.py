@@ -1,7 +1,16 @@
-"""Scoring throughput per core: one-candidate evaluation (scenes/s) and batched RL rewards (candidates/s,
-G = 16 per scene), fast engine vs the plain reference scorer, all measured in this one run.
+"""Scoring throughput per core, fast engine vs the plain reference scorer, all measured in this one run, on
+  - real synthetic-world scenes: a small world from the project's generator (test split, every frame a scene),
+    metric caches built by the metric_cache stage's code and read back from its Parquet files, as the
+    evaluate and rl stages get them; once at the default traffic and once denser (more vehicles, pedestrians
+    and static objects per scene);
+  - the hand-made toy scenes (straight / curve / intersection, 0-8 agents), as before.
 
-    python bench/scorer.py [--scenes 200] [--plain-scenes 8]
+Measured: one candidate per scene, v1+v2, scene seen for the first time (caches just read; nothing of them
+scored before) and seen before (scenes/s); batched RL rewards, G = 16 per scene (candidates/s); the plain
+reference scorer (metrics/reference_scorer.py) on a few scenes. Targets per core: first time >= 2,500 scenes/s,
+RL rewards >= 20,000 candidates/s.
+
+    python bench/scorer.py [--logs 8] [--frames 60] [--density 3] [--plain-scenes 6] [--toy-scenes 200]
 """
 
 from __future__ import annotations
@@ -12,13 +21,24 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
 
 import argparse  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from drivefine_core.data.openscene_reader import load_log  # noqa: E402
+from drivefine_core.data.params import SceneFilter  # noqa: E402
+from drivefine_core.data.scene_filter import cut_scenes  # noqa: E402
+from drivefine_core.data.synthetic.params import GenerateParams  # noqa: E402
+from drivefine_core.data.synthetic.world import generate_world  # noqa: E402
+from drivefine_core.metrics.cache_io import read_metric_caches  # noqa: E402
+from drivefine_core.metrics.cache_stage import build_metric_cache_dir  # noqa: E402
 from drivefine_core.metrics.reference_scorer import reference_score  # noqa: E402
 from drivefine_core.metrics.scorer import score_trajectories  # noqa: E402
 from drivefine_core.metrics.toy_random import random_candidates, random_scenes  # noqa: E402
+
+TARGET_FIRST, TARGET_RL, GROUP = 2_500.0, 20_000.0, 16
 
 
 def _timed(fn) -> float:
@@ -28,35 +48,69 @@ def _timed(fn) -> float:
     return time.process_time() - t0
 
 
+def synthetic_caches(root: Path, logs: int, frames: int, density: float) -> Path:
+    """Generate a world (no images) and build the test split's metric caches with the stage's code."""
+    params = GenerateParams(num_logs=logs, frames_per_log=frames, render_images=False, seed=0, workers=1,
+                            vehicle_density_per_100m=1.0 * density, sidewalk_pedestrians_per_100m=0.5 * density,
+                            static_objects_per_100m=0.6 * density, pedestrians_per_crosswalk=1.0 * density)
+    world = generate_world(root / "world", params)
+    scenes = []
+    for name in world.logs["test"]:
+        log = load_log(str(root / "world" / "navsim_logs" / "test" / f"{name}.pkl"), require_annotations=True,
+                       required_cameras=())
+        scenes += cut_scenes(log.frames, SceneFilter(frame_interval=1), log.log_name, log.map_location)
+    report = build_metric_cache_dir(scenes, root / "world" / "maps", root / "cache")
+    if report.failures or not report.scenes:
+        raise SystemExit(f"metric cache failed: {report.failures[:3]}")
+    return root / "cache"
+
+
+def measure(label: str, load, plain_scenes: int, seed: int = 0) -> dict[str, float]:
+    """`load()` returns caches that nothing has scored yet; rates of the fast engine and of the plain scorer."""
+    t0 = time.process_time()
+    caches = load()
+    read_s = time.process_time() - t0
+    rng = np.random.default_rng(seed)
+    one = np.stack([random_candidates(rng, c, 1) for c in caches])
+    group = np.stack([random_candidates(rng, c, GROUP) for c in caches])
+    s = len(caches)
+    first = _timed(lambda: score_trajectories(caches, one, "both"))
+    again = _timed(lambda: score_trajectories(caches, one, "both"))
+    rl = {v: _timed(lambda v=v: score_trajectories(caches, group, v, extended_comfort_pairs=False)) for v in ("v1", "v2")}
+    plain = _timed(lambda: [reference_score(c, one[i, 0], v) for i, c in enumerate(caches[:plain_scenes]) for v in ("v1", "v2")])
+    plain_rate = min(plain_scenes, s) / plain
+    agents = np.mean([c.num_agents for c in caches])
+    r = {"first": s / first, "again": s / again, "rl_v1": s * GROUP / rl["v1"], "rl_v2": s * GROUP / rl["v2"],
+         "plain": plain_rate}
+    print(f"\n{label}: {s} scenes, {agents:.1f} agents per scene on average; reading the caches {read_s / s * 1e3:.1f} ms/scene")
+    print(f"  one candidate, v1+v2, scene seen for the first time: {r['first']:9.1f} scenes/s   "
+          f"({r['first'] / plain_rate:.0f}x plain)  target >= {TARGET_FIRST:,.0f}: {'met' if r['first'] >= TARGET_FIRST else 'NOT met'}")
+    print(f"  one candidate, v1+v2, scene seen before:           {r['again']:9.1f} scenes/s   ({r['again'] / plain_rate:.0f}x plain)")
+    for v in ("v1", "v2"):
+        rate = r[f"rl_{v}"]
+        print(f"  RL rewards G={GROUP}, {v}:                          {rate:9.1f} candidates/s ({rate / plain_rate:.0f}x plain)"
+              f"  target >= {TARGET_RL:,.0f}: {'met' if rate >= TARGET_RL else 'NOT met'}")
+    print(f"  plain reference scorer, v1+v2 ({min(plain_scenes, s)} scenes):   {plain_rate:9.2f} scenes/s")
+    return r
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--scenes", type=int, default=200)
-    ap.add_argument("--group", type=int, default=16)
-    ap.add_argument("--plain-scenes", type=int, default=8)
+    ap.add_argument("--logs", type=int, default=8, help="logs in the synthetic world (about 1 in 5 is test)")
+    ap.add_argument("--frames", type=int, default=60)
+    ap.add_argument("--density", type=float, default=3.0, help="traffic multiplier of the denser world")
+    ap.add_argument("--plain-scenes", type=int, default=6)
+    ap.add_argument("--toy-scenes", type=int, default=200)
     args = ap.parse_args()
-    rng = np.random.default_rng(0)
-    caches = random_scenes(seed=1, count=args.scenes)
-    one = np.stack([random_candidates(rng, c, 1) for c in caches])
-    group = np.stack([random_candidates(rng, c, args.group) for c in caches])
-
-    cold = _timed(lambda: score_trajectories(caches, one, "both"))  # includes building the per-scene indexes
-    warm = {v: _timed(lambda v=v: score_trajectories(caches, one, v)) for v in ("both", "v1", "v2")}
-    rl = {v: _timed(lambda v=v: score_trajectories(caches, group, v, extended_comfort_pairs=False)) for v in ("v1", "v2")}
-
-    plain_caches = random_scenes(seed=1, count=args.plain_scenes)
-    plain = _timed(lambda: [reference_score(c, one[i, 0], v) for i, c in enumerate(plain_caches) for v in ("v1", "v2")])
-    plain_rate = args.plain_scenes / plain
-
-    s = args.scenes
-    print(f"scenes: {s} toy scenes (straight / curve / intersection, 0-8 agents), 1 thread, CPU time")
-    print(f"one-candidate evaluation, v1+v2, cold (index build included): {s / cold:8.1f} scenes/s")
-    print(f"one-candidate evaluation, v1+v2, warm:                        {s / warm['both']:8.1f} scenes/s")
-    print(f"one-candidate evaluation, v1 only / v2 only, warm:            {s / warm['v1']:8.1f} / {s / warm['v2']:.1f} scenes/s")
-    for v in ("v1", "v2"):
-        print(f"RL rewards G={args.group}, {v}, warm:                              {s * args.group / rl[v]:8.1f} candidates/s")
-    print(f"plain reference scorer, v1+v2:                                {plain_rate:8.2f} scenes/s")
-    print(f"ratio fast/plain, one-candidate v1+v2: cold {s / cold / plain_rate:.0f}x, warm {s / warm['both'] / plain_rate:.0f}x")
-    print(f"ratio fast/plain per candidate, RL G={args.group} v2: {s * args.group / rl['v2'] / plain_rate:.0f}x")
+    print("1 thread, CPU time of this process (per core)")
+    with tempfile.TemporaryDirectory(prefix="bench-scorer-") as tmp:
+        for label, density in (("synthetic world, test split", 1.0), (f"synthetic world x{args.density:g} traffic", args.density)):
+            t0 = time.perf_counter()
+            root = synthetic_caches(Path(tmp) / f"d{density:g}", args.logs, args.frames, density)
+            print(f"\n(generated and cached {label} in {time.perf_counter() - t0:.0f} s)")
+            measure(label, lambda root=root: read_metric_caches(root), args.plain_scenes)
+    measure("toy scenes (built in memory: indexes and reference rows built while scoring)",
+            lambda: random_scenes(seed=1, count=args.toy_scenes), args.plain_scenes)
 
 
 if __name__ == "__main__":

@@ -73,6 +73,16 @@ class MetricCache:
             self._runtime[name] = entry
         return entry[1]
 
+    def remember(self, name: str, value):
+        """Store derived data built elsewhere (precomputed tables), valid until a field is reassigned."""
+        self._runtime[name] = (tuple(map(id, _GET_PUBLIC(self))), value)
+        return value
+
+    def recalled(self, name: str):
+        """The derived data `name` if it is built and still valid, else None (nothing is built)."""
+        entry = self._runtime.get(name)
+        return entry[1] if entry is not None and entry[0] == tuple(map(id, _GET_PUBLIC(self))) else None
+
     def invalidate(self) -> None:
         self._runtime.clear()
 

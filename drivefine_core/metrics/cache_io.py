@@ -3,6 +3,8 @@
 Arrays are stored as raw little-endian bytes with their dtype and shape, so a reader never depends on
 pickle and a broken file fails loudly (naming the file, scene and field) instead of silently going wrong.
 Writing is incremental: only the logs present in `caches` are (re)written, each atomically.
+Next to the fields, columns `pre.<name>` hold what the scorer needs precomputed per scene
+(metrics.scene_tables); files of an earlier format version have none and are scored after a lazy build.
 """
 
 from __future__ import annotations
@@ -18,10 +20,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from drivefine_core.metrics import scene_tables
 from drivefine_core.metrics.cache import MetricCache
 from drivefine_core.storage.safe_paths import safe_name
 
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2  # 2: the scorer's precomputed tables (pre.* columns)
+PRE_NAMES = (*(f"{index}.{table}" for index in ("polygons", "drivable", "route_polygons")
+               for table in ("edge_ptr", "edge_piece", "centre_ptr", "centre_poly")),
+             "centerline.ptr", "centerline.piece", "removed", "fixed_rows")
+_NONE = np.zeros(0, dtype=np.uint8)
 
 
 def _kinds() -> dict[str, str]:
@@ -38,16 +45,29 @@ def log_file(root: Path, log_name: str) -> Path:
     return root / f"{safe_name(log_name, 'metric cache: log_name')}.parquet"
 
 
+def _put_array(cols: dict[str, list], name: str, value: np.ndarray) -> None:
+    arr = np.ascontiguousarray(value)
+    cols[name].append(arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes())
+    cols[f"{name}__dtype"].append(arr.dtype.newbyteorder("<").str)
+    cols[f"{name}__shape"].append(list(arr.shape))
+
+
+def _get_array(row: dict, name: str) -> np.ndarray:
+    dtype = np.dtype(row[f"{name}__dtype"])
+    shape = tuple(int(s) for s in row[f"{name}__shape"])
+    return np.frombuffer(row[name], dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="), copy=True)
+
+
 def _to_table(caches: list[MetricCache]) -> pa.Table:
     cols: dict[str, list] = defaultdict(list)
     for c in caches:
+        pre = scene_tables.export(c)
+        for name in PRE_NAMES:
+            _put_array(cols, f"pre.{name}", pre.get(name, _NONE))
         for name, kind in _kinds().items():
             value = getattr(c, name)
             if kind == "array":
-                arr = np.ascontiguousarray(value)
-                cols[name].append(arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes())
-                cols[f"{name}__dtype"].append(arr.dtype.newbyteorder("<").str)
-                cols[f"{name}__shape"].append(list(arr.shape))
+                _put_array(cols, name, value)
             elif kind == "strings":
                 cols[name].append(list(value))
             else:
@@ -89,17 +109,20 @@ def _row_to_cache(row: dict, source: str) -> MetricCache:
         value = row[name]
         if kind == "array":
             try:
-                dtype = np.dtype(row[f"{name}__dtype"])
-                shape = tuple(int(s) for s in row[f"{name}__shape"])
-                arr = np.frombuffer(value, dtype=dtype).reshape(shape)
+                kwargs[name] = _get_array(row, name)
             except (KeyError, TypeError, ValueError) as e:
                 raise ValueError(f"{source}: metric cache {token!r} field {name!r}: unreadable array ({e})") from e
-            kwargs[name] = arr.astype(dtype.newbyteorder("="), copy=True)
         elif kind == "strings":
             kwargs[name] = [str(s) for s in value]
         else:
             kwargs[name] = value
-    return MetricCache(**kwargs).validate(source)
+    cache = MetricCache(**kwargs).validate(source)
+    if "pre.fixed_rows" in row:
+        try:
+            scene_tables.install(cache, {name: _get_array(row, f"pre.{name}") for name in PRE_NAMES})
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            raise ValueError(f"{source}: metric cache {token!r}: unreadable precomputed tables ({e})") from e
+    return cache
 
 
 def read_metric_caches(path: str | os.PathLike, logs: Iterable[str] | None = None) -> list[MetricCache]:

@@ -32,16 +32,12 @@ def _chunks(caches: Sequence[MetricCache], size: int) -> list[list[int]]:
 
 def _score_chunk(shared: tuple[list[MetricCache], MetricsParams], job: tuple[list[int], list[np.ndarray]]
                  ) -> list[dict[str, np.ndarray]]:
-    """Scores of every agent's plans for one chunk of scenes; runs on the executor's workers.
-
-    The scorer keeps rows it simulates per scene on the cache, computed with the batch that first needed
-    them; they are rebuilt here from this chunk alone, so the last bit of a score does not depend on which
-    worker process saw the scene before (or on what the caller scored earlier)."""
+    """Scores of every agent's plans for one chunk of scenes; runs on the executor's workers. A scene's
+    reference and human rows are its own (precomputed by the metric_cache stage, or simulated for that scene
+    alone), so a score does not depend on which worker saw the scene before."""
     caches, params = shared
     idx, plans = job
     part = [caches[i] for i in idx]
-    for c in part:
-        c.invalidate()
     return [score_trajectories(part, p[:, None], params.version, params.extended_comfort_pairs, params.human_filter)
             for p in plans]
 

@@ -35,18 +35,21 @@ def ego_corners(states: np.ndarray) -> np.ndarray:
     return box_corners(ego_center(states), states[..., 2], K.EGO_HALF_LENGTH, K.EGO_HALF_WIDTH)
 
 
+def _dot(ax, ay, bx, by):
+    """a . b written out: the same float operations as np.sum(a * b, -1) over a last axis of two."""
+    return ax * bx + ay * by
+
+
 def boxes_overlap(c1, h1, l1, w1, c2, h2, l2, w2) -> np.ndarray:
     """Oriented boxes (centre, heading, half length, half width; broadcastable) intersect (touching counts)."""
-    d = c2 - c1
-    u1 = np.stack([np.cos(h1), np.sin(h1)], -1)
-    v1 = np.stack([-np.sin(h1), np.cos(h1)], -1)
-    u2 = np.stack([np.cos(h2), np.sin(h2)], -1)
-    v2 = np.stack([-np.sin(h2), np.cos(h2)], -1)
-    sep = np.zeros(np.broadcast_shapes(d.shape[:-1], np.shape(l2), np.shape(l1)), dtype=bool)
+    dx, dy = c2[..., 0] - c1[..., 0], c2[..., 1] - c1[..., 1]
+    cos1, sin1, cos2, sin2 = np.cos(h1), np.sin(h1), np.cos(h2), np.sin(h2)
+    u1, v1, u2, v2 = (cos1, sin1), (-sin1, cos1), (cos2, sin2), (-sin2, cos2)
+    sep = np.zeros(np.broadcast_shapes(dx.shape, np.shape(l2), np.shape(l1)), dtype=bool)
     for axis in (u1, v1, u2, v2):
-        r1 = l1 * np.abs(np.sum(u1 * axis, -1)) + w1 * np.abs(np.sum(v1 * axis, -1))
-        r2 = l2 * np.abs(np.sum(u2 * axis, -1)) + w2 * np.abs(np.sum(v2 * axis, -1))
-        sep |= np.abs(np.sum(d * axis, -1)) > r1 + r2
+        r1 = l1 * np.abs(_dot(*u1, *axis)) + w1 * np.abs(_dot(*v1, *axis))
+        r2 = l2 * np.abs(_dot(*u2, *axis)) + w2 * np.abs(_dot(*v2, *axis))
+        sep |= np.abs(_dot(dx, dy, *axis)) > r1 + r2
     return ~sep
 
 
@@ -90,10 +93,10 @@ def _csr(cells: np.ndarray, values: np.ndarray, n_cells: int) -> tuple[np.ndarra
 
 def _expand(indptr: np.ndarray, indices: np.ndarray, cell: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """All (query row, value) pairs of a CSR table for the rows' cells, without a Python loop."""
-    start, stop = indptr[cell], indptr[cell + 1]
-    counts = stop - start
+    start = indptr[cell]
+    counts = indptr[cell + 1] - start
     rows = np.repeat(np.arange(len(cell)), counts)
-    pos = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(start, counts)
+    pos = np.arange(len(rows)) + (start - (np.cumsum(counts) - counts))[rows]
     return rows, indices[pos]
 
 
@@ -133,7 +136,8 @@ class PolygonIndex:
     near the point are touched. Points off the grid are tested against every edge."""
 
     def __init__(self, vertices: np.ndarray, offsets: np.ndarray, cell: float = 1.0,
-                 extent: tuple[np.ndarray, np.ndarray] | None = None):
+                 extent: tuple[np.ndarray, np.ndarray] | None = None, tables: dict[str, np.ndarray] | None = None):
+        """`tables` (from a previous index's `tables()`, e.g. kept in the metric cache) skips the build."""
         self.num_polygons = len(offsets) - 1
         if self.num_polygons == 0:
             return
@@ -148,9 +152,15 @@ class PolygonIndex:
             lo, hi = np.maximum(lo, extent[0]), np.minimum(hi, extent[1])
         self.grid = g = _Grid(lo, np.maximum(hi, lo), cell)
         sa, sb, parent = _split_segments(self.a, self.b, cell)
+        pieces = np.stack([sa, sb], 1).reshape(-1, 4)
+        if tables is not None:
+            self.edge_ptr, self._edge_piece = tables["edge_ptr"], tables["edge_piece"]
+            self.centre_ptr, self.centre_poly = tables["centre_ptr"], tables["centre_poly"]
+            self._edges(pieces, owner[parent])
+            return
         cells, piece = g.box_cells(np.minimum(sa, sb), np.maximum(sa, sb), 2)
-        self.edge_ptr, self.edge_idx = _csr(cells, np.stack([sa[piece], sb[piece]], 1).reshape(-1, 4).astype(np.float64), g.n)
-        self.edge_owner = _csr(cells, owner[parent[piece]], g.n)[1]
+        self.edge_ptr, self._edge_piece = _csr(cells, piece, g.n)
+        self._edges(pieces, owner[parent])
         # Cell centres inside each polygon: every (cell, polygon) pair of the polygons' bounding boxes,
         # tested in one vectorised shapely call on prepared polygons.
         rings = [vertices[offsets[p] : offsets[p + 1]] for p in range(self.num_polygons)]
@@ -172,30 +182,54 @@ class PolygonIndex:
         inside = shapely.contains_xy(polys[poly], centre[:, 0], centre[:, 1])
         self.centre_ptr, self.centre_poly = _csr(cells[inside], poly[inside], g.n)
 
+    def _edges(self, pieces: np.ndarray, piece_owner: np.ndarray) -> None:
+        # Per table row [x1, y1, x2, y2, owner]: one gather fetches everything a crossing test needs.
+        self.edge_table = np.concatenate([pieces, piece_owner[:, None].astype(np.float64)], axis=1)[self._edge_piece]
+        self._edge_pos = np.arange(len(self.edge_table))
+
+    def tables(self) -> dict[str, np.ndarray]:
+        """What the build computed (the rest follows from the vertices): to keep, and pass back as `tables`."""
+        if self.num_polygons == 0:
+            return {}
+        return {"edge_ptr": self.edge_ptr, "edge_piece": self._edge_piece, "centre_ptr": self.centre_ptr,
+                "centre_poly": self.centre_poly}
+
     def query_pairs(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(Q, 2) -> (point, polygon) index pairs with the point strictly inside, sorted by point."""
+        """(Q, 2) -> (point, polygon) index pairs with the point strictly inside (each pair once, in no set order)."""
         p = self.num_polygons
         if p == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        flat, ok = self.grid.ij(points)
-        on = np.nonzero(ok)[0]
-        cell = flat[on]
+        g = self.grid
+        ij = np.floor((points - g.origin) / g.cell).astype(np.int64)
+        ok = (ij[:, 0] >= 0) & (ij[:, 0] < g.nx) & (ij[:, 1] >= 0) & (ij[:, 1] < g.ny)
+        on = np.flatnonzero(ok)
+        ij = ij[on]
+        cell = ij[:, 0] * g.ny + ij[:, 1]
         rows, polys = _expand(self.centre_ptr, self.centre_poly, cell)
         keys = [on[rows] * p + polys]
-        rows, pos = _expand(self.edge_ptr, np.arange(len(self.edge_idx)), cell)
+        rows, pos = _expand(self.edge_ptr, self._edge_pos, cell)
         if len(rows):
-            cross = _crosses(self.grid.centers(cell[rows]), points[on[rows]], self.edge_idx[pos])
-            keys.append(on[rows[cross]] * p + self.edge_owner[pos[cross]])
+            centre = g.origin + (ij + 0.5) * g.cell  # the same numbers as _Grid.centers of these cells
+            at = on[rows]
+            e = self.edge_table[pos]
+            cross = _crosses_xy(centre[rows, 0], centre[rows, 1], points[at, 0], points[at, 1],
+                                e[:, 0], e[:, 1], e[:, 2], e[:, 3])
+            crossed, count = np.unique(at[cross] * p + e[cross, 4].astype(np.int64), return_counts=True)
+            odd = crossed[count % 2 == 1]
+            if len(odd):  # centre inside XOR an odd number of crossings. keys[0] is sorted and unique (points
+                # in order, each cell's polygons in order), so the toggled pairs are found by binary search.
+                k0 = keys[0]
+                at_k0 = np.minimum(np.searchsorted(k0, odd), max(len(k0) - 1, 0))
+                found = k0[at_k0] == odd if len(k0) else np.zeros(len(odd), dtype=bool)
+                keep = np.ones(len(k0), dtype=bool)
+                keep[at_k0[found]] = False
+                keys = [k0[keep], odd[~found]]
         lo, hi = self.bbox
         off = np.nonzero(~ok & np.all((points >= lo) & (points <= hi), axis=1))[0]
         if len(off):  # off the grid but inside the polygons' bounds: crossing number against every edge
             r, c = np.nonzero(self._brute(points[off]))
             keys.append(off[r] * p + c)
-        if len(keys) == 1:  # no edge crossed: the cell centres' answers stand (each pair listed once)
-            inside = np.sort(keys[0])
-        else:
-            uniq, count = np.unique(np.concatenate(keys), return_counts=True)
-            inside = uniq[count % 2 == 1]  # centre inside XOR an odd number of crossings
+        inside = keys[0] if len(keys) == 1 else np.concatenate(keys)
         return inside // p, inside % p
 
     def query(self, points: np.ndarray) -> np.ndarray:
@@ -218,22 +252,24 @@ class PolygonIndex:
         return (out & 1).astype(bool)
 
 
-def _crosses(c: np.ndarray, p: np.ndarray, e: np.ndarray) -> np.ndarray:
-    """Segment c-p properly crosses segment e = [x1, y1, x2, y2] (all (M, .))."""
-    d1 = _orient(e[:, 0], e[:, 1], e[:, 2], e[:, 3], c[:, 0], c[:, 1])
-    d2 = _orient(e[:, 0], e[:, 1], e[:, 2], e[:, 3], p[:, 0], p[:, 1])
-    d3 = _orient(c[:, 0], c[:, 1], p[:, 0], p[:, 1], e[:, 0], e[:, 1])
-    d4 = _orient(c[:, 0], c[:, 1], p[:, 0], p[:, 1], e[:, 2], e[:, 3])
+def _crosses_xy(cx, cy, px, py, ex1, ey1, ex2, ey2) -> np.ndarray:
+    """_crosses on coordinate columns (contiguous gathers instead of strided (M, 4) slices)."""
+    d1 = _orient(ex1, ey1, ex2, ey2, cx, cy)
+    d2 = _orient(ex1, ey1, ex2, ey2, px, py)
+    d3 = _orient(cx, cy, px, py, ex1, ey1)
+    d4 = _orient(cx, cy, px, py, ex2, ey2)
     return (d1 * d2 < 0) & (d3 * d4 < 0)
 
 
 def _point_segment_distance(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Distance of (..., 2) points to segments a-b (broadcastable (..., 2))."""
     ab = b - a
-    denom = np.maximum(np.sum(ab * ab, -1), 1e-300)
-    t = np.clip(np.sum((points - a) * ab, -1) / denom, 0.0, 1.0)
+    rel = points - a
+    denom = np.maximum(_dot(ab[..., 0], ab[..., 1], ab[..., 0], ab[..., 1]), 1e-300)
+    t = np.clip(_dot(rel[..., 0], rel[..., 1], ab[..., 0], ab[..., 1]) / denom, 0.0, 1.0)
     proj = a + t[..., None] * ab
-    return np.linalg.norm(points - proj, axis=-1)
+    off = points - proj
+    return np.sqrt(_dot(off[..., 0], off[..., 1], off[..., 0], off[..., 1]))  # = np.linalg.norm(off, axis=-1)
 
 
 def project_to_polyline(points: np.ndarray, line: np.ndarray) -> np.ndarray:
@@ -253,14 +289,21 @@ def project_to_polyline(points: np.ndarray, line: np.ndarray) -> np.ndarray:
 class PolylineNearIndex:
     """Is a point within `radius` of a polyline? Sparse grid of nearby segment pieces, exact distances."""
 
-    def __init__(self, line: np.ndarray, radius: float, cell: float = 1.0):
+    def __init__(self, line: np.ndarray, radius: float, cell: float = 1.0, tables: dict[str, np.ndarray] | None = None):
         self.radius = radius
         a, b, _ = _split_segments(line[:-1], line[1:], cell)
         self.line = line
         self.grid = g = _Grid(line.min(axis=0) - radius, line.max(axis=0) + radius, cell)
-        span = int(np.ceil(2 * radius / cell)) + 2
-        cells, piece = g.box_cells(np.minimum(a, b) - radius, np.maximum(a, b) + radius, span)
-        self.ptr, self.seg = _csr(cells, np.concatenate([a, b], axis=1)[piece], g.n)
+        if tables is None:
+            span = int(np.ceil(2 * radius / cell)) + 2
+            cells, piece = g.box_cells(np.minimum(a, b) - radius, np.maximum(a, b) + radius, span)
+            self.ptr, self._piece = _csr(cells, piece, g.n)
+        else:
+            self.ptr, self._piece = tables["ptr"], tables["piece"]
+        self.seg = np.concatenate([a, b], axis=1)[self._piece]
+
+    def tables(self) -> dict[str, np.ndarray]:
+        return {"ptr": self.ptr, "piece": self._piece}
 
     def within(self, points: np.ndarray) -> np.ndarray:
         """(Q, 2) -> (Q,) bool: distance to the polyline <= radius."""

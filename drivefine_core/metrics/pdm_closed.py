@@ -18,6 +18,7 @@ from shapely.ops import substring
 
 from drivefine_core.metrics import constants as K
 from drivefine_core.metrics.cache import MetricCache
+from drivefine_core.metrics.scene_metrics import build_index
 from drivefine_core.metrics.scorer import raw_scene_metrics
 from drivefine_core.metrics.simulator import initial_states, simulate
 
@@ -161,6 +162,7 @@ class Forecast:
 
         out = copy.copy(cache)
         out._runtime = {}
+        shared_map = cache.recalled("index")  # same map fields: its grids are reused, not built again
         free = ~touched[:n_obj]
         out.agent_boxes = boxes[free]
         out.agent_valid = np.ones(out.agent_boxes.shape[:2], dtype=bool)
@@ -169,6 +171,8 @@ class Forecast:
         out.agent_tokens = [cache.agent_tokens[i] for i in rows[free]]
         out.agent_seen_at_start = np.ones(len(out.agent_tokens), dtype=bool)
         out.light_red = np.repeat(cache.light_red[:, :1], n_steps, axis=1)
+        if shared_map is not None:
+            out.remember("index", build_index(out, shared_map.tables()))
         self.cache = out
 
     def at(self, step: int) -> int:

@@ -1,9 +1,10 @@
 """Fast batched scoring: PDMS v1 and EPDMS v2 for S scenes x G candidate trajectories.
 
 Per scene the scored rows are [PDM-Closed reference, G candidates, logged human]; the reference and human
-rows are simulated and measured once per scene and kept on the cache (cache._runtime), so repeated calls
-(RL steps, several agents) only pay for the candidates. All candidates of all scenes are simulated in one
-array call; geometry is vectorised over a scene's rows; comfort over all rows at once. Every key is labelled with
+rows are measured once per scene - by the metric cache stage (scene_tables), or here the first time a cache
+built in memory is scored - and kept on the cache (cache._runtime), so a call only pays for the candidates.
+All candidates of all scenes are simulated in one array call and measured in one pass (batch_metrics);
+raw_scene_metrics measures one scene's rows (the reference rows, PDM-Closed's proposals). Every key is labelled with
 its version ("v1/pdms", "v2/epdms", "v2/ttc", ...) so the two are never confused.
 """
 
@@ -15,6 +16,7 @@ import numpy as np
 
 from drivefine_core.metrics import constants as K
 from drivefine_core.metrics import scene_metrics as M
+from drivefine_core.metrics.batch_metrics import candidate_metrics
 from drivefine_core.metrics.cache import MetricCache
 from drivefine_core.metrics.comfort import comfort_v1, extended_comfort, history_comfort
 from drivefine_core.metrics.simulator import STATE_DIM, initial_states, interpolate_plans, simulate
@@ -105,7 +107,27 @@ def _fixed_poses(caches: Sequence[MetricCache]) -> np.ndarray:
     return np.stack([np.stack([c.reference[: K.NUM_STATES] for c in caches]), interpolate_plans(plans)], axis=1)
 
 
-def _ep_v1(raw: np.ndarray, ref_raw: float) -> np.ndarray:
+def _build_fixed_rows(caches: Sequence[MetricCache]) -> None:
+    """Simulate and measure the reference and human rows (v1 and v2) of scenes that lack them, in one
+    simulation call, and keep them on each cache (the metric cache stage does this ahead, scene_tables)."""
+    if not caches:
+        return
+    states = simulate(_fixed_poses(caches).reshape(-1, K.NUM_STATES, 3), np.repeat(_initial(caches), 2, axis=0))
+    states = states.reshape(len(caches), 2, K.NUM_STATES, STATE_DIM)
+    comfort = comfort_metrics(caches, states, True, True)
+    for i, c in enumerate(caches):
+        rows = raw_scene_metrics(c, states[i], True, True, {k: v[i] for k, v in comfort.items()})
+        c.remember("fixed_rows", rows)
+
+
+def fixed_rows(cache: MetricCache) -> dict[str, np.ndarray]:
+    """Raw sub-metrics of the scene's [reference, human] rows, {"v1/nc": (2,), ...}; built once per scene."""
+    if cache.recalled("fixed_rows") is None:
+        _build_fixed_rows([cache])
+    return cache.recalled("fixed_rows")
+
+
+def _ep_v1(raw: np.ndarray, ref_raw: np.ndarray) -> np.ndarray:
     """raw is already masked by NC * DAC; M = max(reference, candidate) per candidate."""
     best = np.maximum(raw, ref_raw)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -113,20 +135,20 @@ def _ep_v1(raw: np.ndarray, ref_raw: float) -> np.ndarray:
     return ep
 
 
-def aggregate_v1(m: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Rows: 0 reference, 1..G candidates, last human (unused in v1) -> per-candidate v1 sub-scores."""
-    mult = m["v1/nc"] * m["v1/dac"]
-    masked = m["v1/progress"] * mult
-    ep = _ep_v1(masked[1:-1], masked[0])
-    ep = np.where(mult[1:-1] == 0.0, 0.0, ep)
-    res = {k: m[f"v1/{k}"][1:-1] for k in ("nc", "dac", "ddc", "ttc", "c")}
+def aggregate_v1(cand: dict[str, np.ndarray], ref: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Candidates' raw v1 sub-metrics (S, G) and the reference row's (S,) -> per-candidate v1 sub-scores."""
+    mult = cand["v1/nc"] * cand["v1/dac"]
+    ref_masked = (ref["v1/progress"] * ref["v1/nc"] * ref["v1/dac"])[:, None]
+    ep = _ep_v1(cand["v1/progress"] * mult, ref_masked)
+    ep = np.where(mult == 0.0, 0.0, ep)
+    res = {k: cand[f"v1/{k}"] for k in ("nc", "dac", "ddc", "ttc", "c")}
     res["ep"] = ep
     w = K.V1_WEIGHTS
     res["pdms"] = res["nc"] * res["dac"] * (w["ttc"] * res["ttc"] + w["ep"] * ep + w["c"] * res["c"]) / sum(w.values())
     return {f"v1/{k}": v for k, v in res.items()}
 
 
-def _ep_v2(raw: np.ndarray, ref_raw: float) -> np.ndarray:
+def _ep_v2(raw: np.ndarray, ref_raw: np.ndarray) -> np.ndarray:
     best = np.maximum(raw, ref_raw)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(best > K.PROGRESS_DISTANCE_THRESHOLD, np.clip(raw / best, 0.0, 1.0), 1.0)
@@ -140,17 +162,17 @@ def epdms(sub: dict[str, np.ndarray], ec_valid: np.ndarray) -> np.ndarray:
     return sub["nc"] * sub["dac"] * sub["ddc"] * sub["tlc"] * (weighted + w["ec"] * ec) / total
 
 
-def aggregate_v2(m: dict[str, np.ndarray], ec: np.ndarray, human_filter: bool) -> dict[str, np.ndarray]:
-    """Rows: 0 reference, 1..G candidates, last human. ec: (G,) float with nan where no predecessor."""
-    raw = m["v2/progress"]
-    res = {k: m[f"v2/{k}"][1:-1].copy() for k in ("nc", "dac", "ddc", "tlc", "ttc", "lk", "hc")}
-    res["ep"] = _ep_v2(raw[1:-1], raw[0])
-    if human_filter:
-        human = {k: m[f"v2/{k}"][-1] for k in ("nc", "dac", "ddc", "tlc", "ttc", "lk", "hc")}
-        human["ep"] = _ep_v2(raw[-1:], raw[0])[0]
-        for k in V2_FILTERED:
-            if human[k] == 0.0:
-                res[k] = np.ones_like(res[k])
+def aggregate_v2(cand: dict[str, np.ndarray], ref: dict[str, np.ndarray], human: dict[str, np.ndarray],
+                 ec: np.ndarray, human_filter: np.ndarray) -> dict[str, np.ndarray]:
+    """Candidates' raw v2 sub-metrics (S, G), the reference and human rows' (S,), ec (S, G) with nan where no
+    predecessor, human_filter (S,): where the human fails a filtered metric, every candidate passes it."""
+    ref_raw = ref["v2/progress"][:, None]
+    res = {k: cand[f"v2/{k}"] for k in ("nc", "dac", "ddc", "tlc", "ttc", "lk", "hc")}
+    res["ep"] = _ep_v2(cand["v2/progress"], ref_raw)
+    human_sub = {k: human[f"v2/{k}"] for k in ("nc", "dac", "ddc", "tlc", "ttc", "lk", "hc")}
+    human_sub["ep"] = _ep_v2(human["v2/progress"], ref["v2/progress"])
+    for k in V2_FILTERED:
+        res[k] = np.where((human_filter & (human_sub[k] == 0.0))[:, None], 1.0, res[k])
     res["ec"] = ec
     res["epdms"] = epdms(res, np.isfinite(ec))
     return {f"v2/{k}": v for k, v in res.items()}
@@ -182,49 +204,30 @@ def score_trajectories(caches: Sequence[MetricCache], trajectories: np.ndarray, 
     if not np.all(np.isfinite(trajectories)):
         raise ValueError("trajectories contain non-finite values")
     s, g = trajectories.shape[:2]
-    # The reference and human rows are measured once per scene (v1 and v2) and kept on the cache; a scene
-    # seen for the first time (or whose fields were reassigned) gets them as extra rows of this call.
-    pending = [i for i, c in enumerate(caches) if not c.runtime("fixed_rows", dict)]
-    init = _initial(caches)
-    poses = [interpolate_plans(trajectories.reshape(-1, K.PLAN_POSES, 3))]
-    inits = [np.repeat(init, g, axis=0)]
-    if pending:
-        poses.append(_fixed_poses([caches[i] for i in pending]).reshape(-1, K.NUM_STATES, 3))
-        inits.append(np.repeat(init[pending], 2, axis=0))
-    sim = simulate(np.concatenate(poses), np.concatenate(inits))
-    states = sim[: s * g].reshape(s, g, K.NUM_STATES, -1)
-    fixed_states = sim[s * g :].reshape(len(pending), 2, K.NUM_STATES, STATE_DIM)
-    comfort = comfort_metrics(caches, states, v1, v2)
-    fixed_comfort = comfort_metrics([caches[i] for i in pending], fixed_states, True, True) if pending else {}
-    slot = {i: j for j, i in enumerate(pending)}
-    raw = []
-    for i, c in enumerate(caches):
-        if i in slot:  # rows [reference, candidates, human] in one pass; keep the reference and human rows
-            j = slot[i]
-            rows = np.concatenate([fixed_states[j, :1], states[i], fixed_states[j, 1:]])
-            cf = {k: np.concatenate([fixed_comfort[k][j, :1], np.zeros(g), fixed_comfort[k][j, 1:]]) for k in fixed_comfort}
-            for k, v in comfort.items():
-                cf[k][1:-1] = v[i]
-            full = raw_scene_metrics(c, rows, True, True, cf)
-            c.runtime("fixed_rows", dict).update({k: v[[0, -1]] for k, v in full.items()})
-            raw.append({k: v for k, v in full.items() if k.startswith(("v1/" if v1 else "-", "v2/" if v2 else "-"))})
-            continue
-        fixed = c.runtime("fixed_rows", dict)
-        cand = raw_scene_metrics(c, states[i], v1, v2, {k: v[i] for k, v in comfort.items()})
-        # Rows as the aggregators expect them: [reference, candidates, human].
-        raw.append({k: np.concatenate([fixed[k][:1], v, fixed[k][1:]]) for k, v in cand.items()})
-    out: dict[str, list[np.ndarray]] = {}
+    # The reference and human rows come precomputed with the metric cache (scene_tables); a cache built in
+    # memory, or one whose fields were reassigned, gets them measured here once.
+    fixed = [c.recalled("fixed_rows") for c in caches]
+    missing = [i for i, f in enumerate(fixed) if f is None]
+    _build_fixed_rows([caches[i] for i in missing])
+    for i in missing:
+        fixed[i] = caches[i].recalled("fixed_rows")
+    pick = lambda key, row: np.array([f[key][row] for f in fixed])  # noqa: E731
+    states = simulate(interpolate_plans(trajectories.reshape(-1, K.PLAN_POSES, 3)),
+                      np.repeat(_initial(caches), g, axis=0)).reshape(s, g, K.NUM_STATES, STATE_DIM)
+    cand = candidate_metrics(caches, states, comfort_metrics(caches, states, v1, v2), v1, v2)
+    out: dict[str, np.ndarray] = {}
     if v1:
-        for r in raw:
-            for k, v in aggregate_v1(r).items():
-                out.setdefault(k, []).append(v)
+        out.update(aggregate_v1(cand, {k: pick(k, 0) for k in ("v1/nc", "v1/dac", "v1/progress")}))
     if v2:
+        ec = np.full((s, g), np.nan)
         prev = predecessors(caches) if extended_comfort_pairs else [None] * s
-        for i, (c, r) in enumerate(zip(caches, raw)):
-            ec = np.full(g, np.nan)
-            if prev[i] is not None:
-                ec = extended_comfort(states[i], states[prev[i]]).astype(float)
-            agg = aggregate_v2(r, ec, human_filter and _human_ok(c) and not c.is_synthetic)
-            for k, v in agg.items():
-                out.setdefault(k, []).append(v)
-    return {k: np.stack(v) for k, v in out.items()}
+        has = np.array([i for i, p in enumerate(prev) if p is not None], dtype=np.int64)
+        if len(has):
+            before = np.array([prev[i] for i in has], dtype=np.int64)
+            pairs = extended_comfort(states[has].reshape(-1, K.NUM_STATES, STATE_DIM),
+                                     states[before].reshape(-1, K.NUM_STATES, STATE_DIM))
+            ec[has] = pairs.astype(float).reshape(len(has), g)
+        keys = [f"v2/{k}" for k in ("nc", "dac", "ddc", "tlc", "ttc", "lk", "hc", "progress")]
+        hf = np.array([human_filter and _human_ok(c) and not c.is_synthetic for c in caches], dtype=bool)
+        out.update(aggregate_v2(cand, {"v2/progress": pick("v2/progress", 0)}, {k: pick(k, 1) for k in keys}, ec, hf))
+    return out

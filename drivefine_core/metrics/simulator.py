@@ -70,6 +70,14 @@ def _fit_operators(n_disp: int) -> tuple[np.ndarray, np.ndarray]:
     return profile @ x_of_s, t
 
 
+@lru_cache(maxsize=4)
+def _curvature_normal_basis(n_disp: int) -> np.ndarray:
+    """(n, n * n): row i is outer(T[i], T[i]) flattened, so T^T diag(w) T = (w @ basis).reshape(n, n) - one
+    matrix product for a whole batch instead of a batched (n, n) @ (n, n) product per trajectory."""
+    _, t = _fit_operators(n_disp)
+    return np.einsum("ij,ik->ijk", t, t).reshape(n_disp, -1)
+
+
 def fit_velocity_curvature(poses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(B, N, 3) poses at 0.1 s -> velocity (B, N-1) and curvature (B, N-1) profiles."""
     n_disp = poses.shape[1] - 1
@@ -82,7 +90,7 @@ def fit_velocity_curvature(poses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # Design A = diag(v) @ T, so A^T A = T^T diag(v^2) T and A^T y = T^T (v * y): batched BLAS products.
     reg = np.full(n_disp, K.CURVATURE_RATE_PENALTY)
     reg[0] = K.INITIAL_CURVATURE_PENALTY
-    normal = np.matmul(t.T[None], (velocity * velocity)[:, :, None] * t[None]) + np.diag(reg)[None]
+    normal = ((velocity * velocity) @ _curvature_normal_basis(n_disp)).reshape(-1, n_disp, n_disp) + np.diag(reg)[None]
     rhs = (velocity * dh) @ t
     x = np.linalg.solve(normal, rhs[..., None])[..., 0]
     curvature = x[:, :1] + K.DT * np.concatenate([np.zeros((len(x), 1)), np.cumsum(x[:, 1:], axis=1)], axis=1)

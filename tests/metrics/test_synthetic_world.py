@@ -166,3 +166,85 @@ def test_navhard_groups_from_the_split_scenes(world):
     sparse = cut_scenes(log.frames, SceneFilter(frame_interval=4), log.log_name, log.map_location)
     _, groups = build_groups(sparse, NavhardParams(max_groups=2, num_starts=1))
     assert groups and all(g.prev is None and g.synthetic_prev == [] for g in groups)
+
+
+@pytest.fixture(scope="module")
+def dense_cache_dir(tmp_path_factory):
+    """(cache dir, scenes, maps) of a busy generated log, cached by the metric_cache stage's code."""
+    from drivefine_core.metrics.cache_stage import build_metric_cache_dir
+
+    root = tmp_path_factory.mktemp("dense")
+    params = GenerateParams(num_logs=1, frames_per_log=24, render_images=False, grid_nodes_x=3, grid_nodes_y=2,
+                            splits={"test": 1.0}, seed=3, vehicle_density_per_100m=3.0,
+                            sidewalk_pedestrians_per_100m=1.5, static_objects_per_100m=1.8)
+    name = generate_world(root, params).logs["test"][0]
+    log = load_log(str(root / "navsim_logs" / "test" / f"{name}.pkl"), require_annotations=True, required_cameras=())
+    scenes = cut_scenes(log.frames, SceneFilter(frame_interval=3), log.log_name, log.map_location)
+    report = build_metric_cache_dir(scenes, root / "maps", root / "cache")
+    assert report.scenes == len(scenes) >= 4 and not report.failures
+    return root / "cache", scenes, root / "maps"
+
+
+def _ram(cache) -> np.ndarray:
+    """(8, 3) a plan that reaches, at 2 s, where the nearest agent observed then is, and stops there."""
+    seen = np.flatnonzero(cache.agent_valid[:, 20])
+    at = cache.agent_boxes[seen, 20, :2]
+    target = at[np.argmin(np.linalg.norm(at, axis=1))]
+    k = np.minimum(np.arange(1, 9), 4)[:, None] / 4.0
+    return np.concatenate([k * target, np.full((8, 1), np.arctan2(target[1], target[0]))], axis=1)
+
+
+def _assert_same(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_fast_equals_reference_on_cached_dense_scenes(dense_cache_dir):
+    """Caches as the stages read them (the scorer's tables precomputed by the metric_cache stage): every
+    sub-score of every candidate equals the plain reference scorer's; caches built in memory (tables built
+    while scoring) give the very same numbers."""
+    from drivefine_core.metrics.cache_io import read_metric_caches
+
+    path, scenes, maps = dense_cache_dir
+    caches = read_metric_caches(path)
+    assert all(c.recalled("index") is not None and c.recalled("fixed_rows") is not None for c in caches)
+    assert np.mean([c.num_agents for c in caches]) > 10
+    rng = np.random.default_rng(11)
+    plans = np.concatenate([np.stack([random_candidates(rng, c, 5) for c in caches]),
+                            np.stack([np.nan_to_num(c.human_future) for c in caches])[:, None],
+                            np.stack([_ram(c) for c in caches])[:, None]], axis=1)
+    fast = score_trajectories(caches, plans, "both")
+    checked = 0
+    for i, c in enumerate(caches):
+        for g in range(plans.shape[1]):
+            for version in ("v1", "v2"):
+                for key, value in reference_score(c, plans[i, g], version).items():
+                    got = fast[key][i, g]
+                    assert (np.isnan(got) if np.isnan(value) else abs(got - value) <= 1e-6), (key, i, g, got, value)
+                    checked += 1
+    assert checked > 300 and fast["v1/nc"].min() < 1.0 and fast["v2/ttc"].min() < 1.0  # not all trivial
+    api = load_map_api(maps, scenes[0].map_location)
+    in_memory = [build_metric_cache(s, api) for s in scenes]
+    for c in in_memory:
+        c.invalidate()  # nothing kept: grids and reference rows are built by the scorer
+    _assert_same(score_trajectories(in_memory, plans, "both"), fast)
+
+
+def test_cache_file_carries_the_scorer_tables_and_an_older_file_still_scores(dense_cache_dir, tmp_path):
+    import pyarrow.parquet as pq
+
+    from drivefine_core.metrics.cache_io import read_metric_caches
+
+    path, _, _ = dense_cache_dir
+    (file,) = sorted(path.glob("*.parquet"))
+    table = pq.read_table(file)
+    assert table.schema.metadata[b"drivefine_metric_cache"] == b"2"
+    pre = [n for n in table.column_names if n.startswith("pre.")]
+    assert "pre.fixed_rows" in pre and "pre.drivable.centre_ptr" in pre
+    old = table.drop_columns(pre).replace_schema_metadata({b"drivefine_metric_cache": b"1"})
+    pq.write_table(old, tmp_path / file.name)
+    older, current = read_metric_caches(tmp_path), read_metric_caches(path)
+    assert all(c.recalled("index") is None for c in older)
+    plans = np.stack([random_candidates(np.random.default_rng(2), c, 3) for c in current])
+    _assert_same(score_trajectories(older, plans), score_trajectories(current, plans))

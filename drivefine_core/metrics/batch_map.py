@@ -1,0 +1,110 @@
+"""Map look-ups of many scenes' points at once, with the scenes' own grids (geometry.PolygonIndex and
+PolylineNearIndex): the same cells, the same candidate edges and the same arithmetic as a query per scene,
+but only the table gathers run once per scene; the cell arithmetic, crossing tests, parities and distances run
+once for the whole batch."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+from drivefine_core.metrics.geometry import _crosses_xy, _point_segment_distance
+
+
+def _cells(grids: Sequence, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(S, M, 2) points -> the cell (i, j) of each point in its scene's grid (S, M, 2), whether it is on the
+    grid (S, M), and the flat cell (S, M) (0 where off the grid)."""
+    origin = np.stack([g.origin for g in grids])[:, None]
+    size = np.array([g.cell for g in grids], dtype=np.float64)[:, None, None]
+    nx = np.array([g.nx for g in grids])[:, None]
+    ny = np.array([g.ny for g in grids])[:, None]
+    ij = np.floor((points - origin) / size).astype(np.int64)
+    ok = (ij[..., 0] >= 0) & (ij[..., 0] < nx) & (ij[..., 1] >= 0) & (ij[..., 1] < ny)
+    return ij, ok, np.where(ok, ij[..., 0] * ny + ij[..., 1], 0)
+
+
+def _expand(ptrs: Sequence[np.ndarray], cell: np.ndarray, ok: np.ndarray,
+            gather: Callable[[int, np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """CSR rows of every point's cell in its scene's table -> (point index into the flattened (S * M) points,
+    gather(scene, positions) of those rows stacked). One ptr gather and one value gather per scene."""
+    s, m = cell.shape
+    both = np.stack([cell, cell + 1], axis=1)
+    bounds = np.stack([ptrs[i][both[i]] for i in range(s)])  # (S, 2, M)
+    start = bounds[:, 0].reshape(-1)
+    count = np.where(ok.reshape(-1), bounds[:, 1].reshape(-1) - start, 0)
+    rows = np.repeat(np.arange(s * m), count)
+    pos = np.arange(len(rows)) + (start - (np.cumsum(count) - count))[rows]
+    split = np.concatenate([[0], np.cumsum(count.reshape(s, m).sum(axis=1))])
+    parts = [gather(i, pos[split[i] : split[i + 1]]) for i in range(s) if split[i + 1] > split[i]]
+    return rows, (np.concatenate(parts) if parts else gather(0, pos[:0]))
+
+
+_CHUNK_POINTS = 16384  # scenes are taken in groups of about this many points: the work arrays stay in cache
+
+
+def _chunks(s: int, m: int) -> list[tuple[int, int]]:
+    step = max(1, _CHUNK_POINTS // max(m, 1))
+    return [(a, min(a + step, s)) for a in range(0, s, step)]
+
+
+def polygon_pairs(indexes: Sequence, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(S, M, 2) points, one PolygonIndex per scene -> (flat point index, polygon of its scene) pairs with the
+    point strictly inside: PolygonIndex.query_pairs of every scene, in a few passes."""
+    s, m = points.shape[:2]
+    parts = _chunks(s, m)
+    if len(parts) > 1:
+        got = [polygon_pairs(indexes[a:b], points[a:b]) for a, b in parts]
+        return (np.concatenate([q + a * m for (a, _), (q, _) in zip(parts, got)]),
+                np.concatenate([p for _, p in got]))
+    live = [i for i, x in enumerate(indexes) if x.num_polygons]
+    width = max((x.num_polygons for x in indexes), default=0)
+    if not live or width == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    if len(live) < s:  # scenes without polygons answer nothing
+        q, p = polygon_pairs([indexes[i] for i in live], points[live])
+        return np.asarray(live)[q // m] * m + q % m, p
+    grids = [x.grid for x in indexes]
+    ij, ok, cell = _cells(grids, points)
+    flat = points.reshape(-1, 2)
+    rows, polys = _expand([x.centre_ptr for x in indexes], cell, ok, lambda i, pos: indexes[i].centre_poly[pos])
+    keys = rows * width + polys  # sorted and unique: points in order, each cell's polygons in order
+    rows, edges = _expand([x.edge_ptr for x in indexes], cell, ok, lambda i, pos: indexes[i].edge_table[pos])
+    if len(rows):
+        origin = np.stack([g.origin for g in grids])
+        size = np.array([g.cell for g in grids], dtype=np.float64)
+        sc = rows // m
+        centre = origin[sc] + (ij.reshape(-1, 2)[rows] + 0.5) * size[sc, None]  # as _Grid.centers
+        cross = _crosses_xy(centre[:, 0], centre[:, 1], flat[rows, 0], flat[rows, 1],
+                            edges[:, 0], edges[:, 1], edges[:, 2], edges[:, 3])
+        crossed, times = np.unique(rows[cross] * width + edges[cross, 4].astype(np.int64), return_counts=True)
+        odd = crossed[times % 2 == 1]
+        if len(odd):  # centre inside XOR an odd number of crossings
+            at = np.minimum(np.searchsorted(keys, odd), max(len(keys) - 1, 0))
+            found = keys[at] == odd if len(keys) else np.zeros(len(odd), dtype=bool)
+            keep = np.ones(len(keys), dtype=bool)
+            keep[at[found]] = False
+            keys = np.concatenate([keys[keep], odd[~found]])
+    lo = np.stack([x.bbox[0] for x in indexes])[:, None]
+    hi = np.stack([x.bbox[1] for x in indexes])[:, None]
+    off = ~ok & np.all((points >= lo) & (points <= hi), axis=-1)
+    for i in np.flatnonzero(off.any(axis=1)):  # off the grid, inside the bounds: every edge (rare)
+        at = np.flatnonzero(off[i])
+        r, c = np.nonzero(indexes[i]._brute(points[i, at]))
+        keys = np.concatenate([keys, (i * m + at[r]) * width + c])
+    return keys // width, keys % width
+
+
+def near_polyline(indexes: Sequence, points: np.ndarray) -> np.ndarray:
+    """(S, M, 2) points, one PolylineNearIndex per scene -> (S, M) bool: within the index's radius."""
+    s, m = points.shape[:2]
+    parts = _chunks(s, m)
+    if len(parts) > 1:
+        return np.concatenate([near_polyline(indexes[a:b], points[a:b]) for a, b in parts])
+    _, ok, cell = _cells([x.grid for x in indexes], points)
+    rows, seg = _expand([x.ptr for x in indexes], cell, ok, lambda i, pos: indexes[i].seg[pos])
+    radius = np.array([x.radius for x in indexes])
+    near = _point_segment_distance(points.reshape(-1, 2)[rows], seg[:, :2], seg[:, 2:]) <= radius[rows // m]
+    out = np.zeros(s * m, dtype=bool)
+    out[rows[near]] = True
+    return out.reshape(s, m)
