@@ -28,8 +28,9 @@ def resolve_processes(p: LaunchParams, gpus: int) -> int | None:
     return None if p.config_file else max(gpus, 1)
 
 
-def launch_args(p: LaunchParams, module: str, gpus: int, cores: int, env: dict[str, str]) -> list[str]:
-    """`accelerate launch` arguments that run `python -m <module>` as params say.
+def launch_args(p: LaunchParams, module: str, gpus: int, cores: int, env: dict[str, str],
+                script_args: tuple[str, ...] = ()) -> list[str]:
+    """`accelerate launch` arguments that run `python -m <module> <script_args>` as params say.
 
     Without a config file every setting is given, so a default accelerate config on the machine does not
     change the run. Mixed precision is "no" here: each training run sets its own (OptimParams). With a
@@ -51,29 +52,37 @@ def launch_args(p: LaunchParams, module: str, gpus: int, cores: int, env: dict[s
     if n is not None:
         args += ["--num_processes", str(n)]
     threads = p.threads_per_process or int(env.get("OMP_NUM_THREADS") or 0) or max(1, cores // (n or 1))
-    args += ["--num_cpu_threads_per_process", str(threads), "--module", module]
+    args += ["--num_cpu_threads_per_process", str(threads), "--module", module, *script_args]
     return args
 
 
-def launch(p: LaunchParams, module: str) -> int:
-    """Run `python -m <module>` under accelerate launch; the exit code of the launched processes (the
-    first failing one's), so a stage's EXIT_TRANSIENT still reaches the flow."""
+def launch(p: LaunchParams, module: str, script_args: tuple[str, ...] = ()) -> int:
+    """Run `python -m <module> <script_args>` under accelerate launch; the exit code of the launched
+    processes (the first failing one's; 128 + N for a process killed by signal N), so a stage's
+    EXIT_TRANSIENT still reaches the flow."""
     import subprocess
 
     import torch
     from accelerate.commands.launch import launch_command, launch_command_parser
 
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    argv = launch_args(p, module, gpus, torch.get_num_threads(), dict(os.environ))
-    os.environ[LAUNCHED_ENV] = "1"
+    argv = launch_args(p, module, gpus, torch.get_num_threads(), dict(os.environ), script_args)
     print("accelerate launch " + " ".join(argv), file=sys.stderr, flush=True)
+    before = os.environ.get(LAUNCHED_ENV)
+    os.environ[LAUNCHED_ENV] = "1"  # the launchers hand this process's environment to the processes
     try:
         launch_command(launch_command_parser().parse_args(argv))
     except subprocess.CalledProcessError as exc:  # the simple launcher (one process)
         return exc.returncode or 1
-    except Exception as exc:  # torch's elastic launcher: ChildFailedError names each failed rank's exit code
-        failures = getattr(exc, "failures", None)
-        if not failures:
+    except Exception as exc:  # torch's elastic launcher: ChildFailedError holds each failed rank's exit code
+        first = getattr(exc, "get_first_failure", None)
+        if first is None:
             raise
-        return next(iter(sorted(failures.items())))[1].exitcode or 1
+        code = first()[1].exitcode  # the earliest failure; the other ranks were then terminated
+        return code if code > 0 else 128 - code if code < 0 else 1
+    finally:
+        if before is None:
+            os.environ.pop(LAUNCHED_ENV, None)
+        else:
+            os.environ[LAUNCHED_ENV] = before
     return 0
