@@ -41,6 +41,11 @@ def test_launch_arguments() -> None:
     assert node[:6] == ["--config_file", "infra/accelerate/multi_node.yaml", "--machine_rank", "1",
                         "--main_process_ip", "10.0.0.2"]
     assert "--num_processes" not in node  # the config's total over the machines applies
+    from accelerate.commands.launch import launch_command_parser
+
+    for args in (one, gpus, node):  # every flag is one this accelerate knows
+        parsed = launch_command_parser().parse_args(args)
+        assert parsed.module and parsed.training_script in ("stages.sft", "stages.rl")
 
 
 def test_a_steps_samples_do_not_depend_on_the_split() -> None:
