@@ -150,7 +150,9 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.acc.device.type, enabled=params.mixed_precision == "fp16")
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.log_metrics = log_metrics
-        self.run_key = run_key  # a checkpoint from a different run configuration is refused
+        # a checkpoint from a different run configuration is refused; the process count is part of it (it
+        # sets the global batch), named only above 1 so that 1-process checkpoints keep their key
+        self.run_key = run_key if self.acc.num_processes == 1 else f"{run_key}/processes={self.acc.num_processes}"
         self.samples_per_micro = samples_per_micro or params.batch_size
         self.step = 0
 
@@ -195,6 +197,11 @@ class Trainer:
         """Train to `params.steps` (resuming from the checkpoint directory when it holds a checkpoint).
         `on_step(step)` runs after every completed (and, if due, checkpointed) step."""
         history = self.try_resume()
+        if self.acc.num_processes > 1:  # every process must continue from the same step
+            steps = gather_object([self.step])
+            if len(set(steps)) > 1:
+                raise ValueError(f"{self.name}: the processes resumed at different steps {steps}; every machine "
+                                 f"must see the same checkpoint directory ({self.checkpoint_dir})")
         result = TrainResult(self.step, history, resumed_from=self.step)
         trained = {id(q) for q in self.params}
         if not trained <= {id(q) for q in self.model.parameters()}:
