@@ -10,7 +10,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 
-.PHONY: demo test venv bench lint clean-outputs
+.PHONY: demo test venv bench lint clean-outputs gpu-check
 
 $(VENV)/.synced: pyproject.toml uv.lock
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -37,4 +37,10 @@ bench: venv
 	for b in bench/*.py; do \
 	  if [ "$$b" = bench/navsim_conformance.py ] && [ -z "$$NAVSIM_REF_PYTHON" ]; then \
 	    echo "skipping $$b: set NAVSIM_REF_PYTHON to a NAVSIM v1.1 environment's python to run it"; continue; fi; \
+	  if [ "$$b" = bench/gpu_check.py ]; then echo "skipping $$b: make gpu-check runs it on a CUDA machine"; continue; fi; \
 	  $(PY) $$b || exit 1; done
+
+# On a CUDA machine: SFT / RL steps at a realistic size in bf16, decode latency per mode, the scorer; one table.
+# Without CUDA it says so and fails (no numbers); `$(PY) bench/gpu_check.py --device cpu --small` tests the path.
+gpu-check: venv
+	$(PY) bench/gpu_check.py

@@ -23,7 +23,7 @@ from drivefine_core.params_base import Section
 from drivefine_core.pipeline_params import DataSourceParams, EvaluateParams, PromotionParams, RunParams, TrackingParams
 from drivefine_core.storage.params import StorageParams
 from drivefine_core.storage.safe_paths import shown
-from drivefine_core.training.params import RLParams, SFTParams
+from drivefine_core.training.params import LaunchParams, RLParams, SFTParams
 from drivefine_core.validation.params import ValidationParams
 
 
@@ -45,6 +45,7 @@ class Params(Section):
     model: ModelParams = ModelParams()
     sft: SFTParams = SFTParams()
     rl: RLParams = RLParams()
+    launch: LaunchParams = LaunchParams()
     evaluate: EvaluateParams = EvaluateParams()
     promotion: PromotionParams = PromotionParams()
     ops: OpsParams = OpsParams()

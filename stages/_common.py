@@ -6,6 +6,7 @@ S3 endpoint that did not answer); the Prefect flow retries only those.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Callable
@@ -55,13 +56,22 @@ def open_run(stage: str, params: Params, section: Any, extra_inputs: list[str] |
                      experiment=params.tracking.experiment, extra_inputs=extra_inputs, http=params.tracking)
 
 
-def main(stage_main: Callable[[Params], None]) -> None:
-    """Run a stage's main with params.yaml, mapping failures to exit codes the flow understands."""
+def open_main_run(stage: str, params: Params, section: Any, is_main: bool):
+    """The stage's MLflow run in the main process of a launch; nothing in the others."""
+    return open_run(stage, params, section) if is_main else contextlib.nullcontext()
+
+
+def load_params_or_exit() -> Params:
     try:
-        params = load_params("params.yaml")
+        return load_params("params.yaml")
     except ParamsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+
+
+def main(stage_main: Callable[[Params], None]) -> None:
+    """Run a stage's main with params.yaml, mapping failures to exit codes the flow understands."""
+    params = load_params_or_exit()
     try:
         stage_main(params)
     except Exception as exc:

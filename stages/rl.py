@@ -3,59 +3,68 @@
 DriveFine: GRPO on the generation expert + offline / online refinement RL. SpanVLA: GRPO on the flow expert
 with negative and recovery rewards. Scenes are the train split's feature samples that have a metric cache.
 Metrics: mean reward (params.rl.reward) of the deterministic plan and of the sampled RL policy, before and
-after, on the first rl.eval_scenes scenes."""
+after, on the first rl.eval_scenes scenes (measured by the main process alone).
+Runs under `accelerate launch` like sft: every process trains, only the main one writes outputs and the
+MLflow run."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
-
-from drivefine_core.features.dataset import InMemoryFeatureDataset
-from drivefine_core.metrics.cache_io import read_metric_caches
-from drivefine_core.models import Planner
-from drivefine_core.training.reward import PairedScenes, ScorerReward
-from drivefine_core.training.rl import EVAL_MODES, mean_reward, sampled_reward, train_rl
-from stages._common import main, open_run
+from stages._common import open_main_run
+from stages._launch import launched_main
 from stages.sft import mlflow_logger, publish
 
 CHECKPOINTS = Path("data/checkpoints/rl")
 
 
 def run(params) -> None:
+    from drivefine_core.features.dataset import InMemoryFeatureDataset
+    from drivefine_core.metrics.cache_io import read_metric_caches
+    from drivefine_core.models import Planner
+    from drivefine_core.training.loop import make_accelerator
+    from drivefine_core.training.reward import PairedScenes, ScorerReward
+    from drivefine_core.training.rl import EVAL_MODES, mean_reward, sampled_reward, train_rl
+
     rl = params.rl
-    with open_run("rl", params, {"rl": rl}):
+    acc = make_accelerator()
+    is_main = acc.is_main_process
+    with open_main_run("rl", params, {"rl": rl, "launch": params.launch}, is_main):
         train = params.ingest.split.train_name
         features = f"data/features/{train}"
         dataset = InMemoryFeatureDataset(features)
         scenes = PairedScenes(dataset, dataset.tokens, read_metric_caches(f"data/metric_cache/{train}"), limit=rl.max_samples)
         evaluation = scenes[: rl.eval_scenes]
         reward = ScorerReward(rl.reward)
-        metrics: dict[str, float] = {"scenes": float(len(scenes))}
+        metrics: dict[str, float] = {"scenes": float(len(scenes)), "processes": float(acc.num_processes)}
         curves: dict[str, list[list[float]]] = {}
+
+        def rewards(planner, variant: str, when: str) -> None:
+            if is_main:
+                metrics[f"{variant}/reward_{when}"] = mean_reward(planner, evaluation, EVAL_MODES[variant], reward)
+                metrics[f"{variant}/sampled_reward_{when}"] = sampled_reward(planner, evaluation, variant, rl, reward)
+
         for variant in rl.variants:
-            source = Path("models/sft") / variant
-            planner = Planner.load(source)
-            mode = EVAL_MODES[variant]
-            before = mean_reward(planner, evaluation, mode, reward)
-            before_s = sampled_reward(planner, evaluation, variant, rl, reward)
-            res = train_rl(planner, variant, scenes, rl, reward, checkpoint_dir=CHECKPOINTS / variant,
-                           log_metrics=mlflow_logger)
-            planner.cpu().save(Path("models/rl") / variant)
+            planner = Planner.load(Path("models/sft") / variant)
+            rewards(planner, variant, "before")
+            res = train_rl(planner, variant, scenes, rl, reward, accelerator=acc,
+                           checkpoint_dir=CHECKPOINTS / variant, log_metrics=mlflow_logger)
+            rewards(planner, variant, "after")
             metrics.update({
-                f"{variant}/reward_before": before, f"{variant}/reward_after": mean_reward(planner, evaluation, mode, reward),
-                f"{variant}/sampled_reward_before": before_s,
-                f"{variant}/sampled_reward_after": sampled_reward(planner, evaluation, variant, rl, reward),
                 f"{variant}/final_loss": res.final("loss"),
                 f"{variant}/scenes_per_s": res.samples / res.seconds if res.seconds else 0.0,
             })
             if variant == "spanvla":
                 metrics["spanvla/negatives_found"] = res.final("negatives_found")
             curves.update(res.curves(variant))
-            shutil.rmtree(CHECKPOINTS / variant, ignore_errors=True)
-            print(f"rl {variant}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k.startswith(variant)))
-        publish("rl", metrics, curves)
+            if is_main:
+                planner.cpu().save(Path("models/rl") / variant)
+                shutil.rmtree(CHECKPOINTS / variant, ignore_errors=True)
+                print(f"rl {variant}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k.startswith(variant)))
+        if is_main:
+            publish("rl", metrics, curves)
 
 
 if __name__ == "__main__":
-    main(run)
+    launched_main(run)

@@ -1,7 +1,8 @@
 import pytest
 from servers import MlflowServer
 
-pytest_plugins = ["s3_fixtures"]  # s3_server / s3_env / s3_bucket: a real moto S3 endpoint
+# s3_server / s3_env / s3_bucket: a real moto S3 endpoint; pipeline: the retrain flow run once on tiny params
+pytest_plugins = ["s3_fixtures", "pipeline_fixture"]
 
 
 @pytest.fixture(scope="session")

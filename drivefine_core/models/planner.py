@@ -168,7 +168,7 @@ class Planner(nn.Module):
         return {
             "drivefine.vision": n(dfb.prompt.vision),
             "drivefine.prompt(other)": n(dfb.prompt) - n(dfb.prompt.vision),
-            "drivefine.embeddings+head": n([dfb.tok.weight, dfb.ans_pos, dfb.head.weight]),
+            "drivefine.embeddings+head": n(dfb.tok) + n([dfb.ans_pos, dfb.head.weight]),
             "drivefine.shared_blocks": n(dfb.shared),
             "drivefine.generation_expert": n(dfb.experts["generate"]) + n(dfb.norms["generate"]),
             "drivefine.refinement_expert": n(dfb.experts["refine"]) + n(dfb.norms["refine"]),

@@ -2,14 +2,19 @@
 mixed precision, checkpoints and exact resume.
 
 Exact resume rests on two choices:
-- data: batch k is a pure function of (seed, k, rank) (data.SeededBatches), so only the step is saved;
-- randomness: every micro-step gets its own torch.Generator seeded from (seed, step, micro, rank), handed to
-  the loss (masking, rollouts, noise). No loss reads the global RNG, so a resumed run draws the same numbers.
-Global RNG states are saved as well, for code that does read them.
+- data: micro-batch k is a pure function of (seed, k, rank) (data.SeededBatches), so only the step is saved;
+- randomness: every shard of a step's global batch gets its own torch.Generator seeded from (seed, step,
+  shard), handed to the loss (masking, rollouts, noise). No loss reads the global RNG, so a resumed run draws
+  the same numbers. Global RNG states are saved as well, for code that does read them.
 
-Distributed: the same code runs under `accelerate launch`. Gradients are averaged across processes by one
-all-reduce of the flattened gradients per optimizer step instead of a DDP wrapper: the planners train through
-methods (losses, trace_logprobs...) rather than forward(), which DDP's hooks would not see.
+Distributed: the same code runs under `accelerate launch` (stages/launch.py). accelerate prepares the model
+(DDP when there is more than one process) and the optimizer, `accumulate` skips the gradient all-reduce on
+all but the last micro-step, and `clip_grad_norm_` clips. The planners train through methods (losses,
+rollouts...), so the loss function runs inside an `Objective` module whose forward() DDP wraps; parameters
+that the run does not train are frozen while it runs, so DDP holds (and all-reduces) only the trained ones.
+A step's global batch is processes x grad_accum shards of batch_size samples; shard j = micro * processes +
+rank reads the same samples and random numbers whatever the split, so 2 processes x 1 micro-step train the
+same weights as 1 process x 2 micro-steps (up to float summation order).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
+from accelerate.utils import DistributedDataParallelKwargs, gather_object
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
@@ -40,11 +46,16 @@ class StopTraining(Exception):
 
 def make_accelerator(cpu: bool | None = None) -> Accelerator:
     """The process's accelerator (device, rank, world size; `accelerate launch` / torchrun set these up).
-    cpu=None: use a GPU when there is one. Mixed precision is not set here but per run (Trainer), because
-    accelerate's state is a per-process singleton while SFT phases may differ in precision."""
+    cpu=None: use a GPU when there is one. Mixed precision is "no" here (whatever an accelerate config says)
+    and set per run (Trainer), because accelerate's state is a per-process singleton while SFT phases may
+    differ in precision.
+    DDP: find_unused_parameters, because a step may leave trained parameters without a gradient (DriveFine's
+    refinement expert before its warm start); a parameter no rank used keeps grad None, so AdamW leaves it
+    alone."""
     if cpu is None:
         cpu = not torch.cuda.is_available()
-    return Accelerator(cpu=cpu)
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+    return Accelerator(cpu=cpu, mixed_precision="no", kwargs_handlers=[ddp])
 
 
 AUTOCAST_DTYPES = {"no": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -77,6 +88,31 @@ def _decay_groups(params: list[nn.Parameter], weight_decay: float) -> list[dict[
     decay = [p for p in params if p.dim() >= 2]
     other = [p for p in params if p.dim() < 2]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": other, "weight_decay": 0.0}]
+
+
+class Objective(nn.Module):
+    """The module accelerate prepares: forward(k, generator) = loss_fn(batch_fn(k), generator).
+
+    Holding `model` registers its parameters, so DDP's hooks see the gradients the loss produces however
+    it reaches them. Only the micro-batch index and the generator pass through DDP's forward (DDP would
+    otherwise walk and copy the batch's objects, e.g. metric caches)."""
+
+    def __init__(self, model: nn.Module, batch_fn: BatchFn, loss_fn: LossFn) -> None:
+        super().__init__()
+        self.model, self.batch_fn, self.loss_fn = model, batch_fn, loss_fn
+
+    def forward(self, k: int, generator: torch.Generator) -> tuple[Tensor, dict[str, float]]:
+        return self.loss_fn(self.batch_fn(k), generator)
+
+
+def _mean_over_processes(acc: Accelerator, logs: dict[str, float]) -> dict[str, float]:
+    """Every process's logged values averaged. A key some process lacks counts 0 there, as a key one
+    micro-step lacks does in the accumulated logs, so the logs do not depend on the split either."""
+    if acc.num_processes == 1:
+        return logs
+    gathered: list[dict[str, float]] = gather_object([logs])
+    keys = dict.fromkeys(k for d in gathered for k in d)
+    return {k: sum(d.get(k, 0.0) for d in gathered) / len(gathered) for k in keys}
 
 
 class Trainer:
@@ -114,7 +150,9 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.acc.device.type, enabled=params.mixed_precision == "fp16")
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.log_metrics = log_metrics
-        self.run_key = run_key  # a checkpoint from a different run configuration is refused
+        # a checkpoint from a different run configuration is refused; the process count is part of it (it
+        # sets the global batch), named only above 1 so that 1-process checkpoints keep their key
+        self.run_key = run_key if self.acc.num_processes == 1 else f"{run_key}/processes={self.acc.num_processes}"
         self.samples_per_micro = samples_per_micro or params.batch_size
         self.step = 0
 
@@ -154,26 +192,37 @@ class Trainer:
         return list(state.get("history", []))
 
     # -- the loop ----------------------------------------------------------------------------------------
-    def _sync_gradients(self) -> None:
-        if self.acc.num_processes == 1:
-            return
-        present = torch.tensor([float(q.grad is not None) for q in self.params], device=self.acc.device)
-        present = self.acc.reduce(present, reduction="sum")
-        grads = [q.grad if q.grad is not None else torch.zeros_like(q) for q in self.params]
-        flat = self.acc.reduce(torch.cat([g.flatten() for g in grads]), reduction="mean")
-        offset = 0
-        for q, g, n in zip(self.params, grads, present.tolist()):
-            # a parameter no rank touched keeps grad None, so AdamW leaves it alone (gradient blocking)
-            q.grad = flat[offset : offset + g.numel()].view_as(g).to(g.dtype) if n > 0 else None
-            offset += g.numel()
-
     def fit(self, batch_fn: BatchFn, loss_fn: LossFn,
             on_step: Callable[[int], None] | None = None) -> TrainResult:
         """Train to `params.steps` (resuming from the checkpoint directory when it holds a checkpoint).
         `on_step(step)` runs after every completed (and, if due, checkpointed) step."""
         history = self.try_resume()
+        if self.acc.num_processes > 1:  # every process must continue from the same step
+            steps = gather_object([self.step])
+            if len(set(steps)) > 1:
+                raise ValueError(f"{self.name}: the processes resumed at different steps {steps}; every machine "
+                                 f"must see the same checkpoint directory ({self.checkpoint_dir})")
         result = TrainResult(self.step, history, resumed_from=self.step)
+        trained = {id(q) for q in self.params}
+        if not trained <= {id(q) for q in self.model.parameters()}:
+            raise ValueError(f"{self.name}: the trained parameters must belong to the model")
+        frozen = [q for q in self.model.parameters() if q.requires_grad and id(q) not in trained]
+        for q in frozen:
+            q.requires_grad_(False)
+        try:
+            self._fit(Objective(self.model, batch_fn, loss_fn), result, on_step)
+        finally:
+            for q in frozen:
+                q.requires_grad_(True)
+            self.acc.free_memory()  # drop the prepared model / optimizer; resets accumulate's counter
+        return result
+
+    def _fit(self, objective: Objective, result: TrainResult, on_step: Callable[[int], None] | None) -> None:
         p, acc = self.p, self.acc
+        acc.gradient_accumulation_steps = p.grad_accum
+        acc.step = 0  # accumulate() counts micro-steps from here; a step always starts a new count
+        model, optimizer = acc.prepare(objective, self.optimizer)
+        world = acc.num_processes
         t0, samples0 = time.perf_counter(), 0
         bar = tqdm(total=p.steps, initial=self.step, desc=self.name, unit="step",
                    disable=not acc.is_local_main_process, leave=False)
@@ -181,28 +230,32 @@ class Trainer:
         while self.step < p.steps:
             logs: dict[str, float] = {}
             for micro in range(p.grad_accum):
-                g = step_generator(acc.device, p.seed, self.name, self.step, micro, acc.process_index)
-                batch = batch_fn(self.step * p.grad_accum + micro)
-                with torch.autocast(acc.device.type, dtype=self.autocast_dtype or torch.float32,
-                                    enabled=self.autocast_dtype is not None):
-                    loss, parts = loss_fn(batch, g)
-                self.scaler.scale(loss.float() / p.grad_accum).backward()
+                # shard of the global batch: its samples and random numbers do not depend on how the
+                # global batch is split into processes and micro-steps (the trailing 0, once the rank,
+                # keeps the seeds of 1-process runs as they were)
+                shard = micro * world + acc.process_index
+                g = step_generator(acc.device, p.seed, self.name, self.step, shard, 0)
+                with acc.accumulate(model):  # no all-reduce until the step's last micro-batch
+                    with torch.autocast(acc.device.type, dtype=self.autocast_dtype or torch.float32,
+                                        enabled=self.autocast_dtype is not None):
+                        loss, parts = model(self.step * p.grad_accum + micro, g)
+                    acc.backward(self.scaler.scale(loss.float()))  # divides by grad_accum
                 for k, v in parts.items():
                     logs[k] = logs.get(k, 0.0) + float(v) / p.grad_accum
-                samples0 += self.samples_per_micro * acc.num_processes
-            self._sync_gradients()
-            self.scaler.unscale_(self.optimizer)
+                samples0 += self.samples_per_micro * world
+            self.scaler.unscale_(optimizer)
             if p.max_grad_norm > 0:
-                logs["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.params, p.max_grad_norm))
+                logs["grad_norm"] = float(acc.clip_grad_norm_(self.params, p.max_grad_norm))
             logs["lr"] = self.scheduler.get_last_lr()[0]
-            self.scaler.step(self.optimizer)  # skipped (and the scale lowered) on inf / nan gradients in fp16
+            self.scaler.step(optimizer)  # skipped (and the scale lowered) on inf / nan gradients in fp16
             self.scaler.update()
-            self.scheduler.step()
-            self.optimizer.zero_grad(set_to_none=True)
+            self.scheduler.step()  # not prepared: accelerate would step it once per process
+            optimizer.zero_grad(set_to_none=True)
             self.step += 1
             elapsed = time.perf_counter() - t0
             logs["samples_per_s"] = samples0 / elapsed if elapsed > 0 else 0.0
             if self.step % p.log_every == 0 or self.step == p.steps:
+                logs = _mean_over_processes(acc, logs)
                 result.history.append({"step": float(self.step), **logs})
                 if self.log_metrics is not None and acc.is_main_process:
                     self.log_metrics({f"{self.name}/{k}": v for k, v in logs.items()}, self.step)
@@ -214,4 +267,3 @@ class Trainer:
                 on_step(self.step)
         bar.close()
         result.steps, result.seconds, result.samples = self.step, time.perf_counter() - t0, samples0
-        return result

@@ -119,3 +119,23 @@ class RLParams(_Section):
         if self.grpo.decode_steps is not None and self.grpo.merge_tau > self.grpo.decode_steps:
             raise ValueError(f"rl.grpo.merge_tau={self.grpo.merge_tau} exceeds decode_steps={self.grpo.decode_steps}")
         return self
+
+
+class LaunchParams(_Section):
+    """How the sft and rl stages start: under `accelerate launch` (stages/_common.py), one process per device.
+
+    A step's global batch is processes x batch_size x grad_accum samples: 2 processes with grad_accum 1 train
+    the same weights as 1 process with grad_accum 2."""
+
+    processes: int | Literal["auto"] = Field("auto", description="processes of the training stages; auto: every "
+                                             "visible GPU, 1 on a machine without one")
+    config_file: str = Field("", description="an accelerate config file (infra/accelerate/*.yaml: multi-GPU, "
+                             "multi-node) whose settings the launch uses; '' = none")
+    threads_per_process: int = Field(0, ge=0, description="CPU threads of each process (OMP_NUM_THREADS); "
+                                     "0 = OMP_NUM_THREADS when set, else the machine's cores / processes")
+
+    @model_validator(mode="after")
+    def _check(self) -> "LaunchParams":
+        if isinstance(self.processes, int) and self.processes < 1:
+            raise ValueError(f"launch.processes={self.processes}: at least 1 (or auto)")
+        return self

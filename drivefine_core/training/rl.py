@@ -86,7 +86,8 @@ def _trainer(planner: Planner, params: list[nn.Parameter], rl: RLParams, variant
 
 def _scene_batches(scenes: Scenes, trainer: Trainer):
     p, acc = trainer.p, trainer.acc
-    order = SeededBatches(scenes, p.batch_size, p.seed, acc.process_index, acc.num_processes, collate=collate_scenes)
+    order = SeededBatches(scenes, p.batch_size, p.seed, acc.process_index, acc.num_processes, collate=collate_scenes,
+                          grad_accum=p.grad_accum)
 
     def batch_fn(k: int) -> tuple[dict[str, Tensor], list[MetricCache]]:
         samples, caches = order(k)

@@ -28,7 +28,7 @@ PHASES = {"drivefine": ("drivefine",), "spanvla": ("ar", "flow")}
 
 
 def _batches(dataset: Sequence[Any], p: OptimParams, acc: Accelerator):
-    order = SeededBatches(dataset, p.batch_size, p.seed, acc.process_index, acc.num_processes)
+    order = SeededBatches(dataset, p.batch_size, p.seed, acc.process_index, acc.num_processes, grad_accum=p.grad_accum)
     return lambda k: to_model_batch(order(k), acc.device)
 
 

@@ -15,28 +15,12 @@ import pandas as pd
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
-from repo_copy import make_repo_copy, pipeline_env, run_cli
-from servers import MlflowServer, free_port, wait_http
-from tiny_params import TINY
+from repo_copy import run_cli
+from servers import free_port, wait_http
 
 pytestmark = pytest.mark.integration
 MODEL = "drivefine-planner"
-
-
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory, s3_server):
-    s3 = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-          "MLFLOW_S3_ENDPOINT_URL": s3_server.url, "AWS_ENDPOINT_URL": s3_server.url}
-    boto3.client("s3", endpoint_url=s3_server.url, region_name="us-east-1",
-                 aws_access_key_id="testing", aws_secret_access_key="testing").create_bucket(Bucket="mlflow-e2e")
-    server = MlflowServer(tmp_path_factory.mktemp("mlflow"), artifacts="s3://mlflow-e2e/artifacts",
-                          env={**os.environ, **s3})
-    repo = make_repo_copy(tmp_path_factory.mktemp("e2e") / "drivefine", TINY)
-    env = pipeline_env(MLFLOW_TRACKING_URI=server.url)
-    proc = run_cli(repo, "retrain", env=env, timeout=900)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
-    yield repo, env, server, proc.stdout + proc.stderr, s3
-    server.stop()
+# the `pipeline` fixture (tests/pipeline_fixture.py) runs the retrain flow once for every module that uses it
 
 
 def test_every_stage_ran_and_the_first_candidate_became_champion(pipeline):
