@@ -34,14 +34,13 @@ class StageResult:
 
 
 def is_transient(task, task_run, state) -> bool:
-    """Retry only failures a stage marked as transient (exit code 75), not bugs or bad data."""
+    """Retry only stages that exited with EXIT_TRANSIENT (an endpoint that did not answer), not bugs or bad data."""
     try:
         state.result()
-    except Exception as exc:  # noqa: BLE001 - walking the cause chain of whatever DVC raised
-        while exc is not None:
-            if f"exited with {EXIT_TRANSIENT}" in str(exc):
-                return True
-            exc = exc.__cause__ or exc.__context__
+    except dvc_graph.StageFailed as exc:
+        return exc.exit_code == EXIT_TRANSIENT
+    except Exception:  # noqa: BLE001 - anything else is not a stage's transient failure
+        pass
     return False
 
 

@@ -18,26 +18,13 @@ from drivefine_core.storage.local import write_file_atomic
 EXIT_TRANSIENT = 75  # EX_TEMPFAIL
 
 
-def _transient_types() -> tuple[type[BaseException], ...]:
-    """Errors of an endpoint that did not answer: worth another try, unlike bugs or bad data."""
-    import botocore.exceptions as boto
-    import requests.exceptions as http
-
+def is_transient_error(exc: BaseException | None) -> bool:
+    """An endpoint that did not answer: a StorageError (storage's retries are spent), or a connection error
+    or timeout anywhere in the chain (MLflow and requests keep the socket's error as cause or context)."""
     from drivefine_core.storage.uri import StorageError
 
-    return (ConnectionError, TimeoutError, http.ConnectionError, http.Timeout, boto.EndpointConnectionError,
-            boto.ConnectTimeoutError, boto.ReadTimeoutError, StorageError)
-
-
-def is_transient_error(exc: BaseException | None) -> bool:
-    """True when the error, or one it was raised from, is an unreachable endpoint (MLflow wraps them
-    in MlflowException; its message keeps the connection error's text)."""
-    types = _transient_types()
     while exc is not None:
-        if isinstance(exc, types):
-            return True
-        text = str(exc)
-        if type(exc).__name__ == "MlflowException" and ("Max retries exceeded" in text or "Connection refused" in text):
+        if isinstance(exc, (StorageError, ConnectionError, TimeoutError)):
             return True
         exc = exc.__cause__ or exc.__context__
     return False

@@ -17,22 +17,16 @@ def is_s3(uri: str | Path) -> bool:
 
 def split_s3(uri: str) -> tuple[str, str]:
     """'s3://bucket/a/b' -> ('bucket', 'a/b')."""
-    if not is_s3(uri):
-        raise ValueError(f"{uri}: not an s3:// URI")
-    rest = uri[len(S3_SCHEME) :]
-    bucket, _, key = rest.partition("/")
+    bucket, _, key = uri[len(S3_SCHEME) :].partition("/") if is_s3(uri) else ("", "", "")
     if not bucket:
-        raise ValueError(f"{uri}: the s3:// URI has no bucket")
+        raise ValueError(f"{uri}: not an s3://<bucket>/<key> URI")
     return bucket, key
 
 
 def join_uri(base: str | Path, *parts: str) -> str:
     """Join path parts onto a local path or an s3:// URI with '/'."""
     if is_s3(base):
-        out = str(base).rstrip("/")
-        for p in parts:
-            out = f"{out}/{p.strip('/')}"
-        return out
+        return "/".join([str(base).rstrip("/"), *(p.strip("/") for p in parts)])
     return str(Path(base).joinpath(*parts))
 
 
