@@ -19,7 +19,7 @@ from prefect.context import get_run_context
 
 from drivefine_core.config import load_params
 from drivefine_core.tracking.runs import PARENT_RUN_ENV, configure, context_tags, metric_key
-from flows import dvc_graph
+from flows import dvc_deps, dvc_graph
 from flows.dvc_remote import configure_remote
 from stages._common import EXIT_TRANSIENT
 
@@ -90,6 +90,10 @@ def retrain(repo_root: str = ".", stages: list[str] | None = None, force: bool =
     """Run the pipeline. `stages` limits the run to those stages (in graph order)."""
     root = Path(repo_root).resolve()
     params = load_params(root / "params.yaml")  # a bad params.yaml fails here, before any stage
+    stale = dvc_deps.data_problems(root)  # data params changed, dvc.yaml not regenerated: DVC would miss changes
+    if stale:
+        raise ValueError("dvc.yaml's data deps do not follow params.yaml; run `python -m flows.dvc_deps --write`:\n  "
+                         + "\n  ".join(stale))
     selected = dvc_graph.select_stages(root, stages)
     # An S3 remote named by params (ops.remote.url) or DRIVEFINE_DVC_REMOTE_URL replaces the local default.
     remote = configure_remote(root, params.ops.remote)

@@ -6,6 +6,7 @@ S3 endpoint that did not answer); the Prefect flow retries only those.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Callable
@@ -35,11 +36,27 @@ def write_json(path: str | Path, data: Any) -> None:
     write_file_atomic(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
 
 
-def open_run(stage: str, params: Params, section: Any, extra_inputs: list[str] | None = None):
+@functools.cache
+def dvc_dep_hashes(stage: str) -> dict[str, str]:
+    """{dep path: md5} of the stage's deps as DVC computes them: `dvc repro` computed them when it checked
+    the stage and keeps them in its state cache (keyed by inode, size and mtime), so nothing is read again.
+    Empty outside a DVC repository."""
+    from dvc.exceptions import NotDvcRepoError
+    from dvc.repo import Repo
+
+    try:
+        with Repo(".") as repo:
+            (spec,) = repo.stage.collect(stage)
+            return {str(d.def_path): (d.get_hash().value or "") if d.exists else "missing" for d in spec.deps}
+    except NotDvcRepoError:
+        return {}
+
+
+def open_run(stage: str, params: Params, section: Any):
     from drivefine_core.tracking.runs import stage_run  # MLflow: imported once a stage runs, not on import
 
     return stage_run(stage, section, default_uri=params.tracking.default_tracking_uri,
-                     experiment=params.tracking.experiment, extra_inputs=extra_inputs)
+                     experiment=params.tracking.experiment, dep_hashes=dvc_dep_hashes(stage))
 
 
 def main(stage_main: Callable[[Params], None]) -> None:
