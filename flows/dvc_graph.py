@@ -63,8 +63,7 @@ class StageFailed(Exception):
 
 
 def _keep_exit_status() -> None:
-    """DVC's runner keeps a failed command's status only in its error's text: have it raise a subclass
-    of that error which keeps it as an attribute."""
+    """DVC's runner keeps a failed command's status only in its error's text: make it raise a subclass keeping it."""
     from dvc.stage import run
 
     class CmdFailed(run.StageCmdFailedError):
@@ -77,8 +76,7 @@ def _keep_exit_status() -> None:
 
 
 def reproduce(repo_root: Path, stage: str, force: bool = False) -> bool:
-    """Reproduce one stage (not its upstream); True when it ran, False when DVC skipped it. A stage
-    command that fails raises StageFailed with its exit status."""
+    """Reproduce one stage (not its upstream): True when it ran, False when skipped, StageFailed when it failed."""
     from dvc.repo import Repo
 
     venv_env()

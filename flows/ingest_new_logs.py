@@ -25,7 +25,6 @@ from drivefine_core.config import load_ops_params
 from drivefine_core.ops.params import IngestLogsParams
 from drivefine_core.storage import download as fetch_uri
 from drivefine_core.storage import list_prefix
-from drivefine_core.storage.uri import as_dir_prefix
 from flows import dvc_remote
 
 MANIFEST = "_manifest.json"
@@ -59,7 +58,7 @@ class IngestReport:
 
 def list_remote_logs(bucket: str, prefix: str, splits: list[str]) -> tuple[list[RemoteLog], list[str]]:
     """Logs under s3://bucket/prefix/<split>/ (one level of split, *.pkl), and keys refused as unsafe."""
-    base = as_dir_prefix(prefix.strip("/"))
+    base = f"{prefix.strip('/')}/".lstrip("/")  # 'a/b' must not match 'a/bc'; '' is the whole bucket
     logs: list[RemoteLog] = []
     rejected: list[str] = []
     for obj in list_prefix(f"s3://{bucket}/{base}"):

@@ -37,10 +37,8 @@ def is_transient(task, task_run, state) -> bool:
     """Retry only stages that exited with EXIT_TRANSIENT (an endpoint that did not answer), not bugs or bad data."""
     try:
         state.result()
-    except dvc_graph.StageFailed as exc:
-        return exc.exit_code == EXIT_TRANSIENT
-    except Exception:  # noqa: BLE001 - anything else is not a stage's transient failure
-        pass
+    except Exception as exc:  # noqa: BLE001 - anything but a StageFailed is not a stage's transient failure
+        return isinstance(exc, dvc_graph.StageFailed) and exc.exit_code == EXIT_TRANSIENT
     return False
 
 

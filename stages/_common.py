@@ -41,13 +41,15 @@ def dvc_dep_hashes(stage: str) -> dict[str, str]:
     """{dep path: md5} of the stage's deps as DVC computes them: `dvc repro` computed them when it checked
     the stage and keeps them in its state cache (keyed by inode, size and mtime), so nothing is read again.
     Empty outside a DVC repository."""
+    from dvc.dependency.param import ParamsDependency
     from dvc.exceptions import NotDvcRepoError
     from dvc.repo import Repo
 
     try:
         with Repo(".") as repo:
             (spec,) = repo.stage.collect(stage)
-            return {str(d.def_path): (d.get_hash().value or "") if d.exists else "missing" for d in spec.deps}
+            deps = [d for d in spec.deps if not isinstance(d, ParamsDependency)]  # params are logged as params
+            return {str(d.def_path): str(d.get_hash().value or "") if d.exists else "missing" for d in deps}
     except NotDvcRepoError:
         return {}
 

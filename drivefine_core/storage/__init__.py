@@ -1,7 +1,4 @@
-"""Local paths and s3:// URIs behind one API (fsspec; s3fs for S3): every write atomic, one retry policy.
-
-Importing this package imports fsspec only; s3fs, botocore and pyarrow load when S3 is first used.
-"""
+"""Local paths and s3:// URIs behind one API (fsspec; s3fs, botocore, pyarrow load on first use of S3)."""
 
 from drivefine_core.storage.fs import (
     delete,

@@ -1,11 +1,9 @@
 """Local paths and s3:// URIs through fsspec (s3fs for S3), behind the few calls the pipeline makes.
 
-One retry policy: botocore's standard retry mode, `StorageParams.retry_attempts` tries per request,
-configured in `s3_filesystem` alone (s3fs's own retry loop is switched off, so nothing is retried
-twice over). When the tries are spent, the error becomes a `StorageError` naming the URI.
-Writes are atomic: local files by `write_file_atomic`; S3 objects by one PUT, or by a multipart
-upload completed only after its last part (on any error it is aborted, best effort: an aborted or
-abandoned upload is never an object; `abort_incomplete_uploads` clears what an outage left).
+One retry policy: botocore's standard mode, `StorageParams.retry_attempts` tries per S3 request, set in
+`s3_filesystem` alone (s3fs's own loop is off); then a `StorageError` names the URI. Writes are atomic:
+local files by `write_file_atomic`; S3 objects by one PUT, or a multipart upload completed after its last
+part and aborted on error (never an object; `abort_incomplete_uploads` clears what an outage left).
 """
 
 from __future__ import annotations
@@ -35,9 +33,8 @@ class ObjectInfo:
 
 
 def s3_filesystem(params: StorageParams | None = None) -> Any:
-    """s3fs for the environment's endpoint (AWS_ENDPOINT_URL, else MLflow's MLFLOW_S3_ENDPOINT_URL; none:
-    AWS), region and credentials; fsspec caches one per process and configuration. Listings are not
-    cached: another process may have written."""
+    """s3fs for the environment's endpoint (AWS_ENDPOINT_URL, else MLFLOW_S3_ENDPOINT_URL; none: AWS), region
+    and keys; fsspec caches one per process and configuration; listings are not cached (other writers)."""
     import s3fs
 
     p, env = params or StorageParams(), os.environ.get
@@ -57,8 +54,7 @@ def s3_filesystem(params: StorageParams | None = None) -> Any:
 def filesystem(uri: str | Path, params: StorageParams | None = None) -> tuple[Any, str]:
     """(fsspec filesystem, path inside it) for a local path or an s3:// URI."""
     if is_s3(uri):
-        bucket, key = split_s3(str(uri))
-        return s3_filesystem(params), f"{bucket}/{key}".rstrip("/")
+        return s3_filesystem(params), "/".join(split_s3(str(uri))).rstrip("/")
     return fsspec.filesystem("file"), Path(uri).absolute().as_posix()
 
 
@@ -70,24 +66,20 @@ def filesystem_for(uri: str | Path, params: StorageParams | None = None) -> tupl
     return (pafs.PyFileSystem(pafs.FSSpecHandler(fs)) if is_s3(uri) else pafs.LocalFileSystem()), path
 
 
-def gave_up(exc: BaseException) -> bool:
-    """An endpoint that did not answer, or answered 5xx / slow down, after every try."""
+@contextmanager
+def _named(what: str, uri: str | Path) -> Iterator[None]:
+    """Errors that name the URI: FileNotFoundError, or StorageError once the tries are spent on an endpoint
+    that did not answer, or answered 5xx / slow down."""
     from botocore.exceptions import ConnectionError as BotoConnectionError
     from botocore.exceptions import HTTPClientError
 
-    busy = isinstance(exc, OSError) and exc.errno in (getattr(errno, "EREMOTEIO", errno.EIO), errno.EBUSY)
-    return busy or isinstance(exc, (BotoConnectionError, HTTPClientError, ConnectionError, TimeoutError))
-
-
-@contextmanager
-def _named(what: str, uri: str | Path) -> Iterator[None]:
-    """Errors that name the URI: FileNotFoundError, or StorageError once the retries are spent."""
     try:
         yield
     except FileNotFoundError as exc:
         raise FileNotFoundError(f"{uri}: no such file or object ({exc})") from None
     except Exception as exc:
-        if gave_up(exc):
+        busy = isinstance(exc, OSError) and exc.errno in (getattr(errno, "EREMOTEIO", errno.EIO), errno.EBUSY)
+        if busy or isinstance(exc, (BotoConnectionError, HTTPClientError, ConnectionError, TimeoutError)):
             raise StorageError(f"{what} {uri}: failed after its retries: {exc}") from exc
         raise
 
@@ -101,9 +93,9 @@ def read_bytes(uri: str | Path, params: StorageParams | None = None, max_bytes: 
         try:
             return fs.cat_file(path, start=0, end=max_bytes + 1)
         except OSError as exc:  # S3 answers a range of an empty object with 416 InvalidRange
-            if fs.info(path)["size"] == 0:
-                return b""
-            raise exc
+            if fs.info(path)["size"]:
+                raise exc
+            return b""
 
 
 def write_bytes_atomic(uri: str | Path, data: bytes | BinaryIO, params: StorageParams | None = None) -> int:
@@ -152,12 +144,10 @@ def list_prefix(uri: str | Path, params: StorageParams | None = None) -> list[Ob
 def stat(uri: str | Path, params: StorageParams | None = None) -> ObjectInfo | None:
     """Size and change tag of one file / object; None when it does not exist."""
     fs, path = filesystem(uri, params)
-    try:
-        with _named("stat", uri):
-            info = fs.info(path)
-    except FileNotFoundError:
-        return None
-    return _info(str(uri), info) if info["type"] == "file" else None
+    with suppress(FileNotFoundError), _named("stat", uri):
+        info = fs.info(path)
+        return _info(str(uri), info) if info["type"] == "file" else None
+    return None
 
 
 def exists(uri: str | Path, params: StorageParams | None = None) -> bool:
@@ -171,11 +161,8 @@ def delete(uri: str | Path, params: StorageParams | None = None) -> None:
         fs.rm_file(path)
 
 
-def open_uri(uri: str | Path, mode: str = "rb", params: StorageParams | None = None) -> BinaryIO:
-    """A local path or s3:// URI opened for reading (binary; S3 reads ranges as they are needed).
-    Writes go through write_bytes_atomic."""
-    if mode != "rb":
-        raise ValueError(f"open_uri({uri}): only 'rb'; write with write_bytes_atomic, got {mode!r}")
+def open_uri(uri: str | Path, params: StorageParams | None = None) -> BinaryIO:
+    """A local path or s3:// URI opened for binary reading (S3 reads ranges as needed; writes: write_bytes_atomic)."""
     fs, path = filesystem(uri, params)
     with _named("open", uri):
         return fs.open(path, "rb")
@@ -183,6 +170,6 @@ def open_uri(uri: str | Path, mode: str = "rb", params: StorageParams | None = N
 
 def download(uri: str, dest: str | Path, params: StorageParams | None = None) -> Path:
     """Copy uri (s3:// or local) to the local path dest, atomically."""
-    with open_uri(uri, "rb", params) as src, _named("download", uri):
+    with open_uri(uri, params) as src, _named("download", uri):
         write_file_atomic(dest, src)
     return Path(dest)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import tempfile
@@ -17,10 +18,7 @@ def write_file_atomic(path: str | Path, data: bytes | BinaryIO) -> int:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            if isinstance(data, (bytes, bytearray, memoryview)):
-                f.write(data)
-            else:
-                shutil.copyfileobj(data, f, 1 << 20)
+            shutil.copyfileobj(io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data, f, 1 << 20)
             f.flush()
             os.fsync(f.fileno())
             n = f.tell()

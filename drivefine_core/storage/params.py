@@ -9,7 +9,6 @@ from drivefine_core.params_base import Section
 
 class StorageParams(Section):
     retry_attempts: int = Field(5, ge=1, description="tries per S3 request, the first included")
-    # Objects larger than one part go up as a multipart upload, completed after the last part.
     multipart_chunk_mb: float = Field(8.0, ge=5.0, description="S3 parts must be >= 5 MiB except the last")
     connect_timeout_s: float = Field(5.0, gt=0.0)
     read_timeout_s: float = Field(60.0, gt=0.0)

@@ -1,12 +1,9 @@
 """Paths that come from data or params stay inside their root; files read from data have a size limit.
 
-A log's `log_name` and camera `data_path`, a map index's versions and the split folders of params all
-become parts of paths under a root the pipeline chose, so each is checked first: a name (`safe_name`)
-is one plain component (letters, digits, '.', '_', '-', starting with a letter or digit); a relative
-path (`safe_relative`) is '/'-separated plain parts (nothing absolute, no '..', '.', empty part,
-backslash or NUL); a file read from data (`read_limited`) is a regular file (not /dev/zero or a FIFO)
-of which at most limit + 1 bytes are read. Symbolic links the operator placed inside a root are
-followed: the checks keep what a file's *content* says inside the root.
+Log names, camera `data_path`s, map versions and split folders become parts of paths under a root the
+pipeline chose, so each is checked: a name (`safe_name`) is one plain component; a relative path
+(`safe_relative`) has only plain parts; a data file (`read_limited`) is a regular file of which at most
+limit + 1 bytes are read. Links the operator placed inside a root are followed (the layout is theirs).
 """
 
 from __future__ import annotations

@@ -28,9 +28,10 @@ def _dvc_repo(root):
     (root / "d/b.txt").write_text("b")
     (root / "d/sub/a.txt").write_text("a")
     (root / "f.txt").write_text("f")
+    (root / "params.yaml").write_text("run: {seed: 1}\n")  # a params dep: logged as a param, not a hash
     seen = "from stages._common import dvc_dep_hashes; import json; json.dump(dvc_dep_hashes('s'), open('seen.json', 'w'))"
     (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"s": {"cmd": f'python -c "{seen}"', "deps": ["d", "f.txt"],
-                                                                     "outs": ["seen.json"]}}}))
+                                                                     "params": ["run.seed"], "outs": ["seen.json"]}}}))
 
 
 def _repro(root):
