@@ -3,7 +3,6 @@
 from drivefine_core.storage.fs import (
     delete,
     download,
-    exists,
     filesystem_for,
     list_prefix,
     open_uri,

@@ -150,10 +150,6 @@ def stat(uri: str | Path, params: StorageParams | None = None) -> ObjectInfo | N
     return None
 
 
-def exists(uri: str | Path, params: StorageParams | None = None) -> bool:
-    return stat(uri, params) is not None
-
-
 def delete(uri: str | Path, params: StorageParams | None = None) -> None:
     """Remove one file / object; a missing one is not an error."""
     fs, path = filesystem(uri, params)

@@ -98,13 +98,17 @@ def read_limited(uri: str | Path, max_bytes: int, params: StorageParams | None =
             raise FileNotFoundError(f"{uri}: no such file") from None
         except IsADirectoryError:
             raise UnreadableFileError(str(uri), "is a directory, not a regular file") from None
-        with os.fdopen(fd, "rb") as f:
+        try:
             st = os.fstat(fd)
             if not stat_mod.S_ISREG(st.st_mode):
                 raise UnreadableFileError(str(uri), "is not a regular file (device, FIFO, socket or directory)")
             if st.st_size > max_bytes:
                 raise UnreadableFileError(str(uri), f"is {st.st_size} bytes, over the limit of {max_bytes}")
-            data = f.read(max_bytes + 1)  # a buffered read loops over short reads
+            data = bytearray()  # plain reads (a buffered file reads ahead), short ones included, limit + 1 in all
+            while len(data) <= max_bytes and (chunk := os.read(fd, min(1 << 20, max_bytes + 1 - len(data)))):
+                data += chunk
+        finally:
+            os.close(fd)
     if len(data) > max_bytes:
         raise UnreadableFileError(str(uri), f"is over the limit of {max_bytes} bytes")
-    return data
+    return bytes(data)
