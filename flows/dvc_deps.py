@@ -12,9 +12,12 @@ on an imported package (`import pkg; pkg.Name` of a lazily loaded name) and comp
 A file whose body is empty or only a docstring runs no code and is left out: when someone adds code to
 it, its importers' closures change and the check asks for it.
 
-    python -m flows.dvc_deps            # problems per stage; exit 1 when a stage misses code
+Data deps follow params the same way: the logs, sensor blobs and maps params.yaml points each stage at
+(`stages.sources.data_inputs`) are its deps, besides the outputs of other stages it reads.
+
+    python -m flows.dvc_deps            # problems per stage; exit 1 when a stage misses code or data
     python -m flows.dvc_deps --suggest  # the code deps each stage needs (directories where whole)
-    python -m flows.dvc_deps --write    # rewrite the code deps of dvc.yaml to exactly those
+    python -m flows.dvc_deps --write    # rewrite the code and data deps of dvc.yaml to exactly those
 """
 
 from __future__ import annotations
@@ -172,9 +175,47 @@ def covers(dep: str, path: str) -> bool:
 
 def is_code_dep(root: Path, dep: str) -> bool:
     """A .py file, or a folder of the repository that holds .py files (data folders hold none)."""
+    if "://" in dep or Path(dep).is_absolute() or dep.startswith(("data/", "models/")):
+        return False  # outside the repository's code (a dataset is not walked)
     path = root / dep
     return dep.endswith(".py") or (path.is_dir() and any(
         "__pycache__" not in p.parts for p in path.rglob("*.py")))
+
+
+def params_inputs(root: Path) -> dict[str, list[str]] | None:
+    """Per stage, the data params.yaml points it at; None for a repository without params.yaml."""
+    if not (root / "params.yaml").is_file():
+        return None
+    from drivefine_core.config import load_params
+    from stages.sources import data_inputs
+
+    return data_inputs(load_params(root / "params.yaml").data)
+
+
+def _is_params_input(dep: str, outs: set[str]) -> bool:
+    """A data dep that params decide: not another stage's output, or a part of the generated world."""
+    from stages.sources import SYNTHETIC_ROOT
+
+    return dep not in outs or covers(SYNTHETIC_ROOT, dep)
+
+
+def _outs(stages: dict) -> set[str]:
+    return {e if isinstance(e, str) else next(iter(e)) for s in stages.values() for e in s.get("outs", []) or []}
+
+
+def data_problems(root: Path, dvc_yaml: str = "dvc.yaml") -> list[str]:
+    """Where dvc.yaml's data deps and what params point the stages at disagree (empty when they agree)."""
+    inputs = params_inputs(root)
+    if inputs is None:
+        return []
+    stages = (yaml.safe_load((root / dvc_yaml).read_text()) or {}).get("stages", {})
+    outs, problems = _outs(stages), []
+    for name, spec in stages.items():
+        have = [d for d in stage_deps(spec) if not is_code_dep(root, d) and _is_params_input(d, outs)]
+        want = inputs.get(name, [])
+        problems += [f"{name}: reads {p} (params data.*), which no dep names" for p in want if p not in have]
+        problems += [f"{name}: dep {d} is not what params point it at" for d in have if d not in want]
+    return problems
 
 
 @dataclass
@@ -258,6 +299,7 @@ def write_deps(root: Path, dvc_yaml: str = "dvc.yaml") -> list[str]:
     path = root / dvc_yaml
     lines = path.read_text().splitlines(keepends=True)
     wanted = {c.stage: minimal_cover(root, c.closure) for c in check_stages(root, dvc_yaml)}
+    inputs, outs = params_inputs(root), _outs((yaml.safe_load(path.read_text()) or {}).get("stages", {}))
     out: list[str] = []
     changed: list[str] = []
     stage: str | None = None
@@ -278,7 +320,10 @@ def write_deps(root: Path, dvc_yaml: str = "dvc.yaml") -> list[str]:
                     item_indent = lines[i][: len(lines[i]) - len(lines[i].lstrip())]
                     old.append(lines[i].strip()[2:].strip())
                 i += 1
-            new = [d for d in old if not is_code_dep(root, d)] + wanted[stage]
+            data = [d for d in old if not is_code_dep(root, d)]
+            if inputs is not None:  # other stages' outputs stay; what params decide is written anew
+                data = [d for d in data if not _is_params_input(d, outs)] + inputs.get(stage, [])
+            new = data + wanted[stage]
             if new != old:
                 changed.append(stage)
             out.extend(f"{item_indent}- {d}\n" for d in new)
@@ -313,7 +358,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{c.stage}: imports {f}, which no dep in dvc.yaml covers")
         for d in c.unused:
             print(f"{c.stage}: dep {d} holds no code the stage imports")
-    return 1 if any(c.missing for c in bad) else 0
+    data = data_problems(root)
+    for line in data:
+        print(line)
+    return 1 if data or any(c.missing for c in bad) else 0
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,14 +51,46 @@ def stage_states(repo_root: Path) -> dict[str, str]:
     return {name: ("changed" if name in changed else "up to date") for name in stage_order(repo_root)}
 
 
+@dataclass(eq=False)
+class StageFailed(Exception):
+    """A stage command exited non-zero with `exit_code` (fields have defaults: Prefect unpickles it)."""
+
+    stage: str = ""
+    exit_code: int = 0
+
+    def __str__(self) -> str:
+        return f"stage {self.stage}: its command exited with {self.exit_code}"
+
+
+def _keep_exit_status() -> None:
+    """DVC's runner keeps a failed command's status only in its error's text: make it raise a subclass keeping it."""
+    from dvc.stage import run
+
+    class CmdFailed(run.StageCmdFailedError):
+        def __init__(self, cmd: str, status: int | None = None) -> None:
+            super().__init__(cmd, status)
+            self.status = status
+
+    if run.StageCmdFailedError.__name__ != "CmdFailed":
+        run.StageCmdFailedError = CmdFailed
+
+
 def reproduce(repo_root: Path, stage: str, force: bool = False) -> bool:
-    """Reproduce one stage (not its upstream); True when it ran, False when DVC skipped it."""
+    """Reproduce one stage (not its upstream): True when it ran, False when skipped, StageFailed when it failed."""
     from dvc.repo import Repo
 
     venv_env()
-    with Repo(str(repo_root)) as repo:
-        ran = repo.reproduce(targets=[stage], single_item=True, force=force)
-    return bool(ran)
+    _keep_exit_status()
+    try:
+        with Repo(str(repo_root)) as repo:
+            return bool(repo.reproduce(targets=[stage], single_item=True, force=force))
+    except Exception as exc:
+        cause: BaseException | None = exc
+        while cause is not None and type(cause).__name__ != "CmdFailed":
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            raise
+        raise StageFailed(stage, int(cause.status)) from exc  # type: ignore[attr-defined]
 
 
 def stage_metrics(repo_root: Path, stage: str) -> dict[str, float]:

@@ -23,8 +23,8 @@ from prefect import flow, get_run_logger
 
 from drivefine_core.config import load_ops_params
 from drivefine_core.ops.params import IngestLogsParams
-from drivefine_core.storage.s3 import download_object, list_objects
-from drivefine_core.storage.uri import as_dir_prefix
+from drivefine_core.storage import download as fetch_uri
+from drivefine_core.storage import list_prefix
 from flows import dvc_remote
 
 MANIFEST = "_manifest.json"
@@ -58,10 +58,10 @@ class IngestReport:
 
 def list_remote_logs(bucket: str, prefix: str, splits: list[str]) -> tuple[list[RemoteLog], list[str]]:
     """Logs under s3://bucket/prefix/<split>/ (one level of split, *.pkl), and keys refused as unsafe."""
-    base = as_dir_prefix(prefix.strip("/"))
+    base = f"{prefix.strip('/')}/".lstrip("/")  # 'a/b' must not match 'a/bc'; '' is the whole bucket
     logs: list[RemoteLog] = []
     rejected: list[str] = []
-    for obj in list_objects(f"s3://{bucket}/{base}"):
+    for obj in list_prefix(f"s3://{bucket}/{base}"):
         key = obj.uri.split("/", 3)[3]
         rel = key[len(base):]
         parts = rel.split("/")
@@ -110,8 +110,7 @@ def download(bucket: str, log: RemoteLog, folder: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.part")
     try:
-        with open(tmp, "wb") as f:
-            n = download_object(f"s3://{bucket}/{log.key}", f)
+        n = fetch_uri(f"s3://{bucket}/{log.key}", tmp).stat().st_size
         if n != log.size:
             raise OSError(f"s3://{bucket}/{log.key}: got {n} bytes, the listing said {log.size}")
         os.replace(tmp, target)

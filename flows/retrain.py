@@ -26,7 +26,7 @@ from drivefine_core.tracking.runs import (
     metric_key,
     process_tags,
 )
-from flows import dvc_graph
+from flows import dvc_deps, dvc_graph
 from flows.dvc_remote import RemoteConfig, push, run_remote
 from flows.process_guard import guard_children
 from stages._common import EXIT_TRANSIENT
@@ -42,14 +42,11 @@ class StageResult:
 
 
 def is_transient(task, task_run, state) -> bool:
-    """Retry only failures a stage marked as transient (exit code 75), not bugs or bad data."""
+    """Retry only stages that exited with EXIT_TRANSIENT (an endpoint that did not answer), not bugs or bad data."""
     try:
         state.result()
-    except Exception as exc:  # noqa: BLE001 - walking the cause chain of whatever DVC raised
-        while exc is not None:
-            if f"exited with {EXIT_TRANSIENT}" in str(exc):
-                return True
-            exc = exc.__cause__ or exc.__context__
+    except Exception as exc:  # noqa: BLE001 - anything but a StageFailed is not a stage's transient failure
+        return isinstance(exc, dvc_graph.StageFailed) and exc.exit_code == EXIT_TRANSIENT
     return False
 
 
@@ -100,6 +97,10 @@ def retrain(repo_root: str = ".", stages: list[str] | None = None, force: bool =
     guard_children()  # stage processes end with this flow's process, however it ends (a no-op under the CLI)
     root = Path(repo_root).resolve()
     params = load_params(root / "params.yaml")  # a bad params.yaml fails here, before any stage
+    stale = dvc_deps.data_problems(root)  # data params changed, dvc.yaml not regenerated: DVC would miss changes
+    if stale:
+        raise ValueError("dvc.yaml's data deps do not follow params.yaml; run `python -m flows.dvc_deps --write`:\n  "
+                         + "\n  ".join(stale))
     selected = dvc_graph.select_stages(root, stages)
     # An S3 remote named by params (ops.remote.url) or DRIVEFINE_DVC_REMOTE_URL replaces the local default
     # for this run's push only: DVC gets it in memory, so a failed or killed run leaves no config behind.

@@ -7,6 +7,7 @@ S3 endpoint that did not answer); the Prefect flow retries only those.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import sys
 from collections.abc import Callable
@@ -19,26 +20,13 @@ from drivefine_core.storage.local import write_file_atomic
 EXIT_TRANSIENT = 75  # EX_TEMPFAIL
 
 
-def _transient_types() -> tuple[type[BaseException], ...]:
-    """Errors of an endpoint that did not answer: worth another try, unlike bugs or bad data."""
-    import botocore.exceptions as boto
-    import requests.exceptions as http
-
+def is_transient_error(exc: BaseException | None) -> bool:
+    """An endpoint that did not answer: a StorageError (storage's retries are spent), or a connection error
+    or timeout anywhere in the chain (MLflow and requests keep the socket's error as cause or context)."""
     from drivefine_core.storage.uri import StorageError
 
-    return (ConnectionError, TimeoutError, http.ConnectionError, http.Timeout, boto.EndpointConnectionError,
-            boto.ConnectTimeoutError, boto.ReadTimeoutError, StorageError)
-
-
-def is_transient_error(exc: BaseException | None) -> bool:
-    """True when the error, or one it was raised from, is an unreachable endpoint (MLflow wraps them
-    in MlflowException; its message keeps the connection error's text)."""
-    types = _transient_types()
     while exc is not None:
-        if isinstance(exc, types):
-            return True
-        text = str(exc)
-        if type(exc).__name__ == "MlflowException" and ("Max retries exceeded" in text or "Connection refused" in text):
+        if isinstance(exc, (StorageError, ConnectionError, TimeoutError)):
             return True
         exc = exc.__cause__ or exc.__context__
     return False
@@ -49,11 +37,30 @@ def write_json(path: str | Path, data: Any) -> None:
     write_file_atomic(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
 
 
-def open_run(stage: str, params: Params, section: Any, extra_inputs: list[str] | None = None):
+@functools.cache
+def dvc_dep_hashes(stage: str) -> dict[str, str]:
+    """{dep path: md5} of the stage's deps as DVC computes them: `dvc repro` computed them when it checked
+    the stage and keeps them in its state cache (keyed by inode, size and mtime), so nothing is read again.
+    Empty outside a DVC repository."""
+    from dvc.dependency.param import ParamsDependency
+    from dvc.exceptions import NotDvcRepoError
+    from dvc.repo import Repo
+
+    try:
+        with Repo(".") as repo:
+            (spec,) = repo.stage.collect(stage)
+            deps = [d for d in spec.deps if not isinstance(d, ParamsDependency)]  # params are logged as params
+            return {str(d.def_path): str(d.get_hash().value or "") if d.exists else "missing" for d in deps}
+    except NotDvcRepoError:
+        return {}
+
+
+def open_run(stage: str, params: Params, section: Any):
     from drivefine_core.tracking.runs import stage_run  # MLflow: imported once a stage runs, not on import
 
     return stage_run(stage, section, default_uri=params.tracking.default_tracking_uri,
-                     experiment=params.tracking.experiment, extra_inputs=extra_inputs, http=params.tracking)
+                     experiment=params.tracking.experiment, dep_hashes=dvc_dep_hashes(stage),
+                     http=params.tracking)
 
 
 def open_main_run(stage: str, params: Params, section: Any, is_main: bool):

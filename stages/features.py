@@ -13,7 +13,7 @@ import pandas as pd
 from drivefine_core.executor.core import make_executor
 from drivefine_core.features.from_scenes import build_features_from_scenes_file
 from drivefine_core.features.manifest import load_manifest, save_manifest
-from drivefine_core.storage.api import delete
+from drivefine_core.storage import delete
 from drivefine_core.storage.uri import join_uri
 from drivefine_core.validation.feature_checks import validate_features
 from stages._common import main, open_run, write_json

@@ -15,8 +15,7 @@ from drivefine_core.data.scenes_io import read_scene_index, read_scenes
 from drivefine_core.executor.core import make_executor
 from drivefine_core.metrics.cache_stage import build_metric_cache_dir
 from drivefine_core.metrics.navhard_cache_stage import build_navhard_dir
-from drivefine_core.tracking.lineage import dvc_md5
-from stages._common import main, open_run, write_json
+from stages._common import dvc_dep_hashes, main, open_run, write_json
 from stages.sources import maps_root
 
 SCENES = Path("data/ingest/scenes")
@@ -26,7 +25,7 @@ OUT = Path("data/metric_cache")
 def run(params) -> None:
     with open_run("metric_cache", params, {"metrics": params.metrics, "map": params.map}):
         maps = maps_root(params.data)
-        maps_digest = dvc_md5(Path(maps)) if Path(maps).exists() else maps
+        maps_digest = dvc_dep_hashes("metric_cache").get(maps, maps)  # DVC's hash of the maps dep
         metrics: dict[str, float] = {}
         executor = make_executor(params.executor)
         for scenes_file in sorted(SCENES.glob("*.parquet")):

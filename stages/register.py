@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from drivefine_core.evaluation.champion import SPLIT_TAG, scores_on_split, split_digest
 from drivefine_core.features.row_groups import list_row_groups, read_row_group
 from drivefine_core.features.samples import table_columns
-from drivefine_core.tracking.lineage import dvc_md5, git_state
+from drivefine_core.tracking.lineage import git_state, manifests_digest
 from drivefine_core.tracking.planner_pyfunc import frame_from_feature_columns
 from drivefine_core.tracking.promotion import decision_record, run_gate
 from drivefine_core.tracking.registry import dvc_lock_tags, params_digest, register_planner
@@ -39,7 +39,7 @@ def run(params) -> None:
         digest = split_digest(split)
         commit, dirty = git_state(Path("."))
         tags = {"git.commit": commit, "git.dirty": str(dirty).lower(), "params.digest": params_digest(),
-                "data.features_train": dvc_md5(Path(f"data/features/{params.ingest.split.train_name}")),
+                "data.features_train": manifests_digest(f"data/features/{params.ingest.split.train_name}/_manifest.json"),
                 SPLIT_TAG: digest,
                 "planner.variant": summary["best_variant"], "mlflow.source_run": run.info.run_id,
                 **dvc_lock_tags()}

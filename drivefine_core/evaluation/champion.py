@@ -14,16 +14,16 @@ from drivefine_core.evaluation.ladder import score_table
 from drivefine_core.metrics.cache_io import read_metric_caches
 from drivefine_core.metrics.params import MetricsParams
 from drivefine_core.models.planner import Planner
-from drivefine_core.tracking.lineage import dvc_md5
+from drivefine_core.tracking.lineage import manifests_digest
 from drivefine_core.tracking.registry import download_planner, version_scores
 
 SPLIT_TAG = "eval.split_digest"
 
 
 def split_digest(split: str, root: str | Path = "data") -> str:
-    """Identity of a test split: its metric caches and its features, hashed as DVC does."""
+    """Identity of a test split: the manifests of its metric caches and features (each names every part)."""
     root = Path(root)
-    return dvc_md5(root / "metric_cache" / split) + "+" + dvc_md5(root / "features" / split)
+    return manifests_digest(root / "metric_cache" / split / "manifest.json", root / "features" / split / "_manifest.json")
 
 
 def score_version(model: str, version: str, split: str, metrics: MetricsParams, batch_size: int = 32,

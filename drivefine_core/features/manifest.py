@@ -7,7 +7,7 @@ import json
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from drivefine_core.features.params import SCHEMA_VERSION
-from drivefine_core.storage import StorageParams, exists, join_uri, read_bytes, write_bytes_atomic
+from drivefine_core.storage import StorageParams, join_uri, read_bytes, stat, write_bytes_atomic
 
 MANIFEST_NAME = "_manifest.json"
 
@@ -47,7 +47,7 @@ def manifest_uri(store_uri: str) -> str:
 def load_manifest(store_uri: str, storage: StorageParams | None = None) -> Manifest:
     """The store's manifest; an empty one when the store is new or was built by another schema version."""
     uri = manifest_uri(store_uri)
-    if not exists(uri, storage):
+    if stat(uri, storage) is None:
         return Manifest()
     try:
         data = json.loads(read_bytes(uri, storage))

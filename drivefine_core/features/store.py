@@ -284,7 +284,7 @@ def _partition_intact(uri: str, entry: PartitionEntry, storage: StorageParams | 
     if info is None or info.size != entry.bytes or not entry.sha256:
         return False
     h = hashlib.sha256()
-    with open_uri(uri, "rb", storage) as f:
+    with open_uri(uri, storage) as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest() == entry.sha256

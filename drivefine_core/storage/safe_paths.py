@@ -1,16 +1,9 @@
 """Paths that come from data or params stay inside their root; files read from data have a size limit.
 
-A log names its own `log_name` and its camera files (`data_path`), a maps index names its versions, and
-params name split folders. Each of those becomes part of a path under a root the pipeline chose, so each
-is checked here before it is used:
-- a name (`safe_name`) is one plain path component: letters, digits, '.', '_', '-', starting with a
-  letter or digit (so never '.', '..' or a hidden file);
-- a relative path (`safe_relative`) is '/'-separated plain parts: no absolute start, no drive, no '..',
-  '.' or empty part, no backslash, no NUL;
-- a file read from data (`read_limited`) must be a regular file (not /dev/zero, a FIFO, a directory) and
-  is read with a size limit: never more than limit + 1 bytes are read, whatever the file claims.
-Symbolic links the operator placed inside a root are followed: the checks keep what a *file's content*
-says inside the root; the layout of the root itself is the operator's.
+Log names, camera `data_path`s, map versions and split folders become parts of paths under a root the
+pipeline chose, so each is checked: a name (`safe_name`) is one plain component; a relative path
+(`safe_relative`) has only plain parts; a data file (`read_limited`) is a regular file of which at most
+limit + 1 bytes are read. Links the operator placed inside a root are followed (the layout is theirs).
 """
 
 from __future__ import annotations
@@ -85,18 +78,6 @@ def join_inside(root: str | Path, relative: str, what: str) -> str:
     return join_uri(root, safe_relative(relative, what))
 
 
-def _read_fd(fd: int, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    got = 0
-    while got <= limit:
-        b = os.read(fd, min(1 << 20, limit + 1 - got))
-        if not b:
-            break
-        chunks.append(b)
-        got += len(b)
-    return b"".join(chunks)
-
-
 def read_limited(uri: str | Path, max_bytes: int, params: StorageParams | None = None) -> bytes:
     """The bytes of a regular file or S3 object of at most `max_bytes`.
 
@@ -106,9 +87,9 @@ def read_limited(uri: str | Path, max_bytes: int, params: StorageParams | None =
     if max_bytes < 0:
         raise ValueError(f"read_limited({uri}): max_bytes must be >= 0, got {max_bytes}")
     if is_s3(uri):
-        from drivefine_core.storage import s3
+        from drivefine_core.storage.fs import read_bytes
 
-        data = s3.read_object(str(uri), params, max_bytes=max_bytes)
+        data = read_bytes(uri, params, max_bytes=max_bytes)
     else:
         try:
             # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
@@ -123,9 +104,11 @@ def read_limited(uri: str | Path, max_bytes: int, params: StorageParams | None =
                 raise UnreadableFileError(str(uri), "is not a regular file (device, FIFO, socket or directory)")
             if st.st_size > max_bytes:
                 raise UnreadableFileError(str(uri), f"is {st.st_size} bytes, over the limit of {max_bytes}")
-            data = _read_fd(fd, max_bytes)
+            data = bytearray()  # plain reads (a buffered file reads ahead), short ones included, limit + 1 in all
+            while len(data) <= max_bytes and (chunk := os.read(fd, min(1 << 20, max_bytes + 1 - len(data)))):
+                data += chunk
         finally:
             os.close(fd)
     if len(data) > max_bytes:
         raise UnreadableFileError(str(uri), f"is over the limit of {max_bytes} bytes")
-    return data
+    return bytes(data)

@@ -4,38 +4,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-S3_SCHEME = "s3://"
-
 
 class StorageError(RuntimeError):
     """A read or write failed after its retries; the message names the URI."""
 
 
 def is_s3(uri: str | Path) -> bool:
-    return str(uri).startswith(S3_SCHEME)
+    return str(uri).startswith("s3://")
 
 
 def split_s3(uri: str) -> tuple[str, str]:
     """'s3://bucket/a/b' -> ('bucket', 'a/b')."""
-    if not is_s3(uri):
-        raise ValueError(f"{uri}: not an s3:// URI")
-    rest = uri[len(S3_SCHEME) :]
-    bucket, _, key = rest.partition("/")
+    bucket, _, key = uri[len("s3://") :].partition("/") if is_s3(uri) else ("", "", "")
     if not bucket:
-        raise ValueError(f"{uri}: the s3:// URI has no bucket")
+        raise ValueError(f"{uri}: not an s3://<bucket>/<key> URI")
     return bucket, key
 
 
 def join_uri(base: str | Path, *parts: str) -> str:
     """Join path parts onto a local path or an s3:// URI with '/'."""
     if is_s3(base):
-        out = str(base).rstrip("/")
-        for p in parts:
-            out = f"{out}/{p.strip('/')}"
-        return out
+        return "/".join([str(base).rstrip("/"), *(p.strip("/") for p in parts)])
     return str(Path(base).joinpath(*parts))
-
-
-def as_dir_prefix(key: str) -> str:
-    """An S3 key prefix with directory semantics ('a/b' must not match 'a/bc')."""
-    return key if not key or key.endswith("/") else key + "/"

@@ -1,14 +1,15 @@
-"""Lineage of a stage run: git state, DVC-compatible hashes of its dependencies, a data digest.
+"""Lineage of a stage run or a registered model: git state, the hashes DVC computed, a data digest.
 
-The hashes are computed the way DVC 3 computes them (md5 of a file's bytes; for a directory, md5 of
-the sorted JSON listing of its files plus ".dir"), so a run's tags can be matched against dvc.lock.
+The hashes are DVC's own, never recomputed here (this library does not import DVC): a stage passes
+in those DVC computed for its deps (stages/_common.py asks DVC), and the registry reads dvc.lock.
+One tag scheme for both: `dvc.<stage>.<path>` = the md5 DVC records for that path of that stage.
+A folder DVC does not hash alone (one split of a store) is identified by its manifests.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -16,35 +17,10 @@ from pathlib import Path
 import yaml
 
 SECRET_PATTERN = re.compile(r"KEY|SECRET|TOKEN|PASSWORD", re.IGNORECASE)
-_CHUNK = 1 << 20
 
 
 def is_secret(name: str) -> bool:
     return bool(SECRET_PATTERN.search(name))
-
-
-def file_md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def dvc_md5(path: Path) -> str:
-    """DVC 3's md5 of a file, or of a directory (with the `.dir` suffix)."""
-    path = Path(path)
-    if path.is_file():
-        return file_md5(path)
-    entries = []
-    for root, dirs, files in os.walk(path):
-        dirs[:] = [d for d in dirs if d != ".dvc"]
-        for name in files:
-            full = Path(root) / name
-            entries.append({"md5": file_md5(full), "relpath": full.relative_to(path).as_posix()})
-    entries.sort(key=lambda e: e["relpath"])
-    listing = json.dumps(entries, sort_keys=True).encode("utf-8")
-    return hashlib.md5(listing).hexdigest() + ".dir"
 
 
 def git_state(repo_root: Path) -> tuple[str, bool]:
@@ -62,24 +38,26 @@ def git_state(repo_root: Path) -> tuple[str, bool]:
     return commit, bool(status.strip())
 
 
-def stage_deps(repo_root: Path, stage: str) -> list[str]:
-    """The deps a stage declares in dvc.yaml (paths relative to the repository root)."""
-    dvc_yaml = Path(repo_root) / "dvc.yaml"
-    if not dvc_yaml.exists():
-        return []
-    stages = (yaml.safe_load(dvc_yaml.read_text()) or {}).get("stages", {})
-    if stage not in stages:
-        raise KeyError(f"{dvc_yaml}: no stage named {stage!r} (stages: {', '.join(stages)})")
-    wdir = stages[stage].get("wdir", ".")
-    return [os.path.normpath(os.path.join(wdir, d)) for d in stages[stage].get("deps", [])]
+def dvc_tags(stage: str, hashes: dict[str, str]) -> dict[str, str]:
+    """The one tag scheme: `dvc.<stage>.<path>` = md5."""
+    return {f"dvc.{stage}.{path}": md5 for path, md5 in hashes.items()}
 
 
-def dep_hashes(repo_root: Path, deps: list[str]) -> dict[str, str]:
-    out = {}
-    for dep in deps:
-        p = Path(repo_root) / dep
-        out[dep] = dvc_md5(p) if p.exists() else "missing"
-    return out
+def lock_hashes(lock_file: str | Path = "dvc.lock") -> dict[str, dict[str, str]]:
+    """{stage: {path: md5}} for the deps and outs dvc.lock records (empty without a dvc.lock)."""
+    path = Path(lock_file)
+    lock = (yaml.safe_load(path.read_text()) or {}).get("stages", {}) if path.exists() else {}
+    return {stage: {item["path"]: item["md5"] for item in entry.get("deps", []) + entry.get("outs", []) if "md5" in item}
+            for stage, entry in lock.items()}
+
+
+def manifests_digest(*paths: str | Path) -> str:
+    """sha256 over small index files (a store's manifest names every part's content): the identity of a
+    data folder without reading the folder."""
+    h = hashlib.sha256()
+    for p in map(Path, paths):
+        h.update(p.read_bytes() if p.is_file() else b"missing:" + str(p).encode())
+    return h.hexdigest()
 
 
 def data_digest(hashes: dict[str, str], code_suffixes: tuple[str, ...] = (".py",)) -> str:

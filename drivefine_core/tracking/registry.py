@@ -11,6 +11,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from drivefine_core.ops.params import ServingParams
+from drivefine_core.tracking.lineage import dvc_tags, lock_hashes
 from drivefine_core.tracking.planner_pyfunc import log_planner_model
 from drivefine_core.tracking.promotion import CANDIDATE
 
@@ -27,14 +28,10 @@ def dvc_lock_tags(lock_file: str | Path = "dvc.lock", stages: tuple[str, ...] = 
     path = Path(lock_file)
     if not path.exists():
         return {}
-    lock = (yaml.safe_load(path.read_text()) or {}).get("stages", {})
     tags = {"dvc.lock.sha256": hashlib.sha256(path.read_bytes()).hexdigest()[:16]}
-    for stage, entry in lock.items():
-        if stages and stage not in stages:
-            continue
-        for item in entry.get("deps", []) + entry.get("outs", []):
-            if "md5" in item:
-                tags[f"dvc.{stage}.{item['path']}"] = item["md5"]
+    for stage, hashes in lock_hashes(path).items():
+        if not stages or stage in stages:
+            tags.update(dvc_tags(stage, hashes))
     return tags
 
 

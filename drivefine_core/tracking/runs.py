@@ -14,7 +14,7 @@ import mlflow
 
 from drivefine_core.config import flatten
 from drivefine_core.pipeline_params import TrackingParams
-from drivefine_core.tracking.lineage import data_digest, dep_hashes, git_state, is_secret, stage_deps
+from drivefine_core.tracking.lineage import data_digest, dvc_tags, git_state, is_secret
 
 PARENT_RUN_ENV = "DRIVEFINE_PARENT_RUN_ID"
 # Environment variables worth recording (where the run pointed), minus anything secret-looking.
@@ -155,25 +155,25 @@ def context_tags(repo_root: Path) -> dict[str, str]:
     return tags
 
 
-def lineage_tags(repo_root: Path, stage: str, extra_inputs: list[str] | None = None) -> dict[str, str]:
-    hashes = dep_hashes(repo_root, stage_deps(repo_root, stage) + list(extra_inputs or []))
-    tags = {"drivefine.stage": stage, **context_tags(repo_root), "data.digest": data_digest(hashes)}
-    tags.update({f"dvc.dep.{path}": md5 for path, md5 in hashes.items()})
-    return tags
+def lineage_tags(repo_root: Path, stage: str, dep_hashes: dict[str, str]) -> dict[str, str]:
+    """Where a stage run came from: git, the hashes DVC computed for its deps ({path: md5}), a data digest."""
+    tags = {"drivefine.stage": stage, **context_tags(repo_root), "data.digest": data_digest(dep_hashes)}
+    return {**tags, **dvc_tags(stage, dep_hashes)}
 
 
 @contextmanager
 def stage_run(stage: str, params: Any, *, default_uri: str = "sqlite:///mlflow.db",
               experiment: str = "drivefine", repo_root: str | Path = ".",
-              extra_inputs: list[str] | None = None,
+              dep_hashes: dict[str, str] | None = None,
               http: TrackingParams | None = None) -> Iterator[mlflow.ActiveRun]:
-    """Open the MLflow run of `stage`: lineage tags, flattened params, nested under the flow's run.
+    """Open the MLflow run of `stage`: lineage tags (`dep_hashes`: {path: md5} as DVC computed them for
+    the stage's deps), flattened params, nested under the flow's run.
 
     The parent run id comes from DRIVEFINE_PARENT_RUN_ID (set by the Prefect flow, which runs each
     stage in its own `dvc repro` process), so stage runs nest under the flow run in the MLflow UI.
     """
     configure(default_uri, experiment, http)
-    tags = {**lineage_tags(Path(repo_root), stage, extra_inputs), **process_tags()}
+    tags = {**lineage_tags(Path(repo_root), stage, dep_hashes or {}), **process_tags()}
     parent = os.environ.get(PARENT_RUN_ENV)
     if parent:
         tags["mlflow.parentRunId"] = parent

@@ -61,7 +61,7 @@ def test_data_params_is_gone():
     assert not hasattr(data_params, "DataParams")
 
 
-@pytest.mark.parametrize("package", ["drivefine_core.models", "drivefine_core.storage", "drivefine_core.validation"])
+@pytest.mark.parametrize("package", ["drivefine_core.models", "drivefine_core.validation"])
 def test_lazy_package_names_resolve(package):
     module = importlib.import_module(package)
     for name in module.__all__:

@@ -10,7 +10,15 @@ import pytest
 import yaml
 from repo_copy import REPO, VENV_BIN, make_repo_copy, pipeline_env
 
-from flows.dvc_deps import check_stages, closure, minimal_cover, stages_covering, stages_importing, write_deps
+from flows.dvc_deps import (
+    check_stages,
+    closure,
+    data_problems,
+    minimal_cover,
+    stages_covering,
+    stages_importing,
+    write_deps,
+)
 
 FIX = "regenerate them with `python -m flows.dvc_deps --write`"
 
@@ -23,6 +31,10 @@ def test_every_stage_depends_on_the_code_it_imports():
 def test_no_stage_depends_on_code_it_does_not_import():
     unused = [f"{c.stage}: {d}" for c in check_stages(REPO) for d in c.unused]
     assert not unused, f"dvc.yaml code deps no stage module imports ({FIX}):\n  " + "\n  ".join(unused)
+
+
+def test_data_deps_follow_params():
+    assert data_problems(REPO) == [], f"dvc.yaml's data deps differ from what params.yaml points at ({FIX})"
 
 
 def test_dvc_ignores_bytecode():
@@ -142,6 +154,10 @@ def _fake_outputs(repo: Path) -> None:
                 else:
                     path.mkdir(parents=True, exist_ok=True)
                     (path / "stand-in.txt").write_text("x\n")
+        for dep in stage.get("deps", []):  # parts of an output a stage reads (data/synthetic/maps)
+            if not (repo / dep).exists():
+                (repo / dep).mkdir(parents=True)
+                (repo / dep / "stand-in.txt").write_text("x\n")
 
 
 @pytest.mark.integration
@@ -161,3 +177,48 @@ def test_dvc_status_reports_exactly_the_stages_importing_an_edited_file(tmp_path
         _dvc(repo, "commit", "-f", "-q")
     assert "ingest" in stages_importing(repo, "drivefine_core/data/safe_pickle.py")
     assert "evaluate" in stages_importing(repo, "drivefine_core/metrics/scorer.py")
+
+
+def _navsim_root(root: Path) -> Path:
+    """A NAVSIM-layout folder outside the repository: two splits of logs and cameras, and maps."""
+    for split in ("navtrain", "navtest"):
+        (root / f"navsim_logs/{split}").mkdir(parents=True)
+        (root / f"navsim_logs/{split}/log_{split}.pkl").write_bytes(b"a log")
+        (root / f"sensor_blobs/{split}/log_{split}/CAM_F0").mkdir(parents=True)
+        (root / f"sensor_blobs/{split}/log_{split}/CAM_F0/0.jpg").write_bytes(b"jpeg")
+    (root / "maps").mkdir()
+    (root / "maps/nuplan-maps-v1.0.json").write_text("{}")
+    return root
+
+
+@pytest.mark.integration
+def test_dvc_status_reports_the_stages_reading_changed_data_under_data_source(tmp_path):
+    navsim = _navsim_root(tmp_path / "navsim")
+    repo = make_repo_copy(tmp_path / "drivefine", {"data.source": str(navsim), "data.split_dirs": ["navtrain", "navtest"]})
+    assert data_problems(repo)  # params moved, dvc.yaml not regenerated yet: the flow refuses to run
+    write_deps(repo)
+    assert data_problems(repo) == []
+    spec = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    assert f"{navsim}/navsim_logs/navtrain" in spec["ingest"]["deps"] and "data/synthetic" not in spec["ingest"]["deps"]
+    assert f"{navsim}/maps" in spec["metric_cache"]["deps"]
+    _fake_outputs(repo)
+    _dvc(repo, "commit", "-f", "-q")
+    assert json.loads(_dvc(repo, "status", "--json").stdout) == {}
+    for change, expected in ((lambda: (navsim / "navsim_logs/navtest/log_navtest.pkl").write_bytes(b"changed"), {"ingest"}),
+                             (lambda: (navsim / "navsim_logs/navtrain/new_log.pkl").write_bytes(b"new"), {"ingest"}),
+                             (lambda: (navsim / "sensor_blobs/navtest/log_navtest/CAM_F0/1.jpg").write_bytes(b"j"), {"features"}),
+                             (lambda: (navsim / "maps/nuplan-maps-v1.0.json").write_text('{"v": 2}'), {"metric_cache"})):
+        change()
+        assert set(json.loads(_dvc(repo, "status", "--json").stdout)) == expected
+        _dvc(repo, "commit", "-f", "-q")
+
+
+def test_real_data_inside_the_generated_folder_is_refused():
+    from drivefine_core.pipeline_params import DataSourceParams
+    from stages.sources import data_inputs
+
+    with pytest.raises(ValueError, match="data.maps_root: data/synthetic/nuplan-maps lies in data/synthetic"):
+        data_inputs(DataSourceParams(source="/datasets/navsim", maps_root="data/synthetic/nuplan-maps"))
+    with pytest.raises(ValueError, match="data.source"):
+        data_inputs(DataSourceParams(source="./data/synthetic/navsim"))
+    assert data_inputs(DataSourceParams())["metric_cache"] == ["data/synthetic/maps"]  # the generated maps

@@ -54,7 +54,7 @@ def test_stage_run_is_nested_under_the_flow_run_with_lineage(two_runs):
     assert stage.data.tags["git.dirty"] == "false"
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]["check_env"]
     for dep in lock["deps"]:
-        assert stage.data.tags[f"dvc.dep.{dep['path']}"] == dep["md5"]
+        assert stage.data.tags[f"dvc.check_env.{dep['path']}"] == dep["md5"]
     assert len(stage.data.tags["data.digest"]) == 64
     assert stage.data.params["seed"] == "7"
     assert stage.data.tags["version.torch"].startswith("2.13.0")

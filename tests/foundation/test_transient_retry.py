@@ -1,23 +1,38 @@
-"""A stage that fails because an endpoint did not answer exits 75; the flow retries only those."""
+"""A stage that fails because an endpoint did not answer exits 75; the flow retries only those, reading
+the exit status DVC saw (not the text of an error)."""
+
+import subprocess
+import sys
 
 import pytest
 import requests
-from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
 
 from drivefine_core.storage.uri import StorageError
+from flows.dvc_graph import StageFailed, reproduce
 from flows.retrain import is_transient
 from stages import _common
 from stages._common import EXIT_TRANSIENT, is_transient_error
 
 
-@pytest.mark.parametrize("exc", [
-    ConnectionRefusedError("refused"),
-    requests.exceptions.ConnectionError("Max retries exceeded with url"),
-    StorageError("s3://b/k: gave up after 5 tries"),
-    MlflowException("API request to http://127.0.0.1:1/api failed: Max retries exceeded"),
-])
+@pytest.mark.parametrize("exc", [ConnectionRefusedError("refused"), StorageError("write s3://b/k: failed after its retries")])
 def test_unreachable_endpoints_are_transient(exc):
     assert is_transient_error(exc)
+
+
+def test_an_unreachable_http_server_is_transient():
+    with pytest.raises(requests.exceptions.ConnectionError) as info:
+        requests.get("http://127.0.0.1:9/api", timeout=2)  # port 9 (discard): nothing listens
+    assert is_transient_error(info.value)
+
+
+def test_an_unreachable_mlflow_server_is_transient(monkeypatch):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    with pytest.raises(Exception) as info:
+        MlflowClient("http://127.0.0.1:9").search_experiments()  # port 9 (discard): nothing listens
+    assert type(info.value).__name__ == "MlflowException"
+    assert is_transient_error(info.value)
 
 
 def test_wrapped_cause_is_found_and_bugs_are_not_transient():
@@ -37,7 +52,7 @@ def test_stage_main_exits_75_only_for_transient_failures(tmp_path, monkeypatch):
     (tmp_path / "params.yaml").write_text("run: {seed: 1}\n")
 
     def unreachable(params):
-        raise requests.exceptions.ConnectionError("Connection refused")
+        requests.get("http://127.0.0.1:9/api", timeout=2)
 
     with pytest.raises(SystemExit) as stop:
         _common.main(unreachable)
@@ -58,9 +73,21 @@ class _State:
         raise self.exc
 
 
-def test_flow_retry_condition_reads_the_exit_code_through_dvc_errors():
-    inner = RuntimeError("failed to run: python -m stages.ingest, exited with 75")
-    outer = RuntimeError("failed to reproduce 'ingest'")
-    outer.__cause__ = inner
-    assert is_transient(None, None, _State(outer))
-    assert not is_transient(None, None, _State(RuntimeError("failed to run: x, exited with 1")))
+def _failed_repro(tmp_path, code: int) -> StageFailed:
+    """`dvc repro` of a stage whose command exits with `code` (run from the repository root, as the flow does)."""
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "dvc.yaml").write_text(
+        f"stages:\n  s:\n    cmd: python -c \"import sys; print('went wrong'); sys.exit({code})\"\n    outs: [o]\n")
+    with pytest.raises(StageFailed) as info:
+        reproduce(tmp_path, "s")
+    return info.value
+
+
+@pytest.mark.parametrize("code, retried", [(EXIT_TRANSIENT, True), (1, False), (2, False)])
+def test_flow_retries_by_the_exit_status_dvc_saw(tmp_path, monkeypatch, code, retried):
+    monkeypatch.chdir(tmp_path)
+    failure = _failed_repro(tmp_path, code)
+    assert failure.exit_code == code and failure.stage == "s"
+    assert is_transient(None, None, _State(failure)) is retried
+    assert not is_transient(None, None, _State(RuntimeError(f"failed to run: x, exited with {EXIT_TRANSIENT}")))
