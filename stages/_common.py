@@ -55,6 +55,15 @@ def dvc_dep_hashes(stage: str) -> dict[str, str]:
         return {}
 
 
+def save_trained(stage: str, planner: Any, variant: str, metrics: dict[str, float]) -> None:
+    """models/<stage>/<variant>/ from the trained planner; its resume checkpoints are then obsolete."""
+    import shutil
+
+    planner.cpu().save(Path("models") / stage / variant)
+    shutil.rmtree(Path("data/checkpoints") / stage / variant, ignore_errors=True)
+    print(f"{stage} {variant}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k.startswith(variant)))
+
+
 def open_run(stage: str, params: Params, section: Any):
     from drivefine_core.tracking.runs import stage_run  # MLflow: imported once a stage runs, not on import
 

@@ -9,10 +9,9 @@ MLflow run."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-from stages._common import open_main_run
+from stages._common import open_main_run, save_trained
 from stages._launch import launched_main
 from stages.sft import mlflow_logger, publish
 
@@ -59,9 +58,7 @@ def run(params) -> None:
                 metrics["spanvla/negatives_found"] = res.final("negatives_found")
             curves.update(res.curves(variant))
             if is_main:
-                planner.cpu().save(Path("models/rl") / variant)
-                shutil.rmtree(CHECKPOINTS / variant, ignore_errors=True)
-                print(f"rl {variant}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k.startswith(variant)))
+                save_trained("rl", planner, variant, metrics)
         if is_main:
             publish("rl", metrics, curves)
 

@@ -10,10 +10,9 @@ them before a rerun) and are removed once a variant is saved."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-from stages._common import open_main_run, write_json
+from stages._common import open_main_run, save_trained, write_json
 from stages._launch import launched_main
 
 CHECKPOINTS = Path("data/checkpoints/sft")
@@ -74,9 +73,7 @@ def run(params) -> None:
                     metrics[f"{variant}/{phase}/final_{key}"] = res.final(key)
                 metrics[f"{variant}/{phase}/samples_per_s"] = res.samples / res.seconds if res.seconds else 0.0
             if is_main:
-                planner.cpu().save(Path("models/sft") / variant)
-                shutil.rmtree(CHECKPOINTS / variant, ignore_errors=True)
-                print(f"sft {variant}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k.startswith(variant)))
+                save_trained("sft", planner, variant, metrics)
         if is_main:
             publish("sft", metrics, curves)
 
