@@ -47,13 +47,19 @@ class DecodeTrace:
         """(B, 24) decoder input at the start of `step`: tokens committed earlier, [MASK] elsewhere."""
         return torch.where(self.step_of_token < step, self.tokens, torch.full_like(self.tokens, mask_id))
 
-    def commit_mask(self, merge: int = 1) -> Tensor:
-        """(B, S', 24) bool: True where the token was committed between kept state j and j+1.
+    def commit_mask(self) -> Tensor:
+        """(B, S, 24) bool: True where the token was committed at step j (each token exactly once)."""
+        steps = torch.arange(self.steps, device=self.tokens.device)
+        return self.step_of_token[:, None, :] == steps[None, :, None]
 
-        merge = tau merges every tau neighbouring steps (DriveFine's GRPO): S' = ceil(S / tau) kept states
-        j*tau, and a token counts for the kept state that precedes its commit."""
-        kept = torch.arange(0, self.steps, merge, device=self.tokens.device) // merge
-        return (self.step_of_token // merge)[:, None, :] == kept[None, :, None]
+    def merged(self, tau: int) -> "DecodeTrace":
+        """The one step-merge rule of DriveFine's GRPO: floor(S / tau) merged steps of tau neighbouring steps
+        each, the remainder joining the last; a token committed anywhere in merged step j is scored under the
+        state at the start of merged step j."""
+        if tau < 1:
+            raise ValueError(f"merge tau must be >= 1, got {tau}")
+        kept = max(1, self.steps // tau)
+        return DecodeTrace(self.tokens, torch.clamp(self.step_of_token // tau, max=kept - 1), kept, self.temperature)
 
 
 @dataclass
@@ -158,22 +164,19 @@ class DriveFineModel(nn.Module):
         trace = DecodeTrace(tokens, step_of, steps, temperature) if return_trace else None
         return DecodeOutput(tokens, conf, trace)
 
-    def trace_logprobs(self, batch: Batch, trace: DecodeTrace, merge: int = 1) -> Tensor:
-        """(B, S, 24) log pi(token | state_j) of the tokens committed between state j and j+1 under the current
-        weights (0 elsewhere; `trace.commit_mask(merge)` says where). Differentiable; all S states run as one
-        batch over one shared prompt pass. merge = tau keeps only states 0, tau, 2*tau, ... (S = ceil(steps/tau))."""
-        if merge < 1:
-            raise ValueError(f"merge must be >= 1, got {merge}")
+    def trace_logprobs(self, batch: Batch, trace: DecodeTrace) -> Tensor:
+        """(B, S, 24) log pi(token | state_j) of the tokens committed at step j under the current weights (0
+        elsewhere; `trace.commit_mask()` says where). Differentiable; all S states run as one batch over one
+        shared prompt pass. For merged steps pass `trace.merged(tau)`."""
         b = trace.tokens.shape[0]
-        kept = list(range(0, trace.steps, merge))
-        s = len(kept)
-        states = torch.stack([trace.state_before(j, self.mask_id) for j in kept], dim=1)  # (B, S, 24)
+        s = trace.steps
+        states = torch.stack([trace.state_before(j, self.mask_id) for j in range(s)], dim=1)  # (B, S, 24)
         cache = self.backbone.encode_prompt(batch, GENERATE).repeat(s)
         logits = self.backbone.forward_answer(states.flatten(0, 1), cache).view(b, s, NUM_ANSWER_TOKENS, -1)
         logp = torch.log_softmax(logits.float() / effective_temperature(trace.temperature), dim=-1)
         target = trace.tokens[:, None, :, None].expand(b, s, NUM_ANSWER_TOKENS, 1)
         picked = logp.gather(-1, target)[..., 0]
-        return torch.where(trace.commit_mask(merge), picked, torch.zeros_like(picked))
+        return torch.where(trace.commit_mask(), picked, torch.zeros_like(picked))
 
     # -- refinement expert -------------------------------------------------------------------------------
     def refine_logits(self, batch: Batch, draft: Tensor) -> Tensor:

@@ -33,15 +33,6 @@ from drivefine_core.training.params import GRPOParams
 from drivefine_core.training.reward import RewardFn
 
 
-def merge_trace(trace: DecodeTrace, tau: int) -> DecodeTrace:
-    """A trace over floor(steps / tau) merged steps (tau >= 1)."""
-    if tau < 1:
-        raise ValueError(f"merge tau must be >= 1, got {tau}")
-    kept = max(1, trace.steps // tau)
-    step = torch.clamp(trace.step_of_token // tau, max=kept - 1)
-    return DecodeTrace(trace.tokens, step, kept, trace.temperature)
-
-
 def group_advantages(rewards: np.ndarray, normalise_std: bool = False, eps: float = 1e-6) -> np.ndarray:
     """(S, G) rewards -> (S, G) advantages r - mean (and / std when asked; zero for a constant group)."""
     adv = rewards - rewards.mean(axis=1, keepdims=True)
@@ -71,7 +62,7 @@ def rollout_mdm(model: DriveFineModel, ref: DriveFineModel | None, batch: dict[s
     out = model.decode(rep, steps=p.decode_steps or model.p.mdm_steps, temperature=p.temperature,
                        generator=generator, return_trace=True)
     assert out.trace is not None
-    trace = merge_trace(out.trace, p.merge_tau)
+    trace = out.trace.merged(p.merge_tau)
     poses = tokens_to_poses(out.tokens).cpu().numpy().reshape(s, g, 8, 3)
     rewards = np.asarray(reward_fn(caches, poses), dtype=np.float64)
     adv = torch.as_tensor(group_advantages(rewards, p.normalise_std).reshape(-1), dtype=torch.float32,

@@ -98,12 +98,13 @@ def test_trace_logprobs_merged_steps(planner: Planner, batch: dict) -> None:
     dfm = planner.drivefine
     out = dfm.decode(batch, steps=7, return_trace=True)
     full = dfm.trace_logprobs(batch, out.trace)
-    merged = dfm.trace_logprobs(batch, out.trace, merge=3)  # kept states 0, 3, 6
-    mask = out.trace.commit_mask(merge=3)
-    assert merged.shape == (3, 3, 24) and mask.shape == (3, 3, 24)
+    trace3 = out.trace.merged(3)  # floor(7 / 3) = 2 merged steps: states 0 and 3; step 6 joins the last
+    merged = dfm.trace_logprobs(batch, trace3)
+    mask = trace3.commit_mask()
+    assert merged.shape == (3, 2, 24) and mask.shape == (3, 2, 24)
     assert torch.equal(mask.sum(1), torch.ones(3, 24, dtype=torch.long))  # each token counted once
-    # the first token(s) of each merged group are scored under the same state as without merging
-    first = out.trace.step_of_token % 3 == 0
+    # the tokens committed at the first step of a merged group are scored under the same state as unmerged
+    first = (out.trace.step_of_token == 0) | (out.trace.step_of_token == 3)
     m = merged.sum(1)[first]
     f = full.sum(1)[first]
     assert torch.allclose(m, f, atol=1e-5)

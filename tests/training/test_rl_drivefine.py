@@ -9,7 +9,7 @@ import torch
 
 from drivefine_core.models import Planner
 from drivefine_core.training.data import to_model_batch
-from drivefine_core.training.grpo_mdm import clipped_token_loss, grpo_mdm_loss, merge_trace, rollout_mdm
+from drivefine_core.training.grpo_mdm import clipped_token_loss, grpo_mdm_loss, rollout_mdm
 from drivefine_core.training.params import GRPOParams, RefineRLParams
 from drivefine_core.training.refine_rl import refine_rl_loss
 from drivefine_core.training.reward import ScorerReward, collate_scenes
@@ -31,7 +31,7 @@ def test_merged_trace_keeps_floor_s_over_tau_states_and_every_token_once(sft_pla
     batch, _ = _batch(scenes)
     trace = sft_planner.drivefine.decode(batch, steps=5, temperature=1.0, return_trace=True,
                                          generator=torch.Generator().manual_seed(0)).trace
-    merged = merge_trace(trace, 2)
+    merged = trace.merged(2)
     assert merged.steps == 2
     mask = merged.commit_mask()
     assert torch.equal(mask.sum(1), torch.ones_like(trace.tokens))  # each token counted once
