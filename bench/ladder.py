@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from drivefine_core.models.modes import modes_of
+
 REPO = Path(__file__).resolve().parents[1]
 COLS = ["v1/nc", "v1/dac", "v1/ttc", "v1/c", "v1/ep", "v1/pdms", "v2/nc", "v2/dac", "v2/ddc", "v2/tlc",
         "v2/ttc", "v2/ep", "v2/lk", "v2/hc", "v2/ec", "v2/epdms"]
@@ -77,7 +79,7 @@ def rungs(s: dict[str, float]) -> dict[str, tuple[bool, str]]:
     def best(prefix: str, modes: tuple[str, ...]) -> float:
         return max(p.get(f"{prefix}/{m}", float("nan")) for m in modes)
 
-    df_sft, sv_sft = best("sft", ("mdm", "mdm+refine")), best("sft", ("ar", "flow"))
+    df_sft, sv_sft = best("sft", modes_of("drivefine")), best("sft", modes_of("spanvla"))
     learned = {k: v for k, v in p.items() if k.startswith(("sft/", "rl/")) and "shuffled" not in k}
     top = max(learned, key=learned.get)
     cam = [k for k in p if k.endswith("/shuffled-camera")]

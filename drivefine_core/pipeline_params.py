@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from drivefine_core.models.modes import MODES, Mode
 from drivefine_core.params_base import Section
 from drivefine_core.storage.safe_paths import safe_name
 
@@ -80,15 +81,14 @@ class EvaluateParams(Section):
     # Planner variants scored side by side: baselines + modes of the planners after SFT and after RL.
     baselines: list[Literal["constant_velocity", "ego_mlp", "human", "pdm_closed"]] = Field(
         default_factory=lambda: ["constant_velocity", "ego_mlp", "human", "pdm_closed"])
-    modes: list[Literal["mdm", "mdm+refine", "ar", "flow", "flow-noise"]] = Field(
-        default_factory=lambda: ["mdm", "mdm+refine", "ar", "flow", "flow-noise"])
+    modes: list[Mode] = Field(default_factory=lambda: list(MODES))
     stages: list[Literal["sft", "rl"]] = Field(default_factory=lambda: ["sft", "rl"])
     batch_size: int = Field(32, ge=1)
     seed: int = 0
     report_scenes: int = Field(2, ge=0, description="best and worst scenes drawn in the report (each)")
     # camera ablation: these modes of the last stage are also scored with every scene's camera taken from a
     # scene of another log ("<stage>/<mode>/shuffled-camera"); a planner that perceives loses points there
-    shuffled_camera_modes: list[Literal["mdm", "mdm+refine", "ar", "flow", "flow-noise"]] = Field(
+    shuffled_camera_modes: list[Mode] = Field(
         default_factory=lambda: ["mdm+refine", "flow"])
     # every variant is also scored on the curated scenes (metrics "curated/<variant>/...")
     curated: CurationParams = CurationParams()

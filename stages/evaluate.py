@@ -22,6 +22,7 @@ from drivefine_core.evaluation.ladder import SUMMARY_METRICS, best_and_worst, be
 from drivefine_core.evaluation.navhard import navhard_table
 from drivefine_core.executor.core import make_executor
 from drivefine_core.metrics.cache_io import read_metric_caches
+from drivefine_core.models.modes import FAMILY_OF
 from drivefine_core.models.planner import Planner
 from drivefine_core.reports.evaluation_report import SceneView, write_report
 from drivefine_core.storage.local import write_file_atomic
@@ -30,7 +31,7 @@ from stages._common import main, open_run, write_json
 from stages.sources import maps_root
 from stages.training_curves import read_curves
 
-FAMILY = {"mdm": "drivefine", "mdm+refine": "drivefine", "ar": "spanvla", "flow": "spanvla", "flow-noise": "spanvla"}
+FAMILY = FAMILY_OF
 REPORT = Path("reports/evaluation")
 
 

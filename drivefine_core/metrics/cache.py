@@ -86,6 +86,11 @@ class MetricCache:
     def invalidate(self) -> None:
         self._runtime.clear()
 
+    def forget(self, name: str) -> None:
+        """Drop one piece of derived data (it is rebuilt when next needed): scorers that hold thousands of
+        scenes drop each scene's unpacked grids once its batch is scored."""
+        self._runtime.pop(name, None)
+
     def drivable_polygon(self, p: int) -> np.ndarray:
         return self.drivable_vertices[self.drivable_offsets[p] : self.drivable_offsets[p + 1]]
 

@@ -38,8 +38,11 @@ def _score_chunk(shared: tuple[list[MetricCache], MetricsParams], job: tuple[lis
     caches, params = shared
     idx, plans = job
     part = [caches[i] for i in idx]
-    return [score_trajectories(part, p[:, None], params.version, params.extended_comfort_pairs, params.human_filter)
-            for p in plans]
+    scores = [score_trajectories(part, p[:, None], params.version, params.extended_comfort_pairs,
+                                 params.human_filter) for p in plans]
+    for c in part:  # every agent of this chunk is scored: its unpacked grids (~6 MB a scene) can go
+        c.forget("index")
+    return scores
 
 
 def evaluate_agents(caches: Sequence[MetricCache], agents: dict[str, Agent], params: MetricsParams | None = None,

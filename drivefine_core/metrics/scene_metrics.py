@@ -23,6 +23,7 @@ from drivefine_core.metrics.simulator import H, VX, VY
 
 _EGO_RADIUS = float(np.hypot(K.EGO_HALF_LENGTH, K.EGO_HALF_WIDTH))
 _GRID_EXTENT_M = 130.0
+PACKED = "packed_tables"  # runtime key of the grids as the metric cache stage stored them (scene_tables)
 
 
 @dataclass
@@ -92,7 +93,23 @@ class RouteBlocks:
 
 
 def scene_index(cache: MetricCache) -> SceneIndex:
-    return cache.runtime("index", lambda: build_index(cache))
+    return cache.runtime("index", lambda: build_index(cache, unpack_tables(cache.recalled(PACKED))))
+
+
+def unpack_tables(packed: dict[str, np.ndarray] | None) -> dict[str, np.ndarray] | None:
+    """SceneIndex.tables() from the metric cache stage's packed form (scene_tables.export): CSR pointers
+    from their deltas, indices widened back to int64. None -> None (the grids are built from the fields)."""
+    if packed is None:
+        return None
+    tables = {}
+    for name, arr in packed.items():
+        if name.endswith("ptr"):
+            ptr = np.zeros(len(arr) + 1, dtype=np.int64)
+            np.cumsum(arr, dtype=np.int64, out=ptr[1:])
+            tables[name] = ptr
+        else:
+            tables[name] = arr.astype(np.int64)
+    return tables
 
 
 def build_index(cache: MetricCache, tables: dict[str, np.ndarray] | None = None) -> SceneIndex:

@@ -23,10 +23,10 @@ from drivefine_core.models.autoregressive import AutoregressiveModel
 from drivefine_core.models.batch import Batch, check_batch
 from drivefine_core.models.drivefine import DriveFineModel, perturb_tokens
 from drivefine_core.models.flow import FlowPolicy
+from drivefine_core.models.modes import MODES
 from drivefine_core.models.params import NUM_POSES, ModelParams
 from drivefine_core.models.weights import CONFIG_FILE, WEIGHTS_FILE, load_checked, read_state, save_json, save_state
 
-MODES = ("mdm", "mdm+refine", "ar", "flow", "flow-noise")
 LOSSES = ("mdm", "refine", "ar", "flow", "flow-noise")
 COMPONENTS = ("drivefine", "ar", "flow", "flow_noise")
 

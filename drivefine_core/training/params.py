@@ -6,10 +6,11 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from drivefine_core.models.modes import Family
 from drivefine_core.params_base import Section as _Section
 
 Precision = Literal["no", "bf16", "fp16"]
-Variant = Literal["drivefine", "spanvla"]
+Variant = Family
 
 
 class OptimParams(_Section):

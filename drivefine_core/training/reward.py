@@ -34,7 +34,10 @@ class ScorerReward:
         return score_trajectories(caches, trajectories, version=self.key.split("/")[0])
 
     def __call__(self, caches: Sequence[MetricCache], trajectories: np.ndarray) -> np.ndarray:
-        return np.nan_to_num(self.scores(caches, trajectories)[self.key], nan=0.0)
+        rewards = np.nan_to_num(self.scores(caches, trajectories)[self.key], nan=0.0)
+        for c in caches:  # RL draws thousands of scenes, rarely twice: keep each one's grids packed
+            c.forget("index")
+        return rewards
 
 
 class PairedScenes(Sequence):

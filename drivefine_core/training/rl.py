@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from drivefine_core.metrics.cache import MetricCache
 from drivefine_core.models import Planner, repeat_batch
+from drivefine_core.models.modes import RL_MODE
 from drivefine_core.models.planner import tokens_to_poses
 from drivefine_core.training.data import SeededBatches, to_model_batch
 from drivefine_core.training.grpo_flow import grpo_flow_loss, rollout_flow, sample_chain
@@ -27,7 +28,7 @@ from drivefine_core.training.refine_rl import refine_rl_loss
 from drivefine_core.training.reward import RewardFn, collate_scenes
 
 Scenes = Sequence[tuple[dict[str, Any], MetricCache]]
-EVAL_MODES = {"drivefine": "mdm+refine", "spanvla": "flow"}
+EVAL_MODES = RL_MODE
 
 
 def frozen_copy(module: nn.Module) -> nn.Module:
