@@ -14,7 +14,7 @@ from drivefine_core.metrics.toy_scenes import ToyAgent, intersection, straight_r
 
 def _hand_progress(fraction: float, steps: int = 50) -> np.ndarray:
     """The IDM of one centre-line proposal behind the slow car, from the rules alone (1-D, no geometry code):
-    the lead is refreshed on even steps t from the forecast sample of time t * 0.1 s (car rear at
+    the leading car is refreshed on even steps t from the forecast sample of time t * 0.1 s (car rear at
     27.75 + 2 t 0.1), gap = car rear - ego front at the previous progress, lead progress = previous progress +
     gap, lead speed 2, rear length 0; odd steps keep the previous lead and step 1 keeps the zero row."""
     target = 15.0 * fraction
@@ -55,7 +55,7 @@ def test_first_steps_by_hand(slow_leader):
     #   (9.5232/12)^10 = 0.0991, a = -1.8185 -> speed 9.3413.
     assert d["lead"][3, 3] == pytest.approx(d["lead"][3, 2])
     assert d["speed"][3, 3] == pytest.approx(9.3413, abs=1e-4)
-    # Every proposal brakes at -3 on step 1, whatever its target (the lead row is zero).
+    # Every proposal brakes at -3 on step 1, whatever its target (the leading-car row is zero).
     assert np.allclose(d["speed"][:15, 1], 9.7)
 
 
