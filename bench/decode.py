@@ -18,7 +18,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from drivefine_core.models import MODES, ModelParams, Planner
+from drivefine_core.models import FAMILIES, MODES, ModelParams, Planner
+from drivefine_core.models.modes import FAMILY_OF
 
 print = functools.partial(print, flush=True)  # progress shows even when piped
 
@@ -61,17 +62,17 @@ def main() -> None:
     p = ModelParams(width=args.width, depth=args.depth, heads=args.heads, n_refine_blocks=args.refine_blocks,
                     image_height=args.image[0], image_width=args.image[1], vision_width=args.width * 3 // 4,
                     vision_depth=2, vision_heads=args.heads // 2 or 1, flow_width=args.width // 2)
-    planner = Planner(p).eval()
     dev = "cuda" if torch.cuda.is_available() else "cpu"
-    planner.to(dev)
+    planners = {f: Planner.build(f, p).eval().to(dev) for f in FAMILIES}
+    drivefine, spanvla = planners["drivefine"].drivefine, planners["spanvla"]
     sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
-    prompt_len = planner.drivefine.backbone.prompt.length
+    prompt_len = drivefine.backbone.prompt.length
     print(f"device {dev}, threads {args.threads}; width {p.width}, depth {p.depth}, heads {p.heads}, "
           f"refine blocks {p.n_refine_blocks}, image {p.image_height}x{p.image_width}/{p.patch_size}, "
           f"prompt {prompt_len} tokens + 24 answer tokens; MDM steps {p.mdm_steps}, flow steps {p.flow_steps}")
 
     print("\nparameters per module")
-    for name, n in planner.parameter_counts().items():
+    for name, n in [kv for planner in planners.values() for kv in planner.parameter_counts().items()]:
         print(f"  {name:28s} {n:>12,d}")
 
     def run(fn: Callable[[], object]) -> Callable[[], None]:
@@ -88,7 +89,7 @@ def main() -> None:
         row = []
         for b in (1, args.big_batch):
             batch = {k: v.to(dev) for k, v in make_batch(p, b).items()}
-            t = timed(run(lambda: planner.plan(batch, mode, seed=0)), args.repeats) / b
+            t = timed(run(lambda: planners[FAMILY_OF[mode]].plan(batch, mode, seed=0)), args.repeats) / b
             results[(mode, b)] = t
             row.append(f"{t * 1e3:10.2f}")
         print(f"  {mode:12s} {' '.join(row)}")
@@ -97,10 +98,10 @@ def main() -> None:
     for b in (1, args.big_batch):
         batch = {k: v.to(dev) for k, v in make_batch(p, b).items()}
         with torch.inference_mode():
-            cache = planner.ar.encode_prompt(batch)
-        t_prompt = timed(run(lambda: planner.ar.encode_prompt(batch)), args.repeats)
-        t_ar = timed(run(lambda: planner.ar.decode(batch, cache=cache)), args.repeats)
-        t_flow = timed(run(lambda: planner.flow.sample(batch["history"], cache.kv, steps=5)), args.repeats)
+            cache = spanvla.ar.encode_prompt(batch)
+        t_prompt = timed(run(lambda: spanvla.ar.encode_prompt(batch)), args.repeats)
+        t_ar = timed(run(lambda: spanvla.ar.decode(batch, cache=cache)), args.repeats)
+        t_flow = timed(run(lambda: spanvla.flow.sample(batch["history"], cache.kv, steps=5)), args.repeats)
         print(f"  batch {b:3d}: prompt pass {t_prompt * 1e3:8.2f} ms, AR 24 tokens {t_ar * 1e3:8.2f} ms, "
               f"flow 5 steps {t_flow * 1e3:8.2f} ms -> flow vs AR over the trajectory {t_ar / t_flow:6.1f}x "
               f"(target >= 5x); end to end {(t_prompt + t_ar) / (t_prompt + t_flow):5.2f}x")
@@ -108,15 +109,15 @@ def main() -> None:
     print("\nmasked diffusion with vs without the prompt KV cache (12 steps)")
     for b in (1, args.big_batch):
         batch = {k: v.to(dev) for k, v in make_batch(p, b).items()}
-        t_c = timed(run(lambda: planner.drivefine.decode(batch, use_cache=True)), args.repeats)
-        t_u = timed(run(lambda: planner.drivefine.decode(batch, use_cache=False)), args.repeats)
+        t_c = timed(run(lambda: drivefine.decode(batch, use_cache=True)), args.repeats)
+        t_u = timed(run(lambda: drivefine.decode(batch, use_cache=False)), args.repeats)
         print(f"  batch {b:3d}: cached {t_c * 1e3:8.2f} ms, uncached {t_u * 1e3:8.2f} ms -> {t_u / t_c:5.2f}x "
               f"(target >= 2x)")
 
     print("\nMDM latency against steps (cached, batch", args.big_batch, ")")
     batch = {k: v.to(dev) for k, v in make_batch(p, args.big_batch).items()}
     steps = [1, 4, 8, 12, 24]
-    times = [timed(run(lambda s=s: planner.drivefine.decode(batch, steps=s)), args.repeats) for s in steps]
+    times = [timed(run(lambda s=s: drivefine.decode(batch, steps=s)), args.repeats) for s in steps]
     slope, intercept = np.polyfit(steps, times, 1)
     pred = np.polyval([slope, intercept], steps)
     r2 = 1 - np.sum((np.array(times) - pred) ** 2) / np.sum((np.array(times) - np.mean(times)) ** 2)

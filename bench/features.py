@@ -71,7 +71,7 @@ def training_model(params: FeatureParams, device: str) -> tuple[str, Any]:
         from drivefine_core.models.planner import Planner
 
         mp = ModelParams(image_width=params.image_width, image_height=params.image_height, num_views=len(params.cameras))
-        model: nn.Module = Planner(mp).to(device)
+        model = Planner.build("drivefine", mp).to(device)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
         def step(b: dict[str, Any]) -> None:

@@ -67,15 +67,15 @@ class Clock:
         return statistics.median(times)
 
 
-def header(device: torch.device, p, planner) -> str:
+def header(device: torch.device, p, planners) -> str:
     def millions(module: torch.nn.Module) -> float:
         return sum(q.numel() for q in module.parameters()) / 1e6
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     cuda = f", CUDA {torch.version.cuda}" if device.type == "cuda" else ""
     return (f"device: {name} (torch {torch.__version__}{cuda}); model: width {p.width}, depth {p.depth}, "
-            f"image {p.image_height}x{p.image_width}; DriveFine {millions(planner.drivefine):.1f} M params, "
-            f"AR VLM {millions(planner.ar):.1f} M, flow expert {millions(planner.flow):.1f} M")
+            f"image {p.image_height}x{p.image_width}; DriveFine {millions(planners['drivefine']):.1f} M params, "
+            f"AR VLM {millions(planners['spanvla'].ar):.1f} M, flow expert {millions(planners['spanvla'].flow):.1f} M")
 
 
 def run(args: argparse.Namespace) -> tuple[str, list[Row]]:
@@ -83,8 +83,8 @@ def run(args: argparse.Namespace) -> tuple[str, list[Row]]:
 
     from drivefine_core.features.dataset import collate_features
     from drivefine_core.metrics.toy_random import random_candidates, random_scenes
-    from drivefine_core.models import MODES, ModelParams, Planner
-    from drivefine_core.training.data import to_model_batch
+    from drivefine_core.models import FAMILIES, MODES, ModelParams, Planner, PlannerBatch
+    from drivefine_core.models.modes import FAMILY_OF
     from drivefine_core.training.loop import make_accelerator
     from drivefine_core.training.params import OptimParams, RLParams, SFTParams
     from drivefine_core.training.reward import ScorerReward
@@ -103,15 +103,16 @@ def run(args: argparse.Namespace) -> tuple[str, list[Row]]:
     g = torch.Generator().manual_seed(0)
     samples = [sample_from_cache(c, p, g) for c in caches[: max(big, sft_batch)]]
     torch.manual_seed(0)
-    planner = Planner(p)
+    planners = {f: Planner.build(f, p) for f in FAMILIES}
     rows: list[Row] = []
 
     # training: one optimizer step per call (warm-up step first), bf16 autocast, AdamW, clipping
     opt = OptimParams(steps=1, batch_size=sft_batch, warmup_steps=0, mixed_precision=args.precision)
     sft = SFTParams(drivefine=opt, ar=opt, flow=opt, refine_start=0.0, bev_weight=0.0)
-    for phase in ("drivefine", "ar", "flow"):
+    for phase, family in (("drivefine", "drivefine"), ("ar", "spanvla"), ("flow", "spanvla")):
         clock.reset_peak()
-        ms = clock.median_ms(lambda: train_phase(planner, phase, samples[:sft_batch], sft, accelerator=acc), reps)
+        ms = clock.median_ms(lambda: train_phase(planners[family], phase, samples[:sft_batch], sft, accelerator=acc),
+                             reps)
         rows.append(Row(f"SFT step {phase}", f"batch {sft_batch}, {args.precision}", ms, sft_batch / ms * 1e3,
                         "samples/s", clock.peak()))
     rl = RLParams(optim=OptimParams(steps=1, batch_size=rl_batch, lr=1e-4, warmup_steps=0, min_lr_ratio=1.0,
@@ -120,20 +121,21 @@ def run(args: argparse.Namespace) -> tuple[str, list[Row]]:
     scenes = list(zip(samples[:rl_batch], caches[:rl_batch]))
     for variant, group in (("drivefine", rl.grpo.group_size), ("spanvla", rl.flow.group_size)):
         clock.reset_peak()
-        ms = clock.median_ms(lambda: train_rl(planner, variant, scenes, rl, reward, accelerator=acc), reps)
+        ms = clock.median_ms(lambda: train_rl(planners[variant], variant, scenes, rl, reward, accelerator=acc), reps)
         rows.append(Row(f"RL step {variant}", f"{rl_batch} scenes x G {group}, {args.precision}", ms,
                         rl_batch / ms * 1e3, "scenes/s", clock.peak()))
 
     # decoding: every planning mode at batch 1 and 32, inference mode, the same autocast
-    planner.eval()
+    for planner in planners.values():
+        planner.eval()
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.precision)
     for b in (1, big):
-        batch = to_model_batch(collate_features(samples[:b]), acc.device)
+        batch = PlannerBatch.of(collate_features(samples[:b]), acc.device)
         for mode in MODES:
             def plan(mode: str = mode) -> None:
                 with torch.inference_mode(), torch.autocast(acc.device.type, dtype=dtype or torch.float32,
                                                             enabled=dtype is not None):
-                    planner.plan(batch, mode, seed=0)
+                    planners[FAMILY_OF[mode]].plan(batch, mode, seed=0)
             clock.reset_peak()
             ms = clock.median_ms(plan, reps)
             rows.append(Row(f"decode {mode}", f"batch {b}", ms, b / ms * 1e3, "scenes/s", clock.peak()))
@@ -151,7 +153,7 @@ def run(args: argparse.Namespace) -> tuple[str, list[Row]]:
     ms = clock.median_ms(lambda: reward(fresh, sixteen), reps)
     rows.append(Row("scorer, RL rewards", f"{scorer_scenes} scenes x 16 candidates", ms,
                     16 * scorer_scenes / ms * 1e3, "candidates/s"))
-    return header(acc.device, p, planner), rows
+    return header(acc.device, p, planners), rows
 
 
 def table(head: str, rows: list[Row]) -> str:

@@ -20,8 +20,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from drivefine_core.metrics import toy_scenes as T  # noqa: E402
-from drivefine_core.models import ModelParams, Planner  # noqa: E402
-from drivefine_core.training.data import to_model_batch  # noqa: E402
+from drivefine_core.models import ModelParams, Planner, PlannerBatch  # noqa: E402
 from drivefine_core.training.params import FlowGRPOParams, OptimParams, RLParams, SFTParams  # noqa: E402
 from drivefine_core.training.reward import ScorerReward, collate_scenes  # noqa: E402
 from drivefine_core.training.rl import sampled_reward, train_rl  # noqa: E402
@@ -36,7 +35,7 @@ def reversal_reward(caches, trajectories: np.ndarray) -> np.ndarray:
 
 def reversal(planner: Planner, scenes) -> float:
     samples, _ = collate_scenes(scenes)
-    poses = planner.plan(to_model_batch(samples), "flow").poses.numpy()
+    poses = planner.plan(PlannerBatch.of(samples), "flow").poses.numpy()
     return float((poses[:, 6, 0] - poses[:, 7, 0]).mean())
 
 
@@ -55,7 +54,7 @@ def main() -> None:
               T.intersection(ego_speed=8.0, red_from_step=None, token="green"),
               T.intersection(ego_speed=8.0, red_from_step=0, token="red")]
     scenes = [(sample_from_cache(c, p, torch.Generator().manual_seed(i)), c) for i, c in enumerate(caches)]
-    planner = Planner(p)
+    planner = Planner.build("spanvla", p)
     fast = OptimParams(steps=15, batch_size=6, lr=1e-2, warmup_steps=2)
     train_sft(planner, "spanvla", [s for s, _ in scenes],
               SFTParams(ar=fast, flow=fast.model_copy(update={"lr": 3e-3}), train_flow_noise=False))

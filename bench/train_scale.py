@@ -31,7 +31,7 @@ def worker(args: argparse.Namespace) -> None:
     import torch
 
     from drivefine_core.metrics.toy_random import random_scenes
-    from drivefine_core.models import ModelParams, Planner
+    from drivefine_core.models import FAMILIES, ModelParams, Planner
     from drivefine_core.training.loop import make_accelerator
     from drivefine_core.training.params import OptimParams, RLParams, SFTParams
     from drivefine_core.training.reward import ScorerReward
@@ -46,20 +46,21 @@ def worker(args: argparse.Namespace) -> None:
     g = torch.Generator().manual_seed(0)
     scenes = [(sample_from_cache(c, p, g), c) for c in caches]
     torch.manual_seed(0)
-    planner = Planner(p)
+    planners = {f: Planner.build(f, p) for f in FAMILIES}
     opt = OptimParams(steps=args.sft_steps, batch_size=4, grad_accum=args.grad_accum, warmup_steps=0)
     sft = SFTParams(drivefine=opt, ar=opt, flow=opt, refine_start=0.5)
     rl = RLParams(optim=OptimParams(steps=args.rl_steps, batch_size=2, grad_accum=args.grad_accum, lr=1e-4,
                                     warmup_steps=0, min_lr_ratio=1.0))
     seconds = 0.0
-    for variant in ("drivefine", "spanvla"):
-        seconds += sum(r.seconds for r in train_sft(planner, variant, [s for s, _ in scenes], sft,
+    for variant in FAMILIES:
+        seconds += sum(r.seconds for r in train_sft(planners[variant], variant, [s for s, _ in scenes], sft,
                                                     accelerator=acc).values())
-    for variant in ("drivefine", "spanvla"):
-        seconds += train_rl(planner, variant, scenes, rl, ScorerReward(rl.reward), accelerator=acc).seconds
+    for variant in FAMILIES:
+        seconds += train_rl(planners[variant], variant, scenes, rl, ScorerReward(rl.reward), accelerator=acc).seconds
     if acc.is_main_process:
         out = Path(args.out)
-        torch.save({k: v.detach().cpu() for k, v in planner.state_dict().items()}, out / "weights.pt")
+        torch.save({f"{f}.{k}": v.detach().cpu() for f, planner in planners.items()
+                    for k, v in planner.state_dict().items()}, out / "weights.pt")
         (out / "timing.json").write_text(json.dumps({"train_s": seconds, "processes": acc.num_processes}))
 
 

@@ -22,7 +22,7 @@ import time  # noqa: E402
 import torch  # noqa: E402
 
 from drivefine_core.metrics.toy_random import random_scenes  # noqa: E402
-from drivefine_core.models import ModelParams, Planner  # noqa: E402
+from drivefine_core.models import FAMILIES, ModelParams, Planner  # noqa: E402
 from drivefine_core.training.params import OptimParams, RLParams, SFTParams  # noqa: E402
 from drivefine_core.training.reward import ScorerReward  # noqa: E402
 from drivefine_core.training.rl import train_rl  # noqa: E402
@@ -52,20 +52,20 @@ def main() -> None:
     g = torch.Generator().manual_seed(0)
     scenes = [(sample_from_cache(c, p, g), c) for c in caches]
     data = [s for s, _ in scenes]
-    planner = Planner(p)
+    planners = {f: Planner.build(f, p) for f in FAMILIES}
     n = args.measure_steps
     sft_batch, rl_batch = 16, 4
     opt = OptimParams(steps=n, batch_size=sft_batch, warmup_steps=0)
     sft = SFTParams(drivefine=opt, ar=opt, flow=opt, train_flow_noise=True)
     rl = RLParams(optim=OptimParams(steps=n, batch_size=rl_batch, lr=1e-4, warmup_steps=0, min_lr_ratio=1.0))
     reward = ScorerReward(rl.reward)
-    train_phase(planner, "flow", data, sft.model_copy(update={"flow": opt.model_copy(update={"steps": 1})}))  # warm-up
+    train_phase(planners["spanvla"], "flow", data, sft.model_copy(update={"flow": opt.model_copy(update={"steps": 1})}))  # warm-up
     per_step: dict[str, float] = {}
-    for phase in ("drivefine", "ar", "flow"):
-        per_step[f"sft/{phase}"] = cpu_seconds(lambda: train_phase(planner, phase, data, sft)) / n
-    for variant in ("drivefine", "spanvla"):
-        per_step[f"rl/{variant}"] = cpu_seconds(lambda: train_rl(planner, variant, scenes, rl, reward)) / n
-    counts = planner.parameter_counts()
+    for phase, family in (("drivefine", "drivefine"), ("ar", "spanvla"), ("flow", "spanvla")):
+        per_step[f"sft/{phase}"] = cpu_seconds(lambda: train_phase(planners[family], phase, data, sft)) / n
+    for variant in FAMILIES:
+        per_step[f"rl/{variant}"] = cpu_seconds(lambda: train_rl(planners[variant], variant, scenes, rl, reward)) / n
+    counts = {k: v for planner in planners.values() for k, v in planner.parameter_counts().items()}
     print(f"model: width {p.width}, depth {p.depth}, image {p.image_height}x{p.image_width}; "
           f"DriveFine {counts['drivefine.total'] / 1e6:.2f} M params, AR {counts['ar.total'] / 1e6:.2f} M, "
           f"flow expert {counts['flow.expert'] / 1e6:.2f} M")

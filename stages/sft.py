@@ -64,7 +64,7 @@ def run(params) -> None:
         curves: dict[str, list[list[float]]] = {}
         for variant in sft.variants:
             torch.manual_seed(params.run.seed)  # initial weights (the same in every process)
-            planner = Planner(params.model)
+            planner = Planner.build(variant, params.model)
             results = train_sft(planner, variant, dataset, sft, accelerator=acc, checkpoint_root=CHECKPOINTS,
                                 log_metrics=mlflow_logger)
             for phase, res in results.items():

@@ -12,6 +12,7 @@ from drivefine_core.features.row_groups import list_row_groups, read_row_group
 from drivefine_core.metrics.baselines import EgoStatusMLP, constant_velocity_agent, human_agent
 from drivefine_core.metrics.cache import MetricCache
 from drivefine_core.metrics.params import BaselineParams
+from drivefine_core.models.batch import PlannerBatch
 from drivefine_core.models.planner import Planner
 
 Agent = Callable[[Sequence[MetricCache]], np.ndarray]
@@ -37,18 +38,15 @@ class FeatureIndex:
     def __contains__(self, token: str) -> bool:
         return token in self.row_of
 
-    def batch(self, tokens: Sequence[str], images_from: dict[str, str] | None = None) -> dict[str, torch.Tensor]:
+    def batch(self, tokens: Sequence[str], images_from: dict[str, str] | None = None) -> PlannerBatch:
         """images_from: token -> the token whose camera images replace this scene's (the camera ablation)."""
         missing = [t for t in tokens if t not in self.row_of]
         if missing:
             raise KeyError(f"no features for scene token(s) {missing[:3]} (of {len(missing)})")
-        batch = collate_features([self.dataset[self.row_of[t]] for t in tokens])
+        rows = collate_features([self.dataset[self.row_of[t]] for t in tokens])
         if images_from is not None:
-            batch["image"] = torch.stack([self.dataset[self.row_of[images_from[t]]]["image"] for t in tokens])
-        image = batch["image"]
-        if image.ndim == 5:  # (B, V, 3, H, W): the planners take views stacked on channels
-            batch["image"] = image.flatten(1, 2)
-        return batch
+            rows["image"] = torch.stack([self.dataset[self.row_of[images_from[t]]]["image"] for t in tokens])
+        return PlannerBatch.of(rows)
 
 
 def shuffled_images(caches: Sequence[MetricCache]) -> dict[str, str]:

@@ -1,34 +1,35 @@
-"""The planner facade: every model of the project behind plan / losses / save / load.
+"""The planner contract every family keeps, and building / loading a family's planner by name.
 
-Modes of `plan`:
-  mdm         DriveFine generation expert, S masked-diffusion steps
-  mdm+refine  the same, then one pass of the refinement expert over the draft
-  ar          SpanVLA's language model decoding the 24 tokens one by one
-  flow        SpanVLA: one prompt pass of the AR backbone, then N Euler steps of the history-initialised flow
-  flow-noise  the pi0 noise-initialised flow (ablation)
+A family (models/modes.py) is one paper's planner, its own nn.Module with only its own weights:
+  DriveFinePlanner (drivefine_planner.py)  generation + refinement experts    modes mdm, mdm+refine
+  SpanVLAPlanner (spanvla_planner.py)      AR VLM + flow experts              modes ar, flow, flow-noise
+
+The contract:
+  plan(batch, mode, seed)                     -> PlanOutput, no gradient
+  forward(batch, objectives, weights, g)      -> (weighted loss, logs): one training step's objective
+  losses(batch, objectives, g)                -> {objective: scalar}, what forward sums
+  save(dir) / Planner.load(dir)               config.json names the family; Planner.load builds that class
+  load_component(name, file)                  a bigger or pretrained sub-module from a local safetensors file
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from drivefine_core.features import tokenizer
-from drivefine_core.models.autoregressive import AutoregressiveModel
 from drivefine_core.models.batch import Batch, check_batch
-from drivefine_core.models.drivefine import DriveFineModel, perturb_tokens
-from drivefine_core.models.flow import FlowPolicy
-from drivefine_core.models.modes import MODES
-from drivefine_core.models.params import NUM_POSES, ModelParams
+from drivefine_core.models.modes import FAMILY_OF, MODES, RL_MODE, check_family, modes_of
+from drivefine_core.models.params import ModelParams
 from drivefine_core.models.weights import CONFIG_FILE, WEIGHTS_FILE, load_checked, read_state, save_json, save_state
 
-LOSSES = ("mdm", "refine", "ar", "flow", "flow-noise")
-COMPONENTS = ("drivefine", "ar", "flow", "flow_noise")
+TRAINING_FIELDS = ("image", "command", "velocity", "acceleration", "history", "target", "target_tokens")
 
 
 @dataclass
@@ -51,14 +52,35 @@ def _generator(seed: int | None, device: torch.device) -> torch.Generator | None
     return g
 
 
+def planner_class(family: str) -> type[Planner]:
+    # imported here because the family modules import this one; plain imports keep them in the stages'
+    # import closure (dvc.yaml deps)
+    from drivefine_core.models.drivefine_planner import DriveFinePlanner
+    from drivefine_core.models.spanvla_planner import SpanVLAPlanner
+
+    classes: dict[str, type[Planner]] = {c.family: c for c in (DriveFinePlanner, SpanVLAPlanner)}
+    return classes[check_family(family)]
+
+
 class Planner(nn.Module):
+    """Base of the family planners. Subclasses set `family`, `objectives` (loss names, in training order),
+    `components` (sub-module attributes load_component may fill) and implement _plan and _losses."""
+
+    family: ClassVar[str]
+    objectives: ClassVar[tuple[str, ...]]
+    components: ClassVar[tuple[str, ...]]
+
     def __init__(self, params: ModelParams | None = None) -> None:
         super().__init__()
         self.params = params or ModelParams()
-        self.drivefine = DriveFineModel(self.params)
-        self.ar = AutoregressiveModel(self.params)
-        self.flow = FlowPolicy(self.params, "history")
-        self.flow_noise = FlowPolicy(self.params, "noise")
+
+    @staticmethod
+    def build(family: str, params: ModelParams | None = None) -> Planner:
+        return planner_class(family)(params)
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        return modes_of(self.family, ablations=True)
 
     @property
     def device(self) -> torch.device:
@@ -66,77 +88,68 @@ class Planner(nn.Module):
 
     # -- inference ---------------------------------------------------------------------------------------
     @torch.no_grad()
-    def plan(self, batch: Batch, mode: str = "mdm+refine", seed: int | None = None, **options: object) -> PlanOutput:
-        """options: steps, temperature, remasking (mdm modes); temperature (ar);
-        steps, stochastic, noise_std (flow modes)."""
-        if mode not in MODES:
-            raise ValueError(f"unknown planning mode '{mode}' (modes: {MODES})")
+    def plan(self, batch: Batch, mode: str | None = None, seed: int | None = None, **options: Any) -> PlanOutput:
+        """mode: one of self.modes (None: the family's method, RL_MODE). options: steps, temperature,
+        remasking (mdm modes); temperature (ar); steps, stochastic, noise_std (flow modes)."""
+        mode = mode or RL_MODE[self.family]
+        if mode not in self.modes:
+            hint = f"; '{mode}' is a mode of the {FAMILY_OF[mode]} planner" if mode in MODES else ""
+            raise ValueError(f"{self.family} planner: unknown planning mode '{mode}' (its modes: {self.modes}{hint})")
         check_batch(batch, self.params)
-        g = _generator(seed, batch["image"].device)
-        if mode in ("mdm", "mdm+refine"):
-            out = self.drivefine.decode(batch, generator=g, **options)  # type: ignore[arg-type]
-            tokens, conf = out.tokens, out.confidences
-            if mode == "mdm+refine":
-                tokens, conf = self.drivefine.refine(batch, tokens)
-            return PlanOutput(tokens_to_poses(tokens), conf, tokens)
-        if mode == "ar":
-            out = self.ar.decode(batch, generator=g, **options)  # type: ignore[arg-type]
-            return PlanOutput(tokens_to_poses(out.tokens), out.confidences, out.tokens)
-        policy = self.flow if mode == "flow" else self.flow_noise
-        kv = self.ar.encode_prompt(batch).kv
-        poses = policy.sample(batch["history"], kv, generator=g, **options)  # type: ignore[arg-type]
-        return PlanOutput(poses, torch.ones(poses.shape[0], NUM_POSES, device=poses.device))
+        return self._plan(batch, mode, _generator(seed, batch["image"].device), options)
 
-    # -- training objectives -----------------------------------------------------------------------------
-    def losses(self, batch: Batch, which: str | Iterable[str] = LOSSES,
+    def _plan(self, batch: Batch, mode: str, generator: torch.Generator | None, options: dict[str, Any]) -> PlanOutput:
+        raise NotImplementedError
+
+    # -- training ----------------------------------------------------------------------------------------
+    def losses(self, batch: Batch, which: str | Iterable[str] | None = None,
                generator: torch.Generator | None = None) -> dict[str, Tensor]:
-        """One scalar per objective. 'mdm' trains vision + shared + generation blocks; 'refine' only the
-        refinement blocks; 'ar' the AR backbone; 'flow' / 'flow-noise' only their expert (backbone detached)."""
-        names = [which] if isinstance(which, str) else list(which)
-        bad = [n for n in names if n not in LOSSES]
+        """One scalar per objective (None: all of the family's). An objective may add auxiliary terms named
+        '<objective>_<term>' (e.g. 'mdm_bev', the BEV loss when the batch carries "bev")."""
+        names = list(self.objectives) if which is None else [which] if isinstance(which, str) else list(which)
+        bad = [n for n in names if n not in self.objectives]
         if bad:
-            raise ValueError(f"unknown loss(es) {bad} (losses: {LOSSES})")
-        check_batch(batch, self.params, ("image", "command", "velocity", "acceleration", "history", "target",
-                                         "target_tokens"))
-        out: dict[str, Tensor] = {}
-        for name in names:
-            if name in ("mdm", "ar"):  # + "<name>_bev", the auxiliary BEV loss, when the batch has "bev"
-                parts = self.drivefine.generation_losses(batch, generator) if name == "mdm" else self.ar.losses(batch)
-                out.update({name if k == name else f"{name}_{k}": v for k, v in parts.items()})
-            elif name == "refine":
-                out[name] = self.drivefine.refinement_loss(batch, self.refinement_drafts(batch, generator))
-            else:
-                policy = self.flow if name == "flow" else self.flow_noise
-                with torch.no_grad():  # stop-gradient: the VLM is trained first, the expert reads it
-                    kv = self.ar.encode_prompt(batch).kv
-                out[name] = policy.loss(batch["target"], batch["history"], kv, generator)
-        return out
+            raise ValueError(f"{self.family} planner: unknown objective(s) {bad} (its objectives: {self.objectives})")
+        check_batch(batch, self.params, TRAINING_FIELDS)
+        return self._losses(batch, names, generator)
 
-    def refinement_drafts(self, batch: Batch, generator: torch.Generator | None = None) -> Tensor:
-        """SFT drafts for the refinement expert (params.refine_draft)."""
-        if self.params.refine_draft == "decode":
-            was_training = self.training
-            self.eval()
-            draft = self.drivefine.decode(batch, steps=self.params.refine_draft_steps,
-                                          temperature=self.params.refine_draft_temperature, generator=generator).tokens
-            self.train(was_training)
-            return draft
-        return perturb_tokens(batch["target_tokens"], self.params.refine_noise_bins, generator)
+    def _losses(self, batch: Batch, names: list[str], generator: torch.Generator | None) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def forward(self, batch: Batch, objectives: str | Iterable[str] | None = None,
+                weights: Mapping[str, float] | None = None,
+                generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, float]]:
+        """The training objective: sum of weight * loss (weight 1 unless given), and logs
+        {"loss": total, "loss_<name>": each term}."""
+        parts = self.losses(batch, objectives, generator)
+        weights = weights or {}
+        total = sum((weights.get(k, 1.0) * v for k, v in parts.items()), torch.zeros((), device=self.device))
+        logs = {f"loss_{k}": float(v.detach()) for k, v in parts.items()}
+        logs["loss"] = float(total.detach())
+        return total, logs
 
     # -- persistence -------------------------------------------------------------------------------------
     def save(self, directory: str | Path) -> None:
         d = Path(directory)
-        save_state(d / WEIGHTS_FILE, self.state_dict(), metadata={"format": "drivefine-planner"})
-        save_json(d / CONFIG_FILE, self.params.model_dump(mode="json"))
+        save_state(d / WEIGHTS_FILE, self.state_dict(), metadata={"format": f"drivefine-planner/{self.family}"})
+        save_json(d / CONFIG_FILE, {"family": self.family, "model": self.params.model_dump(mode="json")})
 
-    @classmethod
-    def load(cls, directory: str | Path, map_location: str | torch.device = "cpu") -> "Planner":
+    @staticmethod
+    def load(directory: str | Path, map_location: str | torch.device = "cpu") -> Planner:
+        """The planner saved in `directory`, as its family's class."""
         d = Path(directory)
         cfg = d / CONFIG_FILE
         if not cfg.is_file():
             raise FileNotFoundError(f"{cfg}: no planner config")
         try:
-            params = ModelParams.model_validate_json(cfg.read_text())
+            import json
+
+            config = json.loads(cfg.read_text())
+            if not isinstance(config, dict) or "family" not in config or "model" not in config:
+                raise ValueError("expected {'family': ..., 'model': {...}} (a planner saved before the families "
+                                 "were split holds both families' weights; retrain it)")
+            cls = planner_class(config["family"])
+            params = ModelParams.model_validate(config["model"])
         except ValueError as exc:
             raise ValueError(f"{cfg}: invalid planner config: {exc}") from exc
         planner = cls(params)
@@ -146,12 +159,13 @@ class Planner(nn.Module):
     def load_component(self, component: str, path: str | Path, prefix: str = "", strict: bool = True) -> list[str]:
         """Load one component's weights (e.g. a larger pretrained backbone) from a local safetensors file.
 
-        component: 'drivefine', 'ar', 'flow' or 'flow_noise'; tensor names in the file are the component's
-        own (after stripping `prefix`). Shape mismatches raise ValueError naming the file and tensor. With
-        strict=False tensors missing from the file keep their values (returned as a list).
+        component: one of self.components; tensor names in the file are the component's own (after stripping
+        `prefix`). Shape mismatches raise ValueError naming the file and tensor. With strict=False tensors
+        missing from the file keep their values (returned as a list).
         """
-        if component not in COMPONENTS:
-            raise ValueError(f"unknown component '{component}' (components: {COMPONENTS})")
+        if component not in self.components:
+            raise ValueError(f"{self.family} planner: unknown component '{component}' (its components: "
+                             f"{self.components})")
         path = Path(path)
         state = {k[len(prefix):]: v for k, v in read_state(path).items() if k.startswith(prefix)}
         if not state:
@@ -159,21 +173,10 @@ class Planner(nn.Module):
         return load_checked(getattr(self, component), state, path, strict=strict)
 
     def parameter_counts(self) -> dict[str, int]:
-        """Parameters per module, for reports and the benchmark."""
-        def n(m: nn.Module | Iterable[nn.Parameter]) -> int:
-            params = m.parameters() if isinstance(m, nn.Module) else m
-            return sum(p.numel() for p in params)
+        """Parameters per module, for reports and the benchmarks."""
+        raise NotImplementedError
 
-        dfb = self.drivefine.backbone
-        return {
-            "drivefine.vision": n(dfb.prompt.vision),
-            "drivefine.prompt(other)": n(dfb.prompt) - n(dfb.prompt.vision),
-            "drivefine.embeddings+head": n(dfb.tok) + n([dfb.ans_pos, dfb.head.weight]),
-            "drivefine.shared_blocks": n(dfb.shared),
-            "drivefine.generation_expert": n(dfb.experts["generate"]) + n(dfb.norms["generate"]),
-            "drivefine.refinement_expert": n(dfb.experts["refine"]) + n(dfb.norms["refine"]),
-            "drivefine.total": n(self.drivefine),
-            "ar.total": n(self.ar),
-            "flow.expert": n(self.flow),
-            "flow_noise.expert": n(self.flow_noise),
-        }
+
+def count(m: nn.Module | Iterable[nn.Parameter]) -> int:
+    params = m.parameters() if isinstance(m, nn.Module) else m
+    return sum(p.numel() for p in params)

@@ -31,6 +31,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from drivefine_core.models.batch import PlannerBatch
 from drivefine_core.ops.params import ServingParams
 
 INPUT_COLUMNS = ("images_b64", "command", "velocity", "acceleration", "history")
@@ -55,8 +56,8 @@ def encode_views(views: list[bytes]) -> list[str]:
 
 
 def _image_tensor(views_b64: list[str], height: int, width: int) -> torch.Tensor:
-    """Camera views as the planner saw them in training: an image of another size goes through the
-    feature builder's own resize and JPEG encoding first (features.builder.encode_image)."""
+    """(V, 3, H, W) camera views as the planner saw them in training: an image of another size goes through
+    the feature builder's own resize and JPEG encoding first (features.builder.encode_image)."""
     from drivefine_core.features.builder import encode_image
     from drivefine_core.features.params import FeatureParams
     from drivefine_core.features.samples import decode_image
@@ -73,10 +74,11 @@ def _image_tensor(views_b64: list[str], height: int, width: int) -> torch.Tensor
         except Exception as exc:
             raise ValueError(f"images_b64[{i}]: not a decodable image ({exc})") from None
         arrays.append(torch.from_numpy(arr).permute(2, 0, 1))
-    return torch.cat(arrays, dim=0)
+    return torch.stack(arrays)
 
 
-def frame_to_batch(df: pd.DataFrame, height: int, width: int) -> dict[str, torch.Tensor]:
+def frame_to_batch(df: pd.DataFrame, height: int, width: int) -> PlannerBatch:
+    """A request's rows as the planners' batch (the same PlannerBatch.of that training and evaluation use)."""
     missing = [c for c in INPUT_COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"input is missing column(s) {missing}; expected {list(INPUT_COLUMNS)}")
@@ -88,13 +90,13 @@ def frame_to_batch(df: pd.DataFrame, height: int, width: int) -> dict[str, torch
             raise ValueError(f"column {col}: each value must hold {int(np.prod(shape))} numbers ({exc})") from None
         return torch.from_numpy(arr)
 
-    return {
+    return PlannerBatch.of({
         "image": torch.stack([_image_tensor(list(v), height, width) for v in df["images_b64"]]),
         "command": stack("command", (4,)),
         "velocity": stack("velocity", (2,)),
         "acceleration": stack("acceleration", (2,)),
         "history": stack("history", (4, 3)),
-    }
+    })
 
 
 class BadRequest(ValueError):
@@ -182,7 +184,7 @@ class PlannerModel(mlflow.pyfunc.PythonModel):
 
         self.planner = Planner.load(context.artifacts["planner"]).eval()
         config = context.model_config or {}
-        self.mode = config.get("mode", "mdm+refine")
+        self.mode = config.get("mode") or None  # None: the family's method (models.modes.RL_MODE)
         self.seed = int(config.get("seed", 0))
         self.limits = serving_limits(config)
 

@@ -1,4 +1,5 @@
-"""A seeded, random-access data order over a map-style dataset, and the adapter to the planners' batch.
+"""A seeded, random-access data order over a map-style dataset (models.PlannerBatch.of makes its batches
+the planners' batch).
 
 Micro-batch k of a run is a pure function of (seed, k, rank): it is shard k * world_size + rank of the run's
 sequence of batch_size-sample shards; epoch e uses the permutation seeded by (seed, e) and holds whole
@@ -14,8 +15,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from drivefine_core.features.dataset import collate_features
 from drivefine_core.training.schedule import derive_seed
@@ -61,23 +60,3 @@ class SeededBatches:
 
     def __call__(self, k: int) -> Any:
         return self.collate([self.dataset[i] for i in self.indices(k)])
-
-
-TENSOR_FIELDS = ("image", "command", "velocity", "acceleration", "history", "target", "target_tokens", "bev",
-                 "bev_valid")
-
-
-def to_model_batch(samples: dict[str, Any], device: torch.device | str = "cpu") -> dict[str, Tensor]:
-    """The feature dataset's collated dict -> the planners' batch: views folded into channels
-    ((B, V, 3, H, W) -> (B, 3V, H, W)), tensors moved to `device`, strings dropped."""
-    out: dict[str, Tensor] = {}
-    for name in TENSOR_FIELDS:
-        if name not in samples:
-            continue
-        t = samples[name]
-        if not isinstance(t, Tensor):
-            raise ValueError(f"feature batch field '{name}': expected a tensor, got {type(t).__name__}")
-        if name == "image" and t.dim() == 5:
-            t = t.flatten(1, 2)
-        out[name] = t.to(device)
-    return out

@@ -26,7 +26,8 @@ import torch
 from torch import Tensor
 
 from drivefine_core.metrics.cache import MetricCache
-from drivefine_core.models import FlowPolicy, history_extrapolation, repeat_batch
+from drivefine_core.models import FlowPolicy, history_extrapolation
+from drivefine_core.models.batch import Batch
 from drivefine_core.models.layers import KV
 from drivefine_core.training.grpo_mdm import group_advantages
 from drivefine_core.training.negatives import SceneTargets, shaped_reward
@@ -81,13 +82,13 @@ class FlowRollout:
 
 
 @torch.no_grad()
-def rollout_flow(policy: FlowPolicy, ref: FlowPolicy | None, kv: list[KV], batch: dict[str, Tensor],
+def rollout_flow(policy: FlowPolicy, ref: FlowPolicy | None, kv: list[KV], batch: Batch,
                  caches: Sequence[MetricCache], targets: Sequence[SceneTargets], reward_fn: RewardFn,
                  p: FlowGRPOParams, steps: int, generator: torch.Generator | None) -> FlowRollout:
     """kv: the VLM prompt keys/values of the S scenes (not repeated)."""
     s, g = len(caches), p.group_size
     rep_kv = _repeat_kv(kv, g)
-    history = repeat_batch({"history": batch["history"]}, g)["history"]
+    history = batch["history"].repeat_interleave(g, dim=0)  # as repeat_batch orders a group
     chain = sample_chain(policy, history, rep_kv, steps, p.step_noise, p.init_noise, generator)
     poses = policy.denormalise(chain[:, -1]).cpu().numpy().reshape(s, g, 8, 3)
     driving = np.asarray(reward_fn(caches, poses), dtype=np.float64)

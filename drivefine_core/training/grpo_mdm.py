@@ -28,6 +28,7 @@ from torch import Tensor
 
 from drivefine_core.metrics.cache import MetricCache
 from drivefine_core.models import DecodeTrace, DriveFineModel, repeat_batch
+from drivefine_core.models.batch import Batch, PlannerBatch
 from drivefine_core.models.planner import tokens_to_poses
 from drivefine_core.training.params import GRPOParams
 from drivefine_core.training.reward import RewardFn
@@ -44,7 +45,7 @@ def group_advantages(rewards: np.ndarray, normalise_std: bool = False, eps: floa
 
 @dataclass
 class MDMRollout:
-    batch: dict[str, Tensor]  # the scenes repeated G times in a row (S*G samples)
+    batch: PlannerBatch  # the scenes repeated G times in a row (S*G samples)
     trace: DecodeTrace  # merged
     poses: np.ndarray  # (S, G, 8, 3)
     rewards: np.ndarray  # (S, G)
@@ -54,7 +55,7 @@ class MDMRollout:
 
 
 @torch.no_grad()
-def rollout_mdm(model: DriveFineModel, ref: DriveFineModel | None, batch: dict[str, Tensor],
+def rollout_mdm(model: DriveFineModel, ref: DriveFineModel | None, batch: Batch,
                 caches: Sequence[MetricCache], reward_fn: RewardFn, p: GRPOParams,
                 generator: torch.Generator | None) -> MDMRollout:
     s, g = len(caches), p.group_size

@@ -21,12 +21,13 @@ from torch import Tensor
 
 from drivefine_core.metrics.cache import MetricCache
 from drivefine_core.models import DriveFineModel
+from drivefine_core.models.batch import Batch, as_batch
 from drivefine_core.models.planner import tokens_to_poses
 from drivefine_core.training.params import RefineRLParams
 from drivefine_core.training.reward import RewardFn
 
 
-def _policy_term(model: DriveFineModel, batch: dict[str, Tensor], draft: Tensor, refined: Tensor,
+def _policy_term(model: DriveFineModel, batch: Batch, draft: Tensor, refined: Tensor,
                  adv: Tensor, temperature: float) -> Tensor:
     logp = model.refine_logprobs(batch, draft, refined, temperature)
     rho = torch.exp(logp - logp.detach())
@@ -47,7 +48,7 @@ def offline_pairs(rewards: np.ndarray, max_pairs: int, generator: torch.Generato
     return out
 
 
-def refine_rl_loss(model: DriveFineModel, batch: dict[str, Tensor], caches: Sequence[MetricCache],
+def refine_rl_loss(model: DriveFineModel, batch: Batch, caches: Sequence[MetricCache],
                    drafts: Tensor, rewards: np.ndarray, reward_fn: RewardFn, p: RefineRLParams,
                    generator: torch.Generator | None) -> tuple[Tensor, dict[str, float]]:
     """batch: S scenes (not repeated); drafts (S*G, 24) in scene-major order; rewards (S, G)."""
@@ -61,13 +62,13 @@ def refine_rl_loss(model: DriveFineModel, batch: dict[str, Tensor], caches: Sequ
         scene, better, worse = idx[:, 0], idx[:, 0] * g + idx[:, 1], idx[:, 0] * g + idx[:, 2]
         adv = torch.as_tensor(rewards[idx[:, 0].cpu(), idx[:, 1].cpu()] - rewards[idx[:, 0].cpu(), idx[:, 2].cpu()],
                               dtype=torch.float32, device=dev)
-        sub = {k: v[scene] for k, v in batch.items()}
+        sub = as_batch(batch).map(lambda v: v[scene])
         terms.append(_policy_term(model, sub, drafts[worse], drafts[better], adv, p.temperature))
         logs["offline_pairs"] = float(len(pairs))
     if p.online_k > 0:
         k = p.online_k
         rep_idx = torch.arange(s * g, device=dev).repeat_interleave(k)  # draft index of every refinement
-        sub = {name: v[rep_idx // g] for name, v in batch.items()}
+        sub = as_batch(batch).map(lambda v: v[rep_idx // g])
         with torch.no_grad():
             refined, _ = model.refine(sub, drafts[rep_idx], temperature=p.temperature, generator=generator)
         r_hat = np.asarray(reward_fn(caches, tokens_to_poses(refined).cpu().numpy().reshape(s, g * k, 8, 3)))

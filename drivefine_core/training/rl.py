@@ -15,10 +15,10 @@ from accelerate import Accelerator
 from torch import Tensor, nn
 
 from drivefine_core.metrics.cache import MetricCache
-from drivefine_core.models import Planner, repeat_batch
+from drivefine_core.models import DriveFinePlanner, Planner, PlannerBatch, SpanVLAPlanner, repeat_batch
 from drivefine_core.models.modes import RL_MODE
 from drivefine_core.models.planner import tokens_to_poses
-from drivefine_core.training.data import SeededBatches, to_model_batch
+from drivefine_core.training.data import SeededBatches
 from drivefine_core.training.grpo_flow import grpo_flow_loss, rollout_flow, sample_chain
 from drivefine_core.training.grpo_mdm import grpo_mdm_loss, rollout_mdm
 from drivefine_core.training.loop import MetricsCallback, Trainer, TrainResult, make_accelerator
@@ -46,7 +46,7 @@ def mean_reward(planner: Planner, scenes: Scenes, mode: str, reward_fn: RewardFn
     total, n = 0.0, 0
     for start in range(0, len(scenes), batch_size):
         samples, caches = collate_scenes(list(scenes[start : start + batch_size]))
-        poses = planner.plan(to_model_batch(samples, planner.device), mode, seed=0).poses
+        poses = planner.plan(PlannerBatch.of(samples, planner.device), mode, seed=0).poses
         r = reward_fn(caches, poses.cpu().numpy()[:, None].astype(np.float64))
         total, n = total + float(np.sum(r)), n + len(caches)
     planner.train(was_training)
@@ -59,14 +59,16 @@ def sampled_reward(planner: Planner, scenes: Scenes, variant: str, rl: RLParams,
     """Mean reward of the stochastic RL policy (the one GRPO optimises: temperature sampling for DriveFine,
     the Gaussian Euler chain for SpanVLA) over the scenes, `samples` draws each, seeded."""
     samples_, caches = collate_scenes(list(scenes))
-    batch = to_model_batch(samples_, planner.device)
+    batch = PlannerBatch.of(samples_, planner.device)
     g = torch.Generator(device=planner.device).manual_seed(seed)
     rep = repeat_batch(batch, samples)
-    if variant == "drivefine":
+    if variant != planner.family:
+        raise ValueError(f"RL variant '{variant}' given a {planner.family} planner")
+    if isinstance(planner, DriveFinePlanner):
         tokens = planner.drivefine.decode(rep, steps=rl.grpo.decode_steps, temperature=rl.grpo.temperature,
                                           generator=g).tokens
         poses = tokens_to_poses(tokens)
-    elif variant == "spanvla":
+    elif isinstance(planner, SpanVLAPlanner):
         kv = planner.ar.encode_prompt(rep).kv
         chain = sample_chain(planner.flow, rep["history"], kv, planner.params.flow_steps, rl.flow.step_noise,
                              rl.flow.init_noise, g)
@@ -90,14 +92,14 @@ def _scene_batches(scenes: Scenes, trainer: Trainer):
     order = SeededBatches(scenes, p.batch_size, p.seed, acc.process_index, acc.num_processes, collate=collate_scenes,
                           grad_accum=p.grad_accum)
 
-    def batch_fn(k: int) -> tuple[dict[str, Tensor], list[MetricCache]]:
+    def batch_fn(k: int) -> tuple[PlannerBatch, list[MetricCache]]:
         samples, caches = order(k)
-        return to_model_batch(samples, acc.device), caches
+        return PlannerBatch.of(samples, acc.device), caches
 
     return batch_fn
 
 
-def train_rl_drivefine(planner: Planner, scenes: Scenes, rl: RLParams, reward_fn: RewardFn, *,
+def train_rl_drivefine(planner: DriveFinePlanner, scenes: Scenes, rl: RLParams, reward_fn: RewardFn, *,
                        accelerator: Accelerator | None = None, checkpoint_dir: str | Path | None = None,
                        log_metrics: MetricsCallback | None = None) -> TrainResult:
     """GRPO on the generation expert + offline / online refinement RL, one optimizer over DriveFine."""
@@ -109,7 +111,7 @@ def train_rl_drivefine(planner: Planner, scenes: Scenes, rl: RLParams, reward_fn
         ref.to(trainer.acc.device)
     g_p, r_p = rl.grpo, rl.refine
 
-    def loss_fn(item: tuple[dict[str, Tensor], list[MetricCache]], g: torch.Generator) -> tuple[Tensor, dict[str, float]]:
+    def loss_fn(item: tuple[PlannerBatch, list[MetricCache]], g: torch.Generator) -> tuple[Tensor, dict[str, float]]:
         batch, caches = item
         ro = rollout_mdm(model, ref, batch, caches, reward_fn, g_p, g)  # type: ignore[arg-type]
         loss, logs = grpo_mdm_loss(model, ro, g_p)
@@ -128,7 +130,7 @@ def train_rl_drivefine(planner: Planner, scenes: Scenes, rl: RLParams, reward_fn
     return trainer.fit(_scene_batches(scenes, trainer), loss_fn)
 
 
-def train_rl_spanvla(planner: Planner, scenes: Scenes, rl: RLParams, reward_fn: RewardFn, *,
+def train_rl_spanvla(planner: SpanVLAPlanner, scenes: Scenes, rl: RLParams, reward_fn: RewardFn, *,
                      accelerator: Accelerator | None = None, checkpoint_dir: str | Path | None = None,
                      log_metrics: MetricsCallback | None = None) -> TrainResult:
     """GRPO on the flow expert (VLM frozen) with the negative / recovery shaped reward."""
@@ -149,7 +151,7 @@ def train_rl_spanvla(planner: Planner, scenes: Scenes, rl: RLParams, reward_fn: 
     if ref is not None:
         ref.to(trainer.acc.device)
 
-    def loss_fn(item: tuple[dict[str, Tensor], list[MetricCache]], g: torch.Generator) -> tuple[Tensor, dict[str, float]]:
+    def loss_fn(item: tuple[PlannerBatch, list[MetricCache]], g: torch.Generator) -> tuple[Tensor, dict[str, float]]:
         batch, caches = item
         with torch.no_grad():
             kv = planner.ar.encode_prompt(batch).kv
@@ -167,8 +169,10 @@ def train_rl_spanvla(planner: Planner, scenes: Scenes, rl: RLParams, reward_fn: 
 
 def train_rl(planner: Planner, variant: str, scenes: Scenes, rl: RLParams, reward_fn: RewardFn,
              **kwargs: Any) -> TrainResult:
-    if variant == "drivefine":
+    if variant != planner.family:
+        raise ValueError(f"RL variant '{variant}' given a {planner.family} planner")
+    if isinstance(planner, DriveFinePlanner):
         return train_rl_drivefine(planner, scenes, rl, reward_fn, **kwargs)
-    if variant == "spanvla":
+    if isinstance(planner, SpanVLAPlanner):
         return train_rl_spanvla(planner, scenes, rl, reward_fn, **kwargs)
-    raise ValueError(f"unknown RL variant '{variant}' (variants: drivefine, spanvla)")
+    raise ValueError(f"no RL for the {planner.family} planner")

@@ -19,8 +19,8 @@ from typing import Any
 from accelerate import Accelerator
 from torch import Tensor
 
-from drivefine_core.models import Planner
-from drivefine_core.training.data import SeededBatches, to_model_batch
+from drivefine_core.models import DriveFinePlanner, Planner, PlannerBatch, SpanVLAPlanner
+from drivefine_core.training.data import SeededBatches
 from drivefine_core.training.loop import MetricsCallback, Trainer, TrainResult, make_accelerator
 from drivefine_core.training.params import OptimParams, SFTParams
 
@@ -29,15 +29,7 @@ PHASES = {"drivefine": ("drivefine",), "spanvla": ("ar", "flow")}
 
 def _batches(dataset: Sequence[Any], p: OptimParams, acc: Accelerator):
     order = SeededBatches(dataset, p.batch_size, p.seed, acc.process_index, acc.num_processes, grad_accum=p.grad_accum)
-    return lambda k: to_model_batch(order(k), acc.device)
-
-
-def _sum(parts: dict[str, Tensor], weights: dict[str, float]) -> tuple[Tensor, dict[str, float]]:
-    total = sum(weights.get(k, 1.0) * v for k, v in parts.items())
-    assert isinstance(total, Tensor)
-    logs = {f"loss_{k}": float(v.detach()) for k, v in parts.items()}
-    logs["loss"] = float(total.detach())
-    return total, logs
+    return lambda k: PlannerBatch.of(order(k), acc.device)
 
 
 def train_phase(
@@ -51,40 +43,42 @@ def train_phase(
     log_metrics: MetricsCallback | None = None,
     on_step: Callable[[int], None] | None = None,
 ) -> TrainResult:
-    """One SFT phase: 'drivefine' (mdm + refine), 'ar', or 'flow' (flow [+ flow-noise] on the frozen VLM)."""
+    """One SFT phase of the planner's family (PHASES): 'drivefine' (mdm + refine), 'ar', or 'flow'
+    (flow [+ flow-noise] on the frozen VLM). Only the phase's modules are optimised."""
+    if phase not in PHASES.get(planner.family, ()):
+        raise ValueError(f"unknown SFT phase '{phase}' for the {planner.family} planner "
+                         f"(its phases: {PHASES.get(planner.family)})")
     bev = {"mdm_bev": sft.bev_weight, "ar_bev": sft.bev_weight}
     if phase == "drivefine":
-        p, module, objectives = sft.drivefine, planner.drivefine, ("mdm", "refine")
-        weights = {"refine": sft.refine_weight, **bev}
-        params = list(module.parameters())
+        assert isinstance(planner, DriveFinePlanner)
+        p, objectives, weights = sft.drivefine, ("mdm", "refine"), {"refine": sft.refine_weight, **bev}
+        modules = [planner.drivefine]
     elif phase == "ar":
-        p, objectives, weights = sft.ar, ("ar",), bev
-        params = list(planner.ar.parameters())
-    elif phase == "flow":
+        assert isinstance(planner, SpanVLAPlanner)
+        p, objectives, weights, modules = sft.ar, ("ar",), bev, [planner.ar]
+    else:
+        assert isinstance(planner, SpanVLAPlanner)
         p, weights = sft.flow, {}
         objectives = ("flow", "flow-noise") if sft.train_flow_noise else ("flow",)
-        params = list(planner.flow.parameters())
-        if sft.train_flow_noise:
-            params += list(planner.flow_noise.parameters())
-    else:
-        raise ValueError(f"unknown SFT phase '{phase}' (phases: drivefine, ar, flow)")
+        modules = [planner.expert(o) for o in objectives]
+    params = [q for m in modules for q in m.parameters()]
     acc = accelerator or make_accelerator()
     trainer = Trainer(planner, params, p, accelerator=acc, checkpoint_dir=checkpoint_dir,
                       log_metrics=log_metrics, name=f"sft_{phase}", run_key=f"sft/{phase}/{p.model_dump_json()}")
     batch_fn = _batches(dataset, p, acc)
     refine_from = int(round(sft.refine_start * p.steps)) if phase == "drivefine" else 0
+    warmed: list[bool] = []
 
-    def loss_fn(batch: dict[str, Tensor], g: Any) -> tuple[Tensor, dict[str, float]]:
+    def loss_fn(batch: PlannerBatch, g: Any) -> tuple[Tensor, dict[str, float]]:
         if sft.bev_weight == 0:
-            batch = {k: v for k, v in batch.items() if k not in ("bev", "bev_valid")}
+            batch = batch.without("bev", "bev_valid")
         active = ("mdm",) if trainer.step < refine_from else objectives
         # once, at the switch (a run resumed later restores the copied and trained blocks instead)
         if refine_from and trainer.step == refine_from and not warmed:
+            assert isinstance(planner, DriveFinePlanner)
             planner.drivefine.backbone.warm_start("generate", "refine")
             warmed.append(True)
-        return _sum(planner.losses(batch, active, generator=g), weights)
-
-    warmed: list[bool] = []
+        return planner(batch, active, weights, generator=g)
 
     return trainer.fit(batch_fn, loss_fn, on_step)
 
@@ -99,9 +93,11 @@ def train_sft(
     checkpoint_root: str | Path | None = None,
     log_metrics: MetricsCallback | None = None,
 ) -> dict[str, TrainResult]:
-    """Every phase of a variant in order ('drivefine' or 'spanvla'); {phase: result}."""
+    """Every phase of a variant (a planner family: 'drivefine' or 'spanvla') in order; {phase: result}."""
     if variant not in PHASES:
         raise ValueError(f"unknown SFT variant '{variant}' (variants: {sorted(PHASES)})")
+    if variant != planner.family:
+        raise ValueError(f"SFT variant '{variant}' given a {planner.family} planner")
     if sft.max_samples:
         dataset = [dataset[i] for i in range(min(len(dataset), sft.max_samples))]
     out: dict[str, TrainResult] = {}

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from drivefine_core.features.tokenizer import encode
-from drivefine_core.models import ModelParams, Planner
+from drivefine_core.models import FAMILIES, DriveFinePlanner, ModelParams, Planner, SpanVLAPlanner
 
 torch.set_num_threads(1)
 
@@ -52,10 +52,29 @@ def params() -> ModelParams:
     return tiny_params()
 
 
-@pytest.fixture
-def planner(params: ModelParams) -> Planner:
+def build_planners(params: ModelParams) -> dict[str, Planner]:
+    """Each family's planner, seeded, in eval mode."""
     torch.manual_seed(0)
-    return Planner(params).eval()
+    return {f: Planner.build(f, params).eval() for f in FAMILIES}
+
+
+@pytest.fixture
+def planners(params: ModelParams) -> dict[str, Planner]:
+    return build_planners(params)
+
+
+@pytest.fixture
+def drivefine(planners: dict[str, Planner]) -> DriveFinePlanner:
+    planner = planners["drivefine"]
+    assert isinstance(planner, DriveFinePlanner)
+    return planner
+
+
+@pytest.fixture
+def spanvla(planners: dict[str, Planner]) -> SpanVLAPlanner:
+    planner = planners["spanvla"]
+    assert isinstance(planner, SpanVLAPlanner)
+    return planner
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from drivefine_core.models import Planner, cosine_commit_counts
+from drivefine_core.models import DriveFinePlanner, SpanVLAPlanner, cosine_commit_counts
 from tests.models.conftest import tiny_params
 
 
@@ -25,23 +25,23 @@ def test_cosine_counts_reject_bad_steps(steps: int) -> None:
 
 @pytest.mark.parametrize("steps,remasking,temperature",
                          [(12, "confidence", 0.0), (4, "random", 1.0), (7, "confidence", 0.5)])
-def test_decoding_commits_scheduled_counts(planner: Planner, batch: dict, steps: int, remasking: str,
+def test_decoding_commits_scheduled_counts(drivefine: DriveFinePlanner, batch: dict, steps: int, remasking: str,
                                            temperature: float) -> None:
-    out = planner.drivefine.decode(batch, steps=steps, remasking=remasking, temperature=temperature,
+    out = drivefine.drivefine.decode(batch, steps=steps, remasking=remasking, temperature=temperature,
                                    generator=torch.Generator().manual_seed(0), return_trace=True)
     expected = torch.tensor(cosine_commit_counts(24, steps))
     per_step = out.trace.commit_mask().sum(-1)  # (B, S)
     assert torch.equal(per_step, expected.expand_as(per_step))
-    assert (out.tokens != planner.drivefine.mask_id).all()
+    assert (out.tokens != drivefine.drivefine.mask_id).all()
     assert ((out.confidences > 0) & (out.confidences <= 1)).all()
 
 
-def test_confidence_remasking_commits_most_confident_first(planner: Planner, batch: dict) -> None:
-    out = planner.drivefine.decode(batch, steps=24, remasking="confidence", return_trace=True)
+def test_confidence_remasking_commits_most_confident_first(drivefine: DriveFinePlanner, batch: dict) -> None:
+    out = drivefine.drivefine.decode(batch, steps=24, remasking="confidence", return_trace=True)
     # with one token per step, the committed token had the highest confidence among those still masked;
     # recompute step 0's confidences (the probability mass of each token's decoding window) and check that
     # the most confident token was committed
-    dfm = planner.drivefine
+    dfm = drivefine.drivefine
     state0 = out.trace.state_before(0, dfm.mask_id)
     logits = dfm.backbone.forward_answer(state0, dfm.backbone.encode_prompt(batch, "generate"))
     probs = torch.softmax(logits, -1)
@@ -51,15 +51,16 @@ def test_confidence_remasking_commits_most_confident_first(planner: Planner, bat
 
 
 @pytest.fixture
-def plain() -> Planner:
-    """The planner with argmax decoding (window 0): a committed token's confidence is then its own
+def plain() -> tuple[DriveFinePlanner, SpanVLAPlanner]:
+    """The planners with argmax decoding (window 0): a committed token's confidence is then its own
     probability, which the log-probability recomputations below must reproduce exactly."""
     torch.manual_seed(0)
-    return Planner(tiny_params(decode_window_bins=0)).eval()
+    p = tiny_params(decode_window_bins=0)
+    return DriveFinePlanner(p).eval(), SpanVLAPlanner(p).eval()
 
 
-def test_trace_logprobs_match_decoding(plain: Planner, batch: dict) -> None:
-    dfm = plain.drivefine
+def test_trace_logprobs_match_decoding(plain: tuple[DriveFinePlanner, SpanVLAPlanner], batch: dict) -> None:
+    dfm = plain[0].drivefine
     out = dfm.decode(batch, steps=6, return_trace=True)  # greedy: confidences are plain-softmax probabilities
     logp = dfm.trace_logprobs(batch, out.trace)
     mask = out.trace.commit_mask()
@@ -71,31 +72,29 @@ def test_trace_logprobs_match_decoding(plain: Planner, batch: dict) -> None:
     assert dfm.backbone.experts["generate"][0].attn.qkv.weight.grad is not None
 
 
-def test_trace_logprobs_sampled_temperature(plain: Planner, batch: dict) -> None:
-    planner = plain
-    dfm = planner.drivefine
+def test_trace_logprobs_sampled_temperature(plain: tuple[DriveFinePlanner, SpanVLAPlanner], batch: dict) -> None:
+    dfm = plain[0].drivefine
     out = dfm.decode(batch, steps=4, temperature=0.7, generator=torch.Generator().manual_seed(3), return_trace=True)
     logp = dfm.trace_logprobs(batch, out.trace)
     assert torch.allclose((logp * out.trace.commit_mask()).sum(1).exp(), out.confidences, atol=1e-5)
 
 
-def test_ar_logprobs_match_decoding(plain: Planner, batch: dict) -> None:
-    planner = plain
-    out = planner.ar.decode(batch, temperature=0.0)
-    logp = planner.ar.logprobs(batch, out.tokens)
+def test_ar_logprobs_match_decoding(plain: tuple[DriveFinePlanner, SpanVLAPlanner], batch: dict) -> None:
+    ar = plain[1].ar
+    out = ar.decode(batch, temperature=0.0)
+    logp = ar.logprobs(batch, out.tokens)
     assert torch.allclose(logp.exp(), out.confidences, atol=1e-5)
 
 
-def test_refine_logprobs(plain: Planner, batch: dict) -> None:
-    planner = plain
-    dfm = planner.drivefine
+def test_refine_logprobs(plain: tuple[DriveFinePlanner, SpanVLAPlanner], batch: dict) -> None:
+    dfm = plain[0].drivefine
     draft = dfm.decode(batch).tokens
     refined, conf = dfm.refine(batch, draft)
     assert torch.allclose(dfm.refine_logprobs(batch, draft, refined).exp(), conf, atol=1e-5)
 
 
-def test_trace_logprobs_merged_steps(planner: Planner, batch: dict) -> None:
-    dfm = planner.drivefine
+def test_trace_logprobs_merged_steps(drivefine: DriveFinePlanner, batch: dict) -> None:
+    dfm = drivefine.drivefine
     out = dfm.decode(batch, steps=7, return_trace=True)
     full = dfm.trace_logprobs(batch, out.trace)
     trace3 = out.trace.merged(3)  # floor(7 / 3) = 2 merged steps: states 0 and 3; step 6 joins the last

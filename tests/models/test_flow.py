@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from drivefine_core.models import Planner, history_extrapolation
+from drivefine_core.models import SpanVLAPlanner, history_extrapolation
 
 
 def test_history_extrapolation_straight_and_arc() -> None:
@@ -24,32 +24,32 @@ def test_history_extrapolation_straight_and_arc() -> None:
     assert torch.allclose(fut[0], expected, atol=1e-4)
 
 
-def test_zero_flow_steps_return_history_init(planner: Planner, batch: dict) -> None:
-    out = planner.plan(batch, "flow", steps=0)
+def test_zero_flow_steps_return_history_init(spanvla: SpanVLAPlanner, batch: dict) -> None:
+    out = spanvla.plan(batch, "flow", steps=0)
     assert torch.allclose(out.poses, history_extrapolation(batch["history"]), atol=1e-6)
-    moved = planner.plan(batch, "flow", steps=5)
+    moved = spanvla.plan(batch, "flow", steps=5)
     assert not torch.allclose(moved.poses, out.poses)
 
 
-def test_stochastic_flow_sampling(planner: Planner, batch: dict) -> None:
-    a = planner.plan(batch, "flow", seed=1, noise_std=0.2).poses
-    b = planner.plan(batch, "flow", seed=2, noise_std=0.2).poses
-    c = planner.plan(batch, "flow", seed=1, noise_std=0.2).poses
+def test_stochastic_flow_sampling(spanvla: SpanVLAPlanner, batch: dict) -> None:
+    a = spanvla.plan(batch, "flow", seed=1, noise_std=0.2).poses
+    b = spanvla.plan(batch, "flow", seed=2, noise_std=0.2).poses
+    c = spanvla.plan(batch, "flow", seed=1, noise_std=0.2).poses
     assert not torch.allclose(a, b) and torch.equal(a, c)
-    d = planner.plan(batch, "flow", seed=1, stochastic=True).poses  # params.flow_sample_noise
-    assert not torch.allclose(d, planner.plan(batch, "flow").poses)
+    d = spanvla.plan(batch, "flow", seed=1, stochastic=True).poses  # params.flow_sample_noise
+    assert not torch.allclose(d, spanvla.plan(batch, "flow").poses)
 
 
-def test_flow_reads_every_kth_backbone_layer(planner: Planner) -> None:
-    expert = planner.flow.expert
+def test_flow_reads_every_kth_backbone_layer(spanvla: SpanVLAPlanner) -> None:
+    expert = spanvla.flow.expert
     assert expert.read_layers == [1, 3]  # depth 4, k = 2
     assert expert.layer_map == [1, 3]
-    assert math.isclose(expert.layers[0].q.out_features, planner.params.width)  # backbone head size kept
+    assert math.isclose(expert.layers[0].q.out_features, spanvla.params.width)  # backbone head size kept
 
 
 def test_flow_depth_smaller_than_read_layers() -> None:
     from tests.models.conftest import tiny_params
 
     p = tiny_params(depth=6, flow_every_k=1, flow_depth=2)
-    planner = Planner(p)
+    planner = SpanVLAPlanner(p)
     assert planner.flow.expert.layer_map == [2, 5]

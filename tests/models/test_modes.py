@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from drivefine_core.models.modes import ABLATIONS, FAMILIES, FAMILY_OF, MODES, RL_MODE, modes_of
 from drivefine_core.pipeline_params import EvaluateParams
+from tests.models.conftest import tiny_params
 
 
 def test_every_mode_belongs_to_one_family_and_rl_optimises_one_of_its_modes() -> None:
@@ -22,3 +23,11 @@ def test_params_take_the_modes_from_the_registry() -> None:
     assert tuple(EvaluateParams().modes) == MODES
     with pytest.raises(ValidationError, match="modes"):
         EvaluateParams(modes=["mdm", "diffusiondrive"])
+
+
+def test_every_family_has_its_planner_class() -> None:
+    from drivefine_core.models.planner import planner_class
+
+    for family in FAMILIES:
+        cls = planner_class(family)
+        assert cls.family == family and cls(tiny_params()).modes == modes_of(family, ablations=True)

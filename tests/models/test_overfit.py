@@ -6,7 +6,8 @@ import math
 
 import torch
 
-from drivefine_core.models import MODES, Planner
+from drivefine_core.models import MODES, DriveFinePlanner, SpanVLAPlanner
+from drivefine_core.models.modes import FAMILY_OF
 from tests.models.conftest import make_batch, tiny_params
 
 
@@ -18,16 +19,16 @@ def _cosine_adamw(params: list[torch.nn.Parameter], steps: int, lr: float) -> tu
 def test_every_mode_overfits_four_scenes() -> None:
     torch.manual_seed(0)
     p = tiny_params(width=64, flow_width=32, flow_train_noise=0.01)
-    planner = Planner(p)
+    drivefine, spanvla = DriveFinePlanner(p).train(), SpanVLAPlanner(p).train()
+    planners = {"drivefine": drivefine, "spanvla": spanvla}
     batch = make_batch(p, b=4, seed=1)
     g = torch.Generator().manual_seed(0)
-    planner.train()
 
     # stage 1 (as in both papers): the language models - generation + refinement experts, AR decoder
     steps = 200
-    opt, sched = _cosine_adamw(list(planner.parameters()), steps, 3e-3)
+    opt, sched = _cosine_adamw([*drivefine.parameters(), *spanvla.ar.parameters()], steps, 3e-3)
     for _ in range(steps):
-        loss = sum(planner.losses(batch, ("mdm", "refine", "ar"), generator=g).values())
+        loss = drivefine(batch, generator=g)[0] + spanvla(batch, "ar", generator=g)[0]
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -35,22 +36,22 @@ def test_every_mode_overfits_four_scenes() -> None:
 
     # stage 2: the flow experts over the frozen AR backbone's KV (computed once; 16 noise draws per scene)
     with torch.no_grad():
-        kv = [(k.repeat(16, 1, 1, 1), v.repeat(16, 1, 1, 1)) for k, v in planner.ar.encode_prompt(batch).kv]
+        kv = [(k.repeat(16, 1, 1, 1), v.repeat(16, 1, 1, 1)) for k, v in spanvla.ar.encode_prompt(batch).kv]
     target, history = batch["target"].repeat(16, 1, 1), batch["history"].repeat(16, 1, 1)
     steps = 600
-    opt, sched = _cosine_adamw([*planner.flow.parameters(), *planner.flow_noise.parameters()], steps, 3e-3)
+    opt, sched = _cosine_adamw([*spanvla.flow.parameters(), *spanvla.flow_noise.parameters()], steps, 3e-3)
     for _ in range(steps):
-        loss = planner.flow.loss(target, history, kv, g) + planner.flow_noise.loss(target, history, kv, g)
+        loss = spanvla.flow.loss(target, history, kv, g) + spanvla.flow_noise.loss(target, history, kv, g)
         opt.zero_grad()
         loss.backward()
         opt.step()
         sched.step()
 
-    planner.eval()
-    before = (planner.plan(batch, "flow", steps=0).poses - batch["target"])[..., :2].norm(dim=-1).mean()
+    drivefine.eval(), spanvla.eval()
+    before = (spanvla.plan(batch, "flow", steps=0).poses - batch["target"])[..., :2].norm(dim=-1).mean()
     errors = {}
     for mode in MODES:
-        poses = planner.plan(batch, mode, seed=0).poses
+        poses = planners[FAMILY_OF[mode]].plan(batch, mode, seed=0).poses
         errors[mode] = float((poses - batch["target"])[..., :2].norm(dim=-1).mean())
         heading = float((poses - batch["target"])[..., 2].abs().mean())
         assert heading < 0.02, (mode, heading)

@@ -36,7 +36,7 @@ def planner_dir(tmp_path_factory):
     torch.manual_seed(0)
     params = ModelParams(width=32, depth=2, heads=2, n_refine_blocks=1, image_height=32, image_width=32,
                          patch_size=16, vision_width=16, vision_depth=1, vision_heads=2, flow_width=16, mdm_steps=4)
-    Planner(params).save(d)
+    Planner.build("spanvla", params).save(d)
     return d
 
 

@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 
-from drivefine_core.models import Planner
+from drivefine_core.models import DriveFinePlanner, Planner, SpanVLAPlanner
 from drivefine_core.training.params import OptimParams, SFTParams
 from drivefine_core.training.sft import train_sft
 from tests.training.scenes import tiny_params, toy_scenes
@@ -26,17 +26,24 @@ def sft_run():
     torch.manual_seed(0)
     p = tiny_params()
     scenes = toy_scenes(p)
-    planner = Planner(p)
+    planners: dict[str, Planner] = {}
     results = {}
     for variant in ("drivefine", "spanvla"):
-        results.update(train_sft(planner, variant, [s for s, _ in scenes], sft_params()))
-    return planner, results, scenes
+        planners[variant] = Planner.build(variant, p)
+        results.update(train_sft(planners[variant], variant, [s for s, _ in scenes], sft_params()))
+    return planners, results, scenes
 
 
 @pytest.fixture
-def sft_planner(sft_run) -> Planner:
+def sft_drivefine(sft_run) -> DriveFinePlanner:
     """A private copy: tests may train it."""
-    return copy.deepcopy(sft_run[0])
+    return copy.deepcopy(sft_run[0]["drivefine"])
+
+
+@pytest.fixture
+def sft_spanvla(sft_run) -> SpanVLAPlanner:
+    """A private copy: tests may train it."""
+    return copy.deepcopy(sft_run[0]["spanvla"])
 
 
 @pytest.fixture

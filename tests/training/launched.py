@@ -24,8 +24,8 @@ def blocking(out: str) -> None:
     import torch
     from accelerate.utils import gather_object
 
-    from drivefine_core.models import Planner
-    from drivefine_core.training.data import SeededBatches, to_model_batch
+    from drivefine_core.models import DriveFinePlanner, PlannerBatch
+    from drivefine_core.training.data import SeededBatches
     from drivefine_core.training.loop import Trainer, make_accelerator
     from drivefine_core.training.params import OptimParams
     from tests.training.scenes import tiny_params, toy_scenes
@@ -34,7 +34,7 @@ def blocking(out: str) -> None:
     acc = make_accelerator()
     torch.manual_seed(0)
     p = tiny_params()
-    planner = Planner(p)
+    planner = DriveFinePlanner(p)
     data = [s for s, _ in toy_scenes(p)]
     order = SeededBatches(data, 2, 0, acc.process_index, acc.num_processes)
     model = planner.drivefine
@@ -43,7 +43,7 @@ def blocking(out: str) -> None:
         before = {n: q.detach().clone() for n, q in model.named_parameters()}
         opt = OptimParams(steps=1, batch_size=2, lr=1e-2, warmup_steps=0, weight_decay=0.1)
         trainer = Trainer(planner, model.parameters(), opt, accelerator=acc, name=f"only_{objective}")
-        trainer.fit(lambda k: to_model_batch(order(k), acc.device),
+        trainer.fit(lambda k: PlannerBatch.of(order(k), acc.device),
                     lambda batch, g, o=objective: (planner.losses(batch, o, generator=g)[o], {}))
         report[objective] = sorted(n for n, q in model.named_parameters() if not torch.equal(q, before[n]))
     digest = hashlib.sha256(b"".join(q.detach().numpy().tobytes() for q in planner.parameters())).hexdigest()

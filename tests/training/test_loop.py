@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from drivefine_core.models import Planner
+from drivefine_core.models import DriveFinePlanner, Planner
 from drivefine_core.training.checkpoint import CHECKPOINT_FILE, load_checkpoint
 from drivefine_core.training.data import SeededBatches
 from drivefine_core.training.loop import StopTraining
@@ -39,7 +39,7 @@ def test_seeded_batches_are_deterministic_and_split_ranks() -> None:
 def _sft(tmp: Path, steps: int, kill_at: int | None = None) -> tuple[Planner, int]:
     torch.manual_seed(0)
     p = tiny_params()
-    planner = Planner(p)
+    planner = DriveFinePlanner(p)
     data = [s for s, _ in toy_scenes(p)]
     sft = SFTParams(drivefine=OptimParams(steps=steps, batch_size=2, grad_accum=2, lr=5e-3, warmup_steps=2,
                                           checkpoint_every=2))
@@ -52,7 +52,7 @@ def _sft(tmp: Path, steps: int, kill_at: int | None = None) -> tuple[Planner, in
         result = train_phase(planner, "drivefine", data, sft, checkpoint_dir=tmp, on_step=kill)
     except StopTraining:
         torch.manual_seed(123)  # a restarted process starts from a fresh model and different global RNG
-        planner = Planner(p)
+        planner = DriveFinePlanner(p)
         result = train_phase(planner, "drivefine", data, sft, checkpoint_dir=tmp)
     return planner, result.resumed_from
 
@@ -66,7 +66,7 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path: Path) -> None:
     for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
         assert torch.allclose(a, b, atol=1e-6, rtol=0), name
     # the test could fail: a different data seed gives different weights
-    fresh = Planner(tiny_params())
+    fresh = DriveFinePlanner(tiny_params())
     assert not torch.equal(fresh.drivefine.backbone.head.weight, straight.drivefine.backbone.head.weight)
 
 
@@ -74,10 +74,10 @@ def test_checkpoint_of_another_run_or_corrupt_file_is_refused(tmp_path: Path) ->
     p = tiny_params()
     data = [s for s, _ in toy_scenes(p)]
     sft = SFTParams(drivefine=OptimParams(steps=1, batch_size=2, checkpoint_every=1))
-    train_phase(Planner(p), "drivefine", data, sft, checkpoint_dir=tmp_path)
+    train_phase(DriveFinePlanner(p), "drivefine", data, sft, checkpoint_dir=tmp_path)
     other = SFTParams(drivefine=OptimParams(steps=2, batch_size=2, checkpoint_every=1, lr=1e-4))
     with pytest.raises(ValueError, match=r"last\.pt.*run_key"):
-        train_phase(Planner(p), "drivefine", data, other, checkpoint_dir=tmp_path)
+        train_phase(DriveFinePlanner(p), "drivefine", data, other, checkpoint_dir=tmp_path)
     (tmp_path / CHECKPOINT_FILE).write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match=r"last\.pt: unreadable"):
         load_checkpoint(tmp_path)
@@ -88,7 +88,7 @@ def test_checkpoint_of_another_run_or_corrupt_file_is_refused(tmp_path: Path) ->
 def test_mixed_precision_by_flag_trains(precision: str) -> None:
     torch.manual_seed(0)
     p = tiny_params()
-    planner = Planner(p)
+    planner = DriveFinePlanner(p)
     head = planner.drivefine.backbone.head.weight.detach().clone()
     sft = SFTParams(drivefine=OptimParams(steps=2, batch_size=3, lr=5e-3, warmup_steps=0, mixed_precision=precision))
     result = train_phase(planner, "drivefine", [s for s, _ in toy_scenes(p)], sft)
@@ -108,7 +108,7 @@ def test_checkpoint_holding_a_pickled_object_is_refused_not_run(tmp_path: Path) 
     p = tiny_params()
     data = [s for s, _ in toy_scenes(p)]
     sft = SFTParams(drivefine=OptimParams(steps=1, batch_size=2, checkpoint_every=1))
-    train_phase(Planner(p), "drivefine", data, sft, checkpoint_dir=tmp_path)
+    train_phase(DriveFinePlanner(p), "drivefine", data, sft, checkpoint_dir=tmp_path)
     state = load_checkpoint(tmp_path)  # what the loop writes loads weights-only: RNG states are tensors
     assert state is not None and isinstance(state["rng"]["numpy"]["keys"], torch.Tensor)
     state["history"] = [_Payload()]
@@ -116,4 +116,4 @@ def test_checkpoint_holding_a_pickled_object_is_refused_not_run(tmp_path: Path) 
     with pytest.raises(ValueError, match=r"last\.pt: refused: the checkpoint holds a pickled Python object.*Path"):
         load_checkpoint(tmp_path)
     with pytest.raises(ValueError, match="refused"):
-        train_phase(Planner(p), "drivefine", data, sft, checkpoint_dir=tmp_path)
+        train_phase(DriveFinePlanner(p), "drivefine", data, sft, checkpoint_dir=tmp_path)

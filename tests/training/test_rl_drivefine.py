@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from drivefine_core.models import Planner
-from drivefine_core.training.data import to_model_batch
+from drivefine_core.models import DriveFinePlanner, PlannerBatch
 from drivefine_core.training.grpo_mdm import clipped_token_loss, grpo_mdm_loss, rollout_mdm
 from drivefine_core.training.params import GRPOParams, RefineRLParams
 from drivefine_core.training.refine_rl import refine_rl_loss
@@ -20,16 +19,16 @@ GP = GRPOParams(group_size=6, decode_steps=4, merge_tau=2, temperature=1.0, kl_b
 
 def _batch(scenes, n: int = 3):
     samples, caches = collate_scenes(scenes[:n])
-    return to_model_batch(samples), caches
+    return PlannerBatch.of(samples), caches
 
 
 def _changed(before: dict, model: torch.nn.Module) -> set[str]:
     return {k for k, v in model.state_dict().items() if not torch.equal(before[k], v)}
 
 
-def test_merged_trace_keeps_floor_s_over_tau_states_and_every_token_once(sft_planner: Planner, scenes) -> None:
+def test_merged_trace_keeps_floor_s_over_tau_states_and_every_token_once(sft_drivefine: DriveFinePlanner, scenes) -> None:
     batch, _ = _batch(scenes)
-    trace = sft_planner.drivefine.decode(batch, steps=5, temperature=1.0, return_trace=True,
+    trace = sft_drivefine.drivefine.decode(batch, steps=5, temperature=1.0, return_trace=True,
                                          generator=torch.Generator().manual_seed(0)).trace
     merged = trace.merged(2)
     assert merged.steps == 2
@@ -51,8 +50,8 @@ def test_clip_stops_the_gradient_beyond_the_trust_region() -> None:
     assert logs["clip_frac"] == pytest.approx(0.5)
 
 
-def test_grpo_shifts_probability_to_higher_reward_drafts(sft_planner: Planner, scenes) -> None:
-    model = sft_planner.drivefine
+def test_grpo_shifts_probability_to_higher_reward_drafts(sft_drivefine: DriveFinePlanner, scenes) -> None:
+    model = sft_drivefine.drivefine
     batch, caches = _batch(scenes)
     ro = rollout_mdm(model, None, batch, caches, ScorerReward("v1/pdms"), GP, torch.Generator().manual_seed(1))
     assert ro.rewards.std(axis=1).mean() > 0.01  # the group has something to learn from
@@ -71,10 +70,10 @@ def test_grpo_shifts_probability_to_higher_reward_drafts(sft_planner: Planner, s
     assert reweighted > ro.rewards.mean() + 0.02, (reweighted, ro.rewards.mean())
 
 
-def test_grpo_leaves_refinement_blocks_untouched(sft_planner: Planner, scenes) -> None:
-    model = sft_planner.drivefine
+def test_grpo_leaves_refinement_blocks_untouched(sft_drivefine: DriveFinePlanner, scenes) -> None:
+    model = sft_drivefine.drivefine
     batch, caches = _batch(scenes)
-    ref = Planner(sft_planner.params).drivefine  # any frozen policy will do for the KL term
+    ref = DriveFinePlanner(sft_drivefine.params).drivefine  # any frozen policy will do for the KL term
     ro = rollout_mdm(model, ref, batch, caches, ScorerReward("v2/epdms"), GP, torch.Generator().manual_seed(2))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
@@ -87,8 +86,8 @@ def test_grpo_leaves_refinement_blocks_untouched(sft_planner: Planner, scenes) -
     assert not [k for k in changed if k.startswith(REFINE_KEYS)]
 
 
-def test_refinement_rl_trains_only_refinement_blocks_towards_better_drafts(sft_planner: Planner, scenes) -> None:
-    model = sft_planner.drivefine
+def test_refinement_rl_trains_only_refinement_blocks_towards_better_drafts(sft_drivefine: DriveFinePlanner, scenes) -> None:
+    model = sft_drivefine.drivefine
     batch, caches = _batch(scenes)
     reward = ScorerReward("v1/pdms")
     ro = rollout_mdm(model, None, batch, caches, reward, GP, torch.Generator().manual_seed(3))
@@ -120,12 +119,12 @@ def test_refinement_rl_trains_only_refinement_blocks_towards_better_drafts(sft_p
     assert float((lp1 - lp0).mean()) > 0.1, (lp0, lp1)
 
 
-def test_kl_anchor_pulls_the_generation_expert_back_to_the_sft_policy(sft_planner: Planner, scenes) -> None:
+def test_kl_anchor_pulls_the_generation_expert_back_to_the_sft_policy(sft_drivefine: DriveFinePlanner, scenes) -> None:
     """With no reward signal (a constant reward: zero advantages) only the KL term acts, and it must shrink
     the divergence of a policy that was pushed away from the SFT one."""
     import copy
 
-    model = sft_planner.drivefine
+    model = sft_drivefine.drivefine
     ref = copy.deepcopy(model).eval()
     with torch.no_grad():  # push the policy away from the SFT weights
         for q in model.backbone.experts["generate"].parameters():

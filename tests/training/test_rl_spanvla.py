@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from drivefine_core.models import Planner
-from drivefine_core.training.data import to_model_batch
+from drivefine_core.models import SpanVLAPlanner, PlannerBatch
 from drivefine_core.training.grpo_flow import gaussian_logp, sample_chain, step_means
 from drivefine_core.training.params import FlowGRPOParams, OptimParams, RLParams
 from drivefine_core.training.reward import ScorerReward, collate_scenes
@@ -23,30 +22,30 @@ def _rl(steps: int, **flow: object) -> RLParams:
                     flow=FlowGRPOParams(group_size=8, **flow))  # type: ignore[arg-type]
 
 
-def test_chain_log_prob_is_the_gaussian_density_of_its_steps(sft_planner: Planner, scenes) -> None:
+def test_chain_log_prob_is_the_gaussian_density_of_its_steps(sft_spanvla: SpanVLAPlanner, scenes) -> None:
     samples, _ = collate_scenes(scenes[:2])
-    batch = to_model_batch(samples)
-    kv = sft_planner.ar.encode_prompt(batch).kv
-    chain = sample_chain(sft_planner.flow, batch["history"], kv, 3, 0.1, 0.0, torch.Generator().manual_seed(0))
-    means = step_means(sft_planner.flow, chain[:, :-1], kv)
+    batch = PlannerBatch.of(samples)
+    kv = sft_spanvla.ar.encode_prompt(batch).kv
+    chain = sample_chain(sft_spanvla.flow, batch["history"], kv, 3, 0.1, 0.0, torch.Generator().manual_seed(0))
+    means = step_means(sft_spanvla.flow, chain[:, :-1], kv)
     ours = gaussian_logp(chain[:, 1:], means, 0.1).sum((1, 2, 3))
     ref = torch.distributions.Normal(means, 0.1).log_prob(chain[:, 1:]).sum((1, 2, 3))
     assert torch.allclose(ours, ref, atol=1e-3)
     # a step noise of 0 would make the chain the deterministic Euler path of the planner
-    euler = sample_chain(sft_planner.flow, batch["history"], kv, 3, 1e-12, 0.0, None)[:, -1]
-    planned = sft_planner.plan(batch, "flow", steps=3).poses
-    assert torch.allclose(sft_planner.flow.denormalise(euler), planned, atol=1e-4)
+    euler = sample_chain(sft_spanvla.flow, batch["history"], kv, 3, 1e-12, 0.0, None)[:, -1]
+    planned = sft_spanvla.plan(batch, "flow", steps=3).poses
+    assert torch.allclose(sft_spanvla.flow.denormalise(euler), planned, atol=1e-4)
     assert math.isfinite(float(ours.detach().sum()))
 
 
-def test_flow_grpo_raises_the_mean_reward(sft_planner: Planner, scenes) -> None:
+def test_flow_grpo_raises_the_mean_reward(sft_spanvla: SpanVLAPlanner, scenes) -> None:
     reward = ScorerReward("v1/pdms")
     rl = _rl(20, w_negative=0.0, w_recovery=0.0, kl_beta=0.0, step_noise=0.05)  # wide exploration: 20 steps
-    before = sampled_reward(sft_planner, scenes, "spanvla", rl, reward, samples=8, seed=11)
-    train_rl(sft_planner, "spanvla", scenes, rl, reward)
-    after = sampled_reward(sft_planner, scenes, "spanvla", rl, reward, samples=8, seed=11)
+    before = sampled_reward(sft_spanvla, scenes, "spanvla", rl, reward, samples=8, seed=11)
+    train_rl(sft_spanvla, "spanvla", scenes, rl, reward)
+    after = sampled_reward(sft_spanvla, scenes, "spanvla", rl, reward, samples=8, seed=11)
     assert after > before + 0.05, (before, after)
-    assert mean_reward(sft_planner, scenes, "flow", reward) > 0.5  # the deterministic plan still drives
+    assert mean_reward(sft_spanvla, scenes, "flow", reward) > 0.5  # the deterministic plan still drives
 
 
 def _hack_reward(caches, trajectories: np.ndarray) -> np.ndarray:
@@ -56,15 +55,15 @@ def _hack_reward(caches, trajectories: np.ndarray) -> np.ndarray:
     return (x6 + (x6 - x7)) / 10.0
 
 
-def _reversal(planner: Planner, scenes) -> float:
+def _reversal(planner: SpanVLAPlanner, scenes) -> float:
     samples, _ = collate_scenes(scenes)
-    poses = planner.plan(to_model_batch(samples), "flow").poses.numpy()
+    poses = planner.plan(PlannerBatch.of(samples), "flow").poses.numpy()
     return float((poses[:, 6, 0] - poses[:, 7, 0]).mean())
 
 
-def test_kl_anchor_stops_progress_reward_hacking(sft_planner: Planner, scenes) -> None:
-    start = _reversal(sft_planner, scenes)
-    free, anchored = copy.deepcopy(sft_planner), copy.deepcopy(sft_planner)
+def test_kl_anchor_stops_progress_reward_hacking(sft_spanvla: SpanVLAPlanner, scenes) -> None:
+    start = _reversal(sft_spanvla, scenes)
+    free, anchored = copy.deepcopy(sft_spanvla), copy.deepcopy(sft_spanvla)
     # this toy reward pays only for the hack, at a learning rate 10x the pipeline's: an anchor of this strength
     # (KL per dimension at exploration noise 0.05) must hold it; the pipeline's default is anchored too
     assert RLParams().flow.kl_beta > 0
@@ -76,10 +75,10 @@ def test_kl_anchor_stops_progress_reward_hacking(sft_planner: Planner, scenes) -
     assert abs(drift_anchored) < 0.2 * drift_free, (drift_free, drift_anchored)
 
 
-def test_variant_steps_give_the_flow_its_own_step_count(sft_planner: Planner, scenes) -> None:
+def test_variant_steps_give_the_flow_its_own_step_count(sft_spanvla: SpanVLAPlanner, scenes) -> None:
     rl = _rl(2, w_negative=0.0, w_recovery=0.0).model_copy(update={"variant_steps": {"spanvla": 3}})
     assert rl.optim_for("drivefine").steps == 2 and rl.optim_for("spanvla").steps == 3
-    result = train_rl(copy.deepcopy(sft_planner), "spanvla", scenes, rl, ScorerReward("v1/pdms"))
+    result = train_rl(copy.deepcopy(sft_spanvla), "spanvla", scenes, rl, ScorerReward("v1/pdms"))
     assert result.steps == 3
     with pytest.raises(ValueError, match="variant_steps"):
         RLParams(variant_steps={"spanvla": 0})

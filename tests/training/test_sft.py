@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from drivefine_core.models import Planner
+from drivefine_core.models import SpanVLAPlanner
 from drivefine_core.training.params import OptimParams, SFTParams
 from drivefine_core.training.sft import train_phase
 from tests.training.scenes import tiny_params, toy_scenes
@@ -30,7 +30,7 @@ def test_flow_phase_trains_only_the_expert() -> None:
     torch.manual_seed(0)
     p = tiny_params()
     scenes = toy_scenes(p)
-    planner = Planner(p)
+    planner = SpanVLAPlanner(p)
     before = {k: v.clone() for k, v in planner.state_dict().items()}
     sft = SFTParams(flow=OptimParams(steps=2, batch_size=3, lr=1e-2, warmup_steps=0), train_flow_noise=False)
     train_phase(planner, "flow", [s for s, _ in scenes], sft)
