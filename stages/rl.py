@@ -2,8 +2,13 @@
 
 DriveFine: GRPO on the generation expert + offline / online refinement RL. SpanVLA: GRPO on the flow expert
 with negative and recovery rewards. Scenes are the train split's feature samples that have a metric cache.
-Metrics: mean reward (params.rl.reward) of the deterministic plan and of the sampled RL policy, before and
-after, on the first rl.eval_scenes scenes (measured by the main process alone).
+Checkpoint selection (rl.validation_logs > 0): the last rl.validation_logs logs of the train split (by name)
+are held out of RL; every rl.validate_every steps the greedy reward on them is measured and the planner
+saved is the one with the best validation reward, the SFT policy (step 0) included. The test split is never
+used. Metrics: mean reward (params.rl.reward) of the deterministic plan and of the sampled RL policy, before
+and after, on the first rl.eval_scenes scenes (measured by the main process alone) - of the held-out
+validation scenes when selection is on (RL never trained on them), else of the RL scenes; <variant>/
+selected_step and <variant>/validation_reward_best.
 Runs under `accelerate launch` like sft: every process trains, only the main one writes outputs and the
 MLflow run."""
 
@@ -25,6 +30,7 @@ def run(params) -> None:
     from drivefine_core.training.loop import make_accelerator
     from drivefine_core.training.reward import PairedScenes, ScorerReward
     from drivefine_core.training.rl import EVAL_MODES, mean_reward, sampled_reward, train_rl
+    from drivefine_core.training.rl_select import split_by_log
 
     rl = params.rl
     acc = make_accelerator()
@@ -34,7 +40,9 @@ def run(params) -> None:
         features = f"data/features/{train}"
         dataset = InMemoryFeatureDataset(features)
         scenes = PairedScenes(dataset, dataset.tokens, read_metric_caches(f"data/metric_cache/{train}"), limit=rl.max_samples)
-        evaluation = scenes[: rl.eval_scenes]
+        # the split train_rl makes (deterministic): before / after on the held-out scenes when there are some
+        _, held_out = split_by_log(scenes, rl.validation_logs)
+        evaluation = (held_out if len(held_out) else scenes)[: rl.eval_scenes]
         reward = ScorerReward(rl.reward)
         metrics: dict[str, float] = {"scenes": float(len(scenes)), "processes": float(acc.num_processes)}
         curves: dict[str, list[list[float]]] = {}
@@ -56,7 +64,11 @@ def run(params) -> None:
             })
             if variant == "spanvla":
                 metrics["spanvla/negatives_found"] = res.final("negatives_found")
-            curves.update(res.curves(variant))
+            if rl.validation_logs:
+                metrics[f"{variant}/selected_step"] = res.final("selected_step")
+                metrics[f"{variant}/validation_reward_best"] = res.final("validation_reward_best")
+                metrics["validation_scenes"] = res.final("validation_scenes")
+            curves.update(res.curves(variant, ("loss", "reward", "validation_reward")))
             if is_main:
                 save_trained("rl", planner, variant, metrics)
         if is_main:

@@ -107,6 +107,14 @@ class RLParams(_Section):
     flow: FlowGRPOParams = FlowGRPOParams()
     eval_scenes: int = Field(16, ge=1, description="scenes for the mean reward before / after")
     max_samples: int = Field(0, ge=0, description="cap on RL scenes (0 = all with a metric cache)")
+    # checkpoint selection (training/rl_select.py): RL returns the weights with the best greedy reward on
+    # held-out logs of the train split (the SFT policy at step 0 included); never the test split
+    validation_logs: int = Field(0, ge=0, description="logs of the train split held out from RL and used only to "
+                                 "select the returned checkpoint (the last ones by name; 0 = off: final weights)")
+    validate_every: int = Field(5, ge=1, description="optimizer steps between validations (also at step 0 and "
+                                "at the last step)")
+    validation_scenes: int = Field(0, ge=0, description="cap on held-out scenes scored per validation, evenly "
+                                   "spaced (0 = all)")
 
     def optim_for(self, variant: str) -> OptimParams:
         steps = self.variant_steps.get(variant)  # type: ignore[call-overload]

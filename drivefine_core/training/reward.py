@@ -60,6 +60,10 @@ class PairedScenes(Sequence):
     def __len__(self) -> int:
         return len(self.index)
 
+    def caches(self) -> list[MetricCache]:
+        """Every pair's metric cache, without decoding any sample."""
+        return [c for _, c in self.index]
+
     def __getitem__(self, k):  # type: ignore[override]
         if isinstance(k, slice):
             return [self[j] for j in range(*k.indices(len(self)))]

@@ -26,6 +26,7 @@ from drivefine_core.training.negatives import SceneTargets, build_scene_targets
 from drivefine_core.training.params import RLParams
 from drivefine_core.training.refine_rl import refine_rl_loss
 from drivefine_core.training.reward import RewardFn, collate_scenes
+from drivefine_core.training.rl_select import RLSelection
 
 Scenes = Sequence[tuple[dict[str, Any], MetricCache]]
 EVAL_MODES = RL_MODE
@@ -110,6 +111,8 @@ def train_rl_drivefine(planner: DriveFinePlanner, scenes: Scenes, rl: RLParams, 
     if ref is not None:
         ref.to(trainer.acc.device)
     g_p, r_p = rl.grpo, rl.refine
+    select = RLSelection(planner, model, scenes, rl, RL_MODE["drivefine"], reward_fn, log_metrics)
+    scenes = select.train_scenes  # without the held-out logs (all scenes when validation is off)
 
     def loss_fn(item: tuple[PlannerBatch, list[MetricCache]], g: torch.Generator) -> tuple[Tensor, dict[str, float]]:
         batch, caches = item
@@ -127,7 +130,8 @@ def train_rl_drivefine(planner: DriveFinePlanner, scenes: Scenes, rl: RLParams, 
         logs["loss"] = float(loss.detach())
         return loss, logs
 
-    return trainer.fit(_scene_batches(scenes, trainer), loss_fn)
+    select.start(trainer)
+    return select.finish(trainer.fit(_scene_batches(scenes, trainer), loss_fn, select.on_step))
 
 
 def train_rl_spanvla(planner: SpanVLAPlanner, scenes: Scenes, rl: RLParams, reward_fn: RewardFn, *,
@@ -150,6 +154,8 @@ def train_rl_spanvla(planner: SpanVLAPlanner, scenes: Scenes, rl: RLParams, rewa
                        log_metrics)
     if ref is not None:
         ref.to(trainer.acc.device)
+    select = RLSelection(planner, policy, scenes, rl, RL_MODE["spanvla"], reward_fn, log_metrics)
+    scenes = select.train_scenes  # without the held-out logs (all scenes when validation is off)
 
     def loss_fn(item: tuple[PlannerBatch, list[MetricCache]], g: torch.Generator) -> tuple[Tensor, dict[str, float]]:
         batch, caches = item
@@ -161,7 +167,8 @@ def train_rl_spanvla(planner: SpanVLAPlanner, scenes: Scenes, rl: RLParams, rewa
         logs["loss"] = float(loss.detach())
         return loss, logs
 
-    result = trainer.fit(_scene_batches(scenes, trainer), loss_fn)
+    select.start(trainer)
+    result = select.finish(trainer.fit(_scene_batches(scenes, trainer), loss_fn, select.on_step))
     result.history.append({"negatives_found": float(sum(t.negative is not None for t in targets.values())),
                            "scenes_mined": float(len(targets))})
     return result

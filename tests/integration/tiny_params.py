@@ -13,6 +13,7 @@ TINY = {
     "sft.drivefine.batch_size": 4, "sft.ar.batch_size": 4, "sft.flow.batch_size": 4,
     "sft.drivefine.warmup_steps": 0, "sft.ar.warmup_steps": 0, "sft.flow.warmup_steps": 0,
     "rl.optim.steps": 1, "rl.optim.batch_size": 2, "rl.eval_scenes": 2, "rl.max_samples": 4,
+    "rl.validation_logs": 0,  # the 4 RL scenes come from one log: none would be left to hold out
     "rl.grpo.group_size": 2, "rl.grpo.decode_steps": 2, "rl.grpo.merge_tau": 1,
     "rl.refine.online_k": 1, "rl.refine.max_pairs": 2, "rl.flow.group_size": 2,
     "evaluate.modes": ["mdm+refine", "flow"], "evaluate.baselines": ["constant_velocity", "human"],
