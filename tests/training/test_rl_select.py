@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from drivefine_core.models import Planner
+from drivefine_core.models import Planner, PlannerBatch, SpanVLAPlanner
 from drivefine_core.models.modes import RL_MODE
-from drivefine_core.training.data import to_model_batch
 from drivefine_core.training.params import FlowGRPOParams, GRPOParams, OptimParams, RefineRLParams, RLParams
 from drivefine_core.training.reward import collate_scenes
 from drivefine_core.training.rl import train_rl
@@ -32,7 +31,7 @@ def _rl(steps: int, validation_logs: int = 1, validate_every: int = 2, lr: float
 
 def _greedy(planner: Planner, variant: str, scenes) -> np.ndarray:
     samples, _ = collate_scenes(list(scenes))
-    return planner.plan(to_model_batch(samples), RL_MODE[variant], seed=0).poses.numpy().astype(np.float64)
+    return planner.plan(PlannerBatch.of(samples), RL_MODE[variant], seed=0).poses.numpy().astype(np.float64)
 
 
 class SpiteReward:
@@ -58,12 +57,12 @@ class SpiteReward:
 
 
 @pytest.mark.parametrize("variant", ["spanvla", "drivefine"])
-def test_updates_that_hurt_validation_hand_back_the_step0_weights(sft_planner: Planner, scenes,
-                                                                  variant: str) -> None:
+def test_updates_that_hurt_validation_hand_back_the_step0_weights(sft_run, scenes, variant: str) -> None:
+    sft_planner: Planner = copy.deepcopy(sft_run[0][variant])
     held = [(s, c) for s, c in scenes if c.log_name == HELD_OUT]
     plans = _greedy(sft_planner, variant, held)
     reward = SpiteReward({c.token: plans[i] for i, (_, c) in enumerate(held)})
-    module = sft_planner.drivefine if variant == "drivefine" else sft_planner.flow
+    module = getattr(sft_planner, "drivefine" if variant == "drivefine" else "flow")
     start = {k: v.clone() for k, v in module.state_dict().items()}
     result = train_rl(sft_planner, variant, scenes, _rl(4), reward)
     vals = {int(r["step"]): r["validation_reward"] for r in result.history if "validation_reward" in r}
@@ -77,11 +76,11 @@ def test_updates_that_hurt_validation_hand_back_the_step0_weights(sft_planner: P
     assert np.array_equal(_greedy(sft_planner, variant, held), plans)
 
 
-def test_held_out_logs_are_never_drawn_for_training(sft_planner: Planner, scenes) -> None:
+def test_held_out_logs_are_never_drawn_for_training(sft_spanvla: SpanVLAPlanner, scenes) -> None:
     held = [(s, c) for s, c in scenes if c.log_name == HELD_OUT]
     reward = SpiteReward({c.token: np.zeros((8, 3)) for _, c in held})
     logged: list[tuple[int, dict[str, float]]] = []
-    result = train_rl(copy.deepcopy(sft_planner), "spanvla", scenes, _rl(6, validate_every=3, lr=1e-3), reward,
+    result = train_rl(copy.deepcopy(sft_spanvla), "spanvla", scenes, _rl(6, validate_every=3, lr=1e-3), reward,
                       log_metrics=lambda m, step: logged.append((step, m)))
     train_tokens = {c.token for _, c in scenes if c.log_name != HELD_OUT}
     assert reward.grouped == train_tokens  # 6 steps of 3 scenes: every training scene, no held-out one
@@ -90,7 +89,7 @@ def test_held_out_logs_are_never_drawn_for_training(sft_planner: Planner, scenes
     assert result.final("validation_scenes") == len(held)
 
 
-def test_split_is_by_log_deterministic_and_checked(sft_planner: Planner, scenes) -> None:
+def test_split_is_by_log_deterministic_and_checked(sft_spanvla: SpanVLAPlanner, scenes) -> None:
     train, val = split_by_log(scenes, 1)
     assert {c.log_name for _, c in val} == {HELD_OUT} and HELD_OUT not in {c.log_name for _, c in train}
     assert len(train) + len(val) == len(scenes)
@@ -101,15 +100,15 @@ def test_split_is_by_log_deterministic_and_checked(sft_planner: Planner, scenes)
     with pytest.raises(ValueError, match="rl.validation_logs=3"):
         split_by_log(scenes, 3)  # 3 toy logs: none would be left for training
     with pytest.raises(ValueError, match="rl.validation_logs=4"):  # before any training
-        train_rl(sft_planner, "spanvla", scenes, _rl(2, validation_logs=4), SpiteReward({}))
+        train_rl(sft_spanvla, "spanvla", scenes, _rl(2, validation_logs=4), SpiteReward({}))
     with pytest.raises(ValueError, match="validate_every"):
         RLParams(validation_logs=1, validate_every=0)
 
 
-def test_a_resumed_run_keeps_the_best_found_before_the_interruption(sft_planner: Planner, scenes, tmp_path) -> None:
+def test_a_resumed_run_keeps_the_best_found_before_the_interruption(sft_spanvla: SpanVLAPlanner, scenes, tmp_path) -> None:
     """Validation rewards closeness to the held-out plans after 2 steps, so step 2 is the best; a run killed
     at step 3 and resumed (its checkpoint at step 2) must still hand back the step-2 weights."""
-    two = copy.deepcopy(sft_planner)
+    two = copy.deepcopy(sft_spanvla)
     held = [(s, c) for s, c in scenes if c.log_name == HELD_OUT]
     train_rl(two, "spanvla", scenes, _rl(2, lr=1e-3), SpiteReward({c.token: np.zeros((8, 3)) for _, c in held}))
     plans = _greedy(two, "spanvla", held)
@@ -123,9 +122,9 @@ def test_a_resumed_run_keeps_the_best_found_before_the_interruption(sft_planner:
     from drivefine_core.training.loop import StopTraining
 
     with pytest.raises(StopTraining):
-        train_rl(copy.deepcopy(sft_planner), "spanvla", scenes, rl, reward, checkpoint_dir=tmp_path,
+        train_rl(copy.deepcopy(sft_spanvla), "spanvla", scenes, rl, reward, checkpoint_dir=tmp_path,
                  log_metrics=kill_at_3)
-    resumed = copy.deepcopy(sft_planner)  # a new process starts from the SFT planner again
+    resumed = copy.deepcopy(sft_spanvla)  # a new process starts from the SFT planner again
     result = train_rl(resumed, "spanvla", scenes, rl, reward, checkpoint_dir=tmp_path)
     assert result.resumed_from == 2 and result.final("selected_step") == 2
     assert [int(r["step"]) for r in result.history if "validation_reward" in r] == [0, 2, 4]
