@@ -1,8 +1,9 @@
 import pytest
-from servers import MlflowServer
+
+from tests.servers import MlflowServer
 
 # s3_server / s3_env / s3_bucket: a real moto S3 endpoint; pipeline: the retrain flow run once on tiny params
-pytest_plugins = ["s3_fixtures", "pipeline_fixture"]
+pytest_plugins = ["tests.s3_fixtures", "tests.pipeline_fixture"]
 
 
 @pytest.fixture(scope="session")

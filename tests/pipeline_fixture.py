@@ -6,9 +6,10 @@ import os
 
 import boto3
 import pytest
-from integration.tiny_params import TINY
-from repo_copy import make_repo_copy, pipeline_env, run_cli
-from servers import MlflowServer
+
+from tests.integration.tiny_params import TINY
+from tests.repo_copy import make_repo_copy, pipeline_env, run_cli
+from tests.servers import MlflowServer
 
 
 @pytest.fixture(scope="session")

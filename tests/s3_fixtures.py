@@ -1,6 +1,6 @@
 """S3 for tests: moto's threaded server on a free loopback port.
 
-Register in tests/conftest.py with `pytest_plugins = ["tests.s3_fixtures"]`.
+Registered for every test by tests/conftest.py (pytest_plugins).
 
 - `s3_server` (session): the running server; `.stop()` / `.start()` take the endpoint down and bring it
   back on the same port (moto keeps its buckets in process memory, so objects survive a restart).

@@ -1,7 +1,10 @@
-"""Real servers for integration tests: an MLflow tracking server over HTTP on a free loopback port."""
+"""Real servers for integration tests: an MLflow tracking server over HTTP on a free loopback port; and a
+local MLflow store for tests that need no server."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -40,7 +43,8 @@ class MlflowServer:
                "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
                "--artifacts-destination", artifacts or str(workdir / "artifacts"), "--workers", "1"]
         self.log = open(workdir / "mlflow-server.log", "wb")
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        # its own session: stop() ends the server's workers and job consumer with it, even after a failed start
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         try:
             wait_http(self.url + "/health", proc=self.proc)
         except Exception:
@@ -48,9 +52,30 @@ class MlflowServer:
             raise RuntimeError((workdir / "mlflow-server.log").read_text()[-3000:]) from None
 
     def stop(self) -> None:
-        self.proc.terminate()
+        self._signal(signal.SIGTERM)
         try:
             self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            self._signal(signal.SIGKILL)
+            self.proc.wait(timeout=20)
+        self._signal(signal.SIGKILL)  # whatever of the group outlived its parent
         self.log.close()
+
+    def _signal(self, sig: int) -> None:
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def local_tracking(tmp_path: Path, experiment: str) -> str:
+    """MLflow on a SQLite file in tmp_path, the experiment's artifacts there too (never ./mlruns of the
+    working directory); returns the tracking URI."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    mlflow.set_tracking_uri(uri)
+    if mlflow.get_experiment_by_name(experiment) is None:
+        mlflow.create_experiment(experiment, artifact_location=str(tmp_path / "artifacts"))
+    mlflow.set_experiment(experiment)
+    return uri

@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 import pytest
-from tiny_map import CENTERLINES, CRS, LOCATION, ORIGIN, VERSION, write_tiny_map
+from tests.data.tiny_map import CENTERLINES, CRS, LOCATION, ORIGIN, VERSION, write_tiny_map
 
 from drivefine_core.data.errors import MapFormatError
 from drivefine_core.data.gpkg_reader import read_map

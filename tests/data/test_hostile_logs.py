@@ -5,7 +5,7 @@ import pickle
 
 import numpy as np
 import pytest
-from readers_factory import make_log, write_log
+from tests.data.readers_factory import make_log, write_log
 
 from drivefine_core.data.ingest import ingest
 from drivefine_core.data.params import IngestParams, SplitParams

@@ -8,7 +8,7 @@ limit: each is refused (a log is quarantined naming log, frame and field) and no
 import os
 
 import pytest
-from readers_factory import make_log, write_log
+from tests.data.readers_factory import make_log, write_log
 
 from drivefine_core.config import ParamsError, parse_params
 from drivefine_core.data.ingest import ingest

@@ -4,7 +4,7 @@ import socket
 
 import numpy as np
 import pytest
-from readers_factory import make_log, token, write_log
+from tests.data.readers_factory import make_log, token, write_log
 
 from drivefine_core.data.ingest import ingest
 from drivefine_core.data.params import IngestParams, SceneFilter, SplitParams

@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from tiny_map import ORIGIN, write_tiny_map
+from tests.data.tiny_map import ORIGIN, write_tiny_map
 
 from drivefine_core.data.gpkg_reader import read_map
 from drivefine_core.data.map_api import MapAPI

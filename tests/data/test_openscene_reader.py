@@ -3,7 +3,7 @@ import pickle
 
 import numpy as np
 import pytest
-from readers_factory import make_log, write_log
+from tests.data.readers_factory import make_log, write_log
 
 from drivefine_core.data.errors import LogFormatError
 from drivefine_core.data.openscene_reader import load_log, quaternion_yaw, read_log

@@ -1,5 +1,5 @@
 import pytest
-from readers_factory import make_log, write_log
+from tests.data.readers_factory import make_log, write_log
 
 from drivefine_core.data.openscene_reader import read_log
 from drivefine_core.data.params import SceneFilter, SplitParams

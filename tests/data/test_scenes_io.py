@@ -3,7 +3,7 @@ import dataclasses
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from readers_factory import make_log, write_log
+from tests.data.readers_factory import make_log, write_log
 
 from drivefine_core.data.errors import DataFormatError
 from drivefine_core.data.openscene_reader import read_log

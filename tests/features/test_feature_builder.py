@@ -2,12 +2,12 @@ import io
 
 import numpy as np
 import pytest
-from feature_scenes import make_log
 from PIL import Image
 
 from drivefine_core.features import tokenizer
 from drivefine_core.features.builder import FeatureBuildError, build_scene_features
 from drivefine_core.features.params import FeatureParams
+from tests.features.feature_scenes import make_log
 
 
 def test_features_of_one_scene(tmp_path):

@@ -2,11 +2,11 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
-from feature_scenes import make_log
 
 from drivefine_core.features.arrow_schema import METADATA_KEY
 from drivefine_core.features.params import SCHEMA_VERSION, FeatureParams
 from drivefine_core.features.store import build_feature_store, partition_path
+from tests.features.feature_scenes import make_log
 
 SPLIT = "trainval"
 

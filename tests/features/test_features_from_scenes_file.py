@@ -1,10 +1,10 @@
 import pyarrow.parquet as pq
-from feature_scenes import make_log
 
 from drivefine_core.data.scenes_io import write_scenes
 from drivefine_core.features.from_scenes import build_features_from_scenes_file
 from drivefine_core.features.params import FeatureParams
 from drivefine_core.features.store import partition_path
+from tests.features.feature_scenes import make_log
 
 
 def test_scenes_parquet_to_features_reads_images_from_the_source_folder(tmp_path):

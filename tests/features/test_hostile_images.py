@@ -6,10 +6,9 @@ feature builder's own checks are what keeps a file from outside out of the featu
 
 import os
 
-from feature_scenes import camera_jpeg, make_log
-
 from drivefine_core.features.params import FeatureParams
 from drivefine_core.features.store import build_feature_store
+from tests.features.feature_scenes import camera_jpeg, make_log
 
 SPLIT = "trainval"
 

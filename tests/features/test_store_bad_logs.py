@@ -1,11 +1,11 @@
 """Partition building quarantines a log for any error that log causes, naming the log, and a log whose
 scenes come in two places (two sources sharing one log_name) fails alone (issue 13, item 2)."""
 
-from feature_scenes import make_log
 from PIL import Image
 
 from drivefine_core.features.params import FeatureParams
 from drivefine_core.features.store import build_feature_store
+from tests.features.feature_scenes import make_log
 
 SPLIT = "trainval"
 

@@ -1,11 +1,11 @@
 import pytest
 import torch
-from feature_scenes import make_log
 from torch.utils.data import DataLoader
 
 from drivefine_core.features.dataset import InMemoryFeatureDataset, StreamingFeatureDataset, collate_features
 from drivefine_core.features.params import FeatureParams
 from drivefine_core.features.store import build_feature_store
+from tests.features.feature_scenes import make_log
 
 torch.set_num_threads(1)
 PARAMS = FeatureParams(row_group_size=3, shuffle_buffer=8, image_width=32, image_height=18)

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from repo_copy import REPO, VENV_BIN, make_repo_copy, pipeline_env
 
 from flows.dvc_deps import (
     check_stages,
@@ -19,6 +18,7 @@ from flows.dvc_deps import (
     stages_importing,
     write_deps,
 )
+from tests.repo_copy import REPO, VENV_BIN, make_repo_copy, pipeline_env
 
 FIX = "regenerate them with `python -m flows.dvc_deps --write`"
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import psutil
 import pytest
 from mlflow.tracking import MlflowClient
-from repo_copy import VENV_BIN, make_repo_copy, pipeline_env, run_cli
+
+from tests.repo_copy import VENV_BIN, make_repo_copy, pipeline_env, run_cli
 
 pytestmark = pytest.mark.integration
 

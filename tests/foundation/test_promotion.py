@@ -4,6 +4,7 @@ from mlflow.tracking import MlflowClient
 
 from drivefine_core.pipeline_params import PromotionParams
 from drivefine_core.tracking.promotion import apply_decision, current_champion, decide
+from tests.servers import local_tracking
 
 P = PromotionParams(primary_metric="v2/epdms", min_gain=0.01, max_regression_nc=0.01, max_regression_dac=0.01)
 CHAMP = {"v2/epdms": 0.80, "v2/nc": 0.97, "v2/dac": 0.95}
@@ -39,9 +40,7 @@ class _Const(mlflow.pyfunc.PythonModel):
 
 
 def test_racing_promotions_cannot_both_win(tmp_path):
-    uri = f"sqlite:///{tmp_path}/m.db"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment("gate")
+    uri = local_tracking(tmp_path, "gate")
     client = MlflowClient(uri)
     versions = []
     for _ in range(3):

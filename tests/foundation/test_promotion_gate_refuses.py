@@ -14,12 +14,12 @@ import pytest
 import yaml
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from servers import free_port
 from typer.testing import CliRunner
 
 from drivefine_core.pipeline_params import PromotionParams
 from drivefine_core.tracking.promotion import ChampionUnreadable, current_champion, decide, run_gate
 from flows.cli import app
+from tests.servers import free_port
 
 P = PromotionParams(primary_metric="v2/epdms", min_gain=0.0)
 GOOD = {"v2/epdms": 0.8, "v2/nc": 0.97, "v2/dac": 0.95}

@@ -7,7 +7,8 @@ import time
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
-from repo_copy import make_repo_copy, pipeline_env, run_cli
+
+from tests.repo_copy import make_repo_copy, pipeline_env, run_cli
 
 pytestmark = pytest.mark.integration
 

@@ -6,11 +6,12 @@ import sys
 import mlflow
 import yaml
 from mlflow.tracking import MlflowClient
-from repo_copy import REPO, pipeline_env
 
 from drivefine_core.tracking.lineage import data_digest, is_secret, lock_hashes, manifests_digest
 from drivefine_core.tracking.registry import dvc_lock_tags
 from drivefine_core.tracking.runs import PARENT_RUN_ENV, public_params, stage_run
+from tests.repo_copy import REPO, pipeline_env
+from tests.servers import local_tracking
 
 
 def test_secret_names_are_never_logged():
@@ -75,9 +76,7 @@ def test_data_digest_ignores_code_and_order():
 
 
 def test_stage_run_tags_params_and_parent(tmp_path, monkeypatch):
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment("t")
+    uri = local_tracking(tmp_path, "t")
     with mlflow.start_run() as parent:
         parent_id = parent.info.run_id
     monkeypatch.setenv(PARENT_RUN_ENV, parent_id)

@@ -9,10 +9,8 @@ import subprocess
 import sys
 import time
 
-import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
-from repo_copy import make_repo_copy, pipeline_env, run_cli
 
 from drivefine_core.pipeline_params import TrackingParams
 from drivefine_core.tracking.runs import (
@@ -23,6 +21,8 @@ from drivefine_core.tracking.runs import (
     fail_abandoned_runs,
     process_tags,
 )
+from tests.repo_copy import make_repo_copy, pipeline_env, run_cli
+from tests.servers import local_tracking
 
 
 @pytest.fixture
@@ -58,8 +58,7 @@ def test_retrain_against_a_silent_server_is_one_line_within_seconds(tmp_path, si
 
 
 def test_only_runs_of_ended_processes_are_failed(tmp_path):
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/m.db")
-    mlflow.set_experiment("abandoned")
+    local_tracking(tmp_path, "abandoned")
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_tags = {**process_tags(), "drivefine.pid": gone.stdout.strip()}  # a process that has ended
     client = MlflowClient()

@@ -15,8 +15,9 @@ import pandas as pd
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
-from repo_copy import run_cli
-from servers import free_port, wait_http
+
+from tests.repo_copy import run_cli
+from tests.servers import free_port, wait_http
 
 pytestmark = pytest.mark.integration
 MODEL = "drivefine-planner"

@@ -10,9 +10,10 @@ import subprocess
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
-from repo_copy import make_repo_copy
 from safetensors.torch import load_file
-from tiny_params import TINY
+
+from tests.integration.tiny_params import TINY
+from tests.repo_copy import make_repo_copy
 
 pytestmark = pytest.mark.integration
 VARIANTS = ("drivefine", "spanvla")

@@ -1,20 +1,12 @@
-"""Fixtures of the ops tests: moto S3 (the shared fixture module) and throw-away git + DVC repositories."""
+"""Fixtures of the ops tests: throw-away git + DVC repositories (moto S3 comes from tests/s3_fixtures.py)."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
-from s3_fixtures import s3_bucket, s3_env, s3_server  # noqa: F401 - fixtures used by the tests here
 
-GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
-
-
-def sh(cwd: Path, *cmd: str) -> str:
-    proc = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True)
-    assert proc.returncode == 0, f"{' '.join(cmd)}: {proc.stdout}{proc.stderr}"
-    return proc.stdout
+from tests.ops.shell import GIT, sh  # noqa: F401 - the tests here use them through this module too
 
 
 @pytest.fixture

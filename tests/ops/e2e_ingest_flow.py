@@ -17,9 +17,9 @@ import subprocess
 import sys
 
 import pytest
-from repo_copy import make_repo_copy, pipeline_env
 
 from drivefine_core.ops.params import REMOTE_URL_ENV
+from tests.repo_copy import make_repo_copy, pipeline_env
 
 pytestmark = pytest.mark.integration
 

@@ -4,10 +4,10 @@ fresh clone, and a push to a dead endpoint that leaves the configuration as it w
 from __future__ import annotations
 
 import pytest
-from conftest import GIT, sh
 
 from drivefine_core.ops.params import REMOTE_URL_ENV, DvcRemoteParams
 from flows import dvc_remote
+from tests.ops.shell import GIT, sh
 
 pytestmark = pytest.mark.integration
 

@@ -7,11 +7,11 @@ import pickle
 
 import pytest
 from prefect.logging import disable_run_logger
-from repo_copy import REPO
 
 from drivefine_core.ops.params import REMOTE_URL_ENV
 from flows import deployments
 from flows.ingest_new_logs import ingest_new_logs
+from tests.repo_copy import REPO
 
 pytestmark = pytest.mark.integration
 

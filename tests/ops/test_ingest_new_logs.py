@@ -7,11 +7,11 @@ import pickle
 
 import pytest
 import yaml
-from conftest import GIT, sh
 
 from drivefine_core.ops.params import DvcRemoteParams, IngestLogsParams
 from flows import dvc_remote
 from flows.ingest_new_logs import MANIFEST, ingest, read_manifest
+from tests.ops.shell import GIT, sh
 
 pytestmark = pytest.mark.integration
 

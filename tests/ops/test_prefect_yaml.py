@@ -10,7 +10,8 @@ import yaml
 from infra_files import compose_pools, k8s_pools, prefect_yaml
 from prefect.cli.deploy._models import PrefectYamlModel
 from prefect.flows import Flow, load_flow_from_entrypoint
-from repo_copy import REPO
+
+from tests.repo_copy import REPO
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ from PIL import Image
 
 from drivefine_core.models import ModelParams, Planner
 from drivefine_core.tracking.planner_pyfunc import encode_views, log_planner_model
+from tests.servers import local_tracking
 
 torch.set_num_threads(1)
 
@@ -41,8 +42,7 @@ def planner_dir(tmp_path_factory):
 
 
 def test_logged_planner_predicts_eight_poses_like_the_planner(tmp_path, planner_dir):
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/m.db")
-    mlflow.set_experiment("pyfunc")
+    local_tracking(tmp_path, "pyfunc")
     df = scene_frame(2)
     with mlflow.start_run():
         info = log_planner_model(planner_dir, "flow", df.iloc[:1], registered_model="p")
@@ -134,7 +134,8 @@ def test_served_model_answers_400_naming_the_field_without_a_stack_trace(tmp_pat
 
     import psutil
     import yaml
-    from servers import free_port, wait_http
+
+    from tests.servers import free_port, wait_http
 
     repo_root = __import__("pathlib").Path(__file__).resolve().parents[2]
     repo = tmp_path / "clone"

@@ -1,5 +1,4 @@
 import torch
-from feature_scenes import make_log
 from torch.utils.data import DataLoader
 
 from drivefine_core.features.dataset import StreamingFeatureDataset, collate_features
@@ -7,6 +6,7 @@ from drivefine_core.features.params import FeatureParams
 from drivefine_core.features.store import build_feature_store
 from drivefine_core.storage import list_prefix, write_bytes_atomic
 from drivefine_core.validation import validate_features_by_log
+from tests.features.feature_scenes import make_log
 
 torch.set_num_threads(1)
 PARAMS = FeatureParams(row_group_size=2, image_width=32, image_height=18)

@@ -3,12 +3,12 @@ import json
 import numpy as np
 import pyarrow as pa
 import pytest
-from feature_scenes import make_log, make_log_scenes
 
 from drivefine_core.features.params import FeatureParams
 from drivefine_core.features.row_groups import list_row_groups, read_row_group
 from drivefine_core.features.store import build_feature_store
 from drivefine_core.validation import validate_features, validate_scenes
+from tests.features.feature_scenes import make_log, make_log_scenes
 
 
 def test_scene_suite_flags_the_bad_logs_only():
