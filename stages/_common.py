@@ -16,20 +16,9 @@ from typing import Any
 
 from drivefine_core.config import Params, ParamsError, load_params
 from drivefine_core.storage.local import write_file_atomic
+from drivefine_core.storage.uri import is_transient
 
 EXIT_TRANSIENT = 75  # EX_TEMPFAIL
-
-
-def is_transient_error(exc: BaseException | None) -> bool:
-    """An endpoint that did not answer: a StorageError (storage's retries are spent), or a connection error
-    or timeout anywhere in the chain (MLflow and requests keep the socket's error as cause or context)."""
-    from drivefine_core.storage.uri import StorageError
-
-    while exc is not None:
-        if isinstance(exc, (StorageError, ConnectionError, TimeoutError)):
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
 
 
 def write_json(path: str | Path, data: Any) -> None:
@@ -91,7 +80,7 @@ def main(stage_main: Callable[[Params], None]) -> None:
     try:
         stage_main(params)
     except Exception as exc:
-        if not is_transient_error(exc):
+        if not is_transient(exc):
             raise
         print(f"transient failure (retryable): {type(exc).__name__}: {exc}", file=sys.stderr)
         sys.exit(EXIT_TRANSIENT)

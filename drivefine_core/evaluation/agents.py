@@ -45,8 +45,25 @@ class FeatureIndex:
             raise KeyError(f"no features for scene token(s) {missing[:3]} (of {len(missing)})")
         rows = collate_features([self.dataset[self.row_of[t]] for t in tokens])
         if images_from is not None:
-            rows["image"] = torch.stack([self.dataset[self.row_of[images_from[t]]]["image"] for t in tokens])
+            rows["image"] = self.images([images_from[t] for t in tokens])
         return PlannerBatch.of(rows)
+
+    def images(self, tokens: Sequence[str]) -> torch.Tensor:
+        """(B, V, 3, H, W) camera views of the feature rows of `tokens`."""
+        return torch.stack([self.dataset[self.row_of[t]]["image"] for t in tokens])
+
+    def batch_from_caches(self, caches: Sequence[MetricCache], cameras: dict[str, str]) -> PlannerBatch:
+        """Scenes that have no feature row (navhard's stage-2 starts): ego state, command and the 4 history
+        poses from each metric cache (its 10 Hz past states at -1.5, -1.0, -0.5 s are the 2 Hz history
+        frames), the camera of the feature row `cameras[token]`."""
+        hist = np.stack([np.concatenate([c.past_states[[0, 5, 10], :3], np.zeros((1, 3))]) for c in caches])
+        return PlannerBatch.of({
+            "image": self.images([cameras[c.token] for c in caches]),
+            "command": torch.as_tensor(np.stack([c.driving_command for c in caches]), dtype=torch.float32),
+            "velocity": torch.as_tensor(np.stack([c.ego_velocity for c in caches]), dtype=torch.float32),
+            "acceleration": torch.as_tensor(np.stack([c.ego_acceleration for c in caches]), dtype=torch.float32),
+            "history": torch.as_tensor(hist, dtype=torch.float32),
+        })
 
 
 def shuffled_images(caches: Sequence[MetricCache]) -> dict[str, str]:
@@ -72,15 +89,29 @@ def shuffled_images(caches: Sequence[MetricCache]) -> dict[str, str]:
 
 
 def planner_agent(planner: Planner, mode: str, features: FeatureIndex, batch_size: int = 32,
-                  seed: int = 0, images_from: dict[str, str] | None = None) -> Agent:
+                  seed: int = 0, images_from: dict[str, str] | None = None,
+                  cameras: dict[str, str] | None = None) -> Agent:
+    """The planner as a scorer agent on the feature rows of the scenes; `cameras` (token -> feature token)
+    lets it plan scenes without a feature row from their metric caches (FeatureIndex.batch_from_caches)."""
     planner.eval()
+
+    def plan(batch: PlannerBatch, seed_: int) -> np.ndarray:
+        with torch.no_grad():
+            return planner.plan(batch, mode, seed=seed_).poses.cpu().numpy().astype(np.float64)
 
     def agent(caches: Sequence[MetricCache]) -> np.ndarray:
         out = []
         for i in range(0, len(caches), batch_size):
-            batch = features.batch([c.token for c in caches[i : i + batch_size]], images_from)
-            with torch.no_grad():
-                out.append(planner.plan(batch, mode, seed=seed + i).poses.cpu().numpy().astype(np.float64))
+            chunk = caches[i : i + batch_size]
+            own = [c for c in chunk if cameras is None or c.token in features]
+            poses = plan(features.batch([c.token for c in own], images_from), seed + i) if own else None
+            if poses is not None and len(own) == len(chunk):
+                out.append(poses)
+                continue
+            moved = [c for c in chunk if c.token not in features]
+            moved_poses = plan(features.batch_from_caches(moved, cameras or {}), seed + i)
+            rows = iter(poses if poses is not None else []), iter(moved_poses)
+            out.append(np.stack([next(rows[c.token not in features]) for c in chunk]))
         return np.concatenate(out, axis=0)
 
     return agent

@@ -1,10 +1,16 @@
 """navhard two-stage scores of the evaluate stage, from the stage-2 caches the metric_cache stage built.
 
-Only agents that plan from a metric cache (the baselines) are scored: a synthetic stage-2 scene has no
-camera images, so the learned planners, which read the feature store, have nothing to plan from there."""
+Baselines plan from the metric caches. The learned planners read camera features, and the synthetic world
+renders no image from a moved (stage-2) start: at a stage-2 start a planner sees its own ego state, command
+and history (from the stage-2 cache) with the camera of the logged scene of the same log nearest in time
+(`logged_cameras`), taken from the logged ego pose a few metres away. NAVSIM's navhard renders the moved
+view instead, so the learned planners' stage-2 scores measure their reaction to the moved ego state more
+than to the moved view; the report says so.
+"""
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from pathlib import Path
 from typing import Sequence
 
@@ -14,22 +20,57 @@ import pandas as pd
 from drivefine_core.metrics.baselines import Agent
 from drivefine_core.metrics.cache import MetricCache
 from drivefine_core.metrics.cache_io import read_metric_caches
-from drivefine_core.metrics.navhard import score_navhard
+from drivefine_core.metrics.navhard import NavhardGroup, score_navhard
 from drivefine_core.metrics.navhard_groups import GROUPS_FILE, read_groups, resolve_groups
 from drivefine_core.metrics.params import NavhardParams
 from drivefine_core.metrics.reactive_scoring import placements_from_maps
 
+CAMERA_NOTE = ("learned planners see the logged camera at stage-2 starts (the synthetic world renders no moved "
+               "view)")
 
-def navhard_table(stage_one: Sequence[MetricCache], agents: dict[str, Agent], navhard_dir: str | Path,
-                  params: NavhardParams, maps_root: str | Path) -> tuple[pd.DataFrame, str]:
-    """-> (one row per agent: v2/epdms, s1 and s2 means, groups; a line for the report). Empty table when
-    the split has no navhard groups."""
+
+def load_groups(stage_one: Sequence[MetricCache], navhard_dir: str | Path) -> tuple[list[NavhardGroup], str]:
+    """(groups whose caches all exist, a line for the report)."""
     root = Path(navhard_dir)
     if not (root / GROUPS_FILE).exists():
-        return pd.DataFrame(), f"navhard: no stage-2 scenes under {root} (metric_cache stage, metrics.navhard)"
+        return [], f"navhard: no stage-2 scenes under {root} (metric_cache stage, metrics.navhard)"
     groups, dropped = resolve_groups(read_groups(root / GROUPS_FILE), stage_one, read_metric_caches(root))
     if not groups:
-        return pd.DataFrame(), f"navhard: none of the {len(dropped)} groups has all its caches"
+        return [], f"navhard: none of the {len(dropped)} groups has all its caches"
+    line = (f"navhard two-stage: {len(groups)} groups, "
+            f"{sum(len(g.synthetic_now) + len(g.synthetic_prev) for g in groups)} stage-2 scenes"
+            + (f", {len(dropped)} groups without caches" if dropped else ""))
+    return groups, line
+
+
+def logged_cameras(groups: Sequence[NavhardGroup], logged: Sequence[MetricCache],
+                   max_gap_us: int = 250_000) -> dict[str, str]:
+    """Stage-2 scene token -> the token of the logged scene of its log nearest in time, within max_gap_us
+    (stage-2 scenes with none are left out)."""
+    by_log: dict[str, list[tuple[int, str]]] = {}
+    for c in logged:
+        by_log.setdefault(c.log_name, []).append((c.timestamp_us, c.token))
+    for entries in by_log.values():
+        entries.sort()
+    out: dict[str, str] = {}
+    for g in groups:
+        for c in [*g.synthetic_now, *g.synthetic_prev]:
+            entries = by_log.get(c.log_name, [])
+            k = bisect_left(entries, (c.timestamp_us, ""))
+            near = [e for e in entries[max(k - 1, 0) : k + 1] if abs(e[0] - c.timestamp_us) <= max_gap_us]
+            if near:
+                out[c.token] = min(near, key=lambda e: abs(e[0] - c.timestamp_us))[1]
+    return out
+
+
+def covered(groups: Sequence[NavhardGroup], cameras: dict[str, str]) -> list[NavhardGroup]:
+    """The groups whose every stage-2 scene has a camera."""
+    return [g for g in groups if all(c.token in cameras for c in [*g.synthetic_now, *g.synthetic_prev])]
+
+
+def navhard_table(groups: Sequence[NavhardGroup], agents: dict[str, Agent], params: NavhardParams,
+                  maps_root: str | Path) -> pd.DataFrame:
+    """One row per agent: v2/epdms (the navhard score), stage-1 and stage-2 means, groups scored."""
     reactive = placements_from_maps(maps_root) if params.reactive_agents else None
     rows = {}
     for name, agent in agents.items():
@@ -37,8 +78,8 @@ def navhard_table(stage_one: Sequence[MetricCache], agents: dict[str, Agent], na
         rows[name] = {"v2/epdms": score, "stage1/v2/epdms": float(np.nanmean(table[["s1_now", "s1_prev"]].to_numpy())),
                       "stage2/v2/epdms": float(np.nanmean(table[["s2_now", "s2_prev"]].to_numpy())),
                       "groups": float(len(groups))}
-    traffic = "reactive IDM vehicles" if reactive is not None else "log-replay agents"
-    line = (f"navhard two-stage ({traffic}): {len(groups)} groups, "
-            f"{sum(len(g.synthetic_now) + len(g.synthetic_prev) for g in groups)} stage-2 scenes"
-            + (f", {len(dropped)} groups without caches" if dropped else "") + "; baselines only (stage-2 scenes have no camera images)")
-    return pd.DataFrame.from_dict(rows, orient="index"), line
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def traffic_note(params: NavhardParams) -> str:
+    return "reactive IDM vehicles" if params.reactive_agents else "log-replay agents"

@@ -22,8 +22,9 @@ from drivefine_core.data.schema import Scene
 from drivefine_core.features.arrow_schema import DICTIONARY_COLUMNS, SCALAR_COLUMNS, rows_to_table
 from drivefine_core.features.builder import build_scene_features, image_uri
 from drivefine_core.features.params import FeatureParams
-from drivefine_core.storage import StorageError, StorageParams, list_prefix, stat, write_bytes_atomic
+from drivefine_core.storage import StorageParams, list_prefix, stat, write_bytes_atomic
 from drivefine_core.storage.safe_paths import read_limited, safe_name
+from drivefine_core.storage.uri import is_transient
 
 
 def partition_path(log_name: str) -> str:
@@ -120,11 +121,6 @@ class BuiltPartition:
     seconds: float
     error: str | None = None  # bad input: nothing was written
     sha256: str = ""  # of the file written
-
-
-def is_transient(exc: BaseException) -> bool:
-    """A store that did not answer: the stage must fail (and be retried), not blame the log."""
-    return isinstance(exc, (StorageError, ConnectionError, TimeoutError))
 
 
 def log_error(log_name: str, exc: BaseException) -> str:

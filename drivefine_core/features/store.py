@@ -25,7 +25,6 @@ from drivefine_core.features.partition import (
     BuiltPartition,
     PartitionJob,
     build_partition,
-    is_transient,
     log_content_digest,
     log_error,
     partition_key,
@@ -33,6 +32,7 @@ from drivefine_core.features.partition import (
 )
 from drivefine_core.storage import StorageParams, delete, join_uri, open_uri, stat
 from drivefine_core.storage.safe_paths import UnsafePathError, shown
+from drivefine_core.storage.uri import is_transient
 
 __all__ = ["StoreResult", "build_feature_store", "partition_path"]
 

@@ -9,10 +9,11 @@ import requests
 from mlflow.tracking import MlflowClient
 
 from drivefine_core.storage.uri import StorageError
+from drivefine_core.storage.uri import is_transient as is_transient_error
 from flows.dvc_graph import StageFailed, reproduce
 from flows.retrain import is_transient
 from stages import _common
-from stages._common import EXIT_TRANSIENT, is_transient_error
+from stages._common import EXIT_TRANSIENT
 
 
 @pytest.mark.parametrize("exc", [ConnectionRefusedError("refused"), StorageError("write s3://b/k: failed after its retries")])

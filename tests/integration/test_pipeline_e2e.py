@@ -158,12 +158,14 @@ def test_plan_command_prints_and_draws_the_champions_plan(pipeline):
 
 
 def test_evaluate_scores_navhard_two_stage_with_reactive_agents(pipeline):
-    """The metric_cache stage built stage-2 caches of the test split; evaluate scored every baseline on them."""
+    """The metric_cache stage built stage-2 caches of the test split; evaluate scored every baseline and the
+    last stage's planners on them (the planners with the logged camera at the stage-2 starts)."""
     repo = pipeline[0]
     metrics = json.loads((repo / "metrics/evaluate.json").read_text())
     groups = json.loads((repo / "data/metric_cache/navhard/test/groups.json").read_text())
     assert groups and all(g["synthetic_now"] for g in groups)
-    for baseline in ("constant_velocity", "human"):
-        assert 0.0 <= metrics[f"navhard/{baseline}/v2/epdms"] <= 1.0
+    for variant in ("constant_velocity", "human", "rl/mdm+refine", "rl/flow"):
+        assert 0.0 <= metrics[f"navhard/{variant}/v2/epdms"] <= 1.0, variant
     report = (repo / "reports/evaluation/report.md").read_text()
-    assert "navhard two-stage (reactive IDM vehicles)" in report
+    assert "navhard two-stage" in report and "reactive IDM vehicles" in report
+    assert "logged camera at every stage-2 start" in report
