@@ -5,6 +5,8 @@ The vision towers also learn a BEV raster of each scene (drivable area, route, a
 cache, when sft.bev_weight > 0.
 Runs under `accelerate launch` with launch.processes processes (stages/_common.main); every process trains,
 only the main one writes outputs, checkpoints and the MLflow run.
+The logs RL validates on (rl.validation_logs, the last ones by name) are left out here too
+(sft.hold_out_validation_logs), so that no training phase has seen them.
 Resumable: checkpoints go to data/checkpoints/sft/ (outside the stage's outs, so DVC does not delete
 them before a rerun) and are removed once a variant is saved."""
 
@@ -47,7 +49,9 @@ def run(params) -> None:
     from drivefine_core.models import Planner
     from drivefine_core.training.bev_targets import WithBEV
     from drivefine_core.training.loop import make_accelerator
+    from drivefine_core.features.row_groups import store_logs
     from drivefine_core.training.sft import train_sft
+    from drivefine_core.training.splits import last_logs
 
     sft = params.sft
     acc = make_accelerator()
@@ -55,12 +59,15 @@ def run(params) -> None:
     with open_main_run("sft", params, {"sft": sft, "model": params.model, "launch": params.launch}, is_main):
         train = params.ingest.split.train_name
         features = f"data/features/{train}"
-        dataset = InMemoryFeatureDataset(features)
+        held = last_logs(store_logs(features), params.rl.validation_logs, f"the feature store {features}") \
+            if sft.hold_out_validation_logs else []
+        dataset = InMemoryFeatureDataset(features, logs=[log for log in store_logs(features) if log not in held])
         if len(dataset) == 0:
             raise ValueError(f"{features}: the feature store holds no training sample")
         if sft.bev_weight > 0:  # the vision towers' auxiliary BEV targets, drawn from the metric caches
             dataset = WithBEV(dataset, dataset.tokens, read_metric_caches(f"data/metric_cache/{train}"), params.model)
-        metrics: dict[str, float] = {"train_samples": float(len(dataset)), "processes": float(acc.num_processes)}
+        metrics: dict[str, float] = {"train_samples": float(len(dataset)), "processes": float(acc.num_processes),
+                                     "validation_logs_held_out": float(len(held))}
         curves: dict[str, list[list[float]]] = {}
         for variant in sft.variants:
             torch.manual_seed(params.run.seed)  # initial weights (the same in every process)

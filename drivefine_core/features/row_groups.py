@@ -58,6 +58,11 @@ def list_row_groups(store_uri: str, logs: list[str] | None = None) -> list[RowGr
     return groups
 
 
+def store_logs(store_uri: str) -> list[str]:
+    """The log names of a feature store, sorted."""
+    return sorted({g.uri.rsplit("/", 2)[-2][len("log=") :] for g in list_row_groups(store_uri)})
+
+
 def plan_row_groups(
     groups: list[RowGroup],
     *,

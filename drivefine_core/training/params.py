@@ -48,6 +48,9 @@ class SFTParams(_Section):
     flow: OptimParams = OptimParams()
     train_flow_noise: bool = Field(True, description="also train the noise-initialised flow (pi0 ablation)")
     max_samples: int = Field(0, ge=0, description="cap on training samples (0 = all)")
+    # leave out the logs RL selects its checkpoint on (rl.validation_logs), so that the selection compares
+    # policies on logs that neither SFT nor RL trained on
+    hold_out_validation_logs: bool = True
 
 
 class GRPOParams(_Section):

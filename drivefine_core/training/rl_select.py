@@ -28,6 +28,7 @@ from drivefine_core.models import Planner
 from drivefine_core.training.loop import MetricsCallback, Trainer, TrainResult
 from drivefine_core.training.params import RLParams
 from drivefine_core.training.reward import RewardFn
+from drivefine_core.training.splits import last_logs
 
 STATE_FILE = "validation.pt"
 
@@ -54,12 +55,7 @@ def scene_caches(scenes: Sequence[tuple[dict[str, Any], MetricCache]]) -> list[M
 
 
 def held_out_logs(scenes: Sequence[tuple[dict[str, Any], MetricCache]], n: int) -> list[str]:
-    """The `n` last log names in sorted order (deterministic, so a resumed run holds out the same logs)."""
-    logs = sorted({c.log_name for c in scene_caches(scenes)})
-    if n >= len(logs) and n > 0:
-        raise ValueError(f"rl.validation_logs={n}: the RL scenes (after rl.max_samples) come from {len(logs)} "
-                         "logs; at least one must remain for training")
-    return logs[len(logs) - n:] if n else []
+    return last_logs((c.log_name for c in scene_caches(scenes)), n)
 
 
 def split_by_log(scenes: Sequence[tuple[dict[str, Any], MetricCache]], n: int,

@@ -91,3 +91,21 @@ def test_scenes_of_a_log_must_be_contiguous(tmp_path, logs):
     result = build(tmp_path, logs["log-a"][:2] + logs["log-b"] + logs["log-a"][2:])
     assert list(result.failed) == ["log-a"] and "contiguous" in result.failed["log-a"]
     assert result.written == ["log-b"]
+
+
+def test_the_validation_logs_are_the_last_by_name_and_left_out_of_the_sft_dataset(tmp_path, logs):
+    """sft.hold_out_validation_logs: the sft stage reads the store without the logs RL validates on."""
+    from drivefine_core.features.dataset import InMemoryFeatureDataset
+    from drivefine_core.features.row_groups import store_logs
+    from drivefine_core.training.splits import last_logs
+
+    build(tmp_path, logs["log-c"] + logs["log-a"] + logs["log-b"])
+    uri = str(tmp_path / "features")
+    assert store_logs(uri) == ["log-a", "log-b", "log-c"]
+    held = last_logs(store_logs(uri), 1, "the store")
+    assert held == ["log-c"] and last_logs(store_logs(uri), 0) == []
+    kept = InMemoryFeatureDataset(uri, logs=[g for g in store_logs(uri) if g not in held])
+    log_c = {s.token for s in logs["log-c"]}
+    assert len(kept) == 8 and not log_c & set(kept.tokens)
+    with pytest.raises(ValueError, match="rl.validation_logs=3: the store come from 3 logs"):
+        last_logs(store_logs(uri), 3, "the store")
