@@ -10,7 +10,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 
-.PHONY: demo test venv bench lint clean-outputs gpu-check
+.PHONY: demo test test-slow venv bench lint clean-outputs gpu-check
 
 $(VENV)/.synced: pyproject.toml uv.lock
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -25,8 +25,12 @@ venv: $(VENV)/.synced
 demo: venv
 	$(VENV)/bin/drivefine retrain
 
+# The suite without the long end-to-end runs (marked slow); test-slow runs those; .ci/run runs both.
 test: venv
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not slow"
+
+test-slow: venv
+	$(PY) -m pytest -q -m slow
 
 # ruff (rules and per-file exceptions in pyproject.toml) and pyright in basic mode over its include list.
 lint: venv

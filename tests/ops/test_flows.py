@@ -1,5 +1,5 @@
 """The ops flows' bodies without a Prefect server: ingest-new-logs with its trigger, GPU routing of
-retrain-routed. (The full run under Prefect is tests/ops/e2e_ingest_flow.py, slow, run on demand.)"""
+retrain-routed. (The full run under Prefect is tests/ops/test_e2e_ingest_flow.py, marked slow.)"""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
 """Slow end-to-end run (100-200 s on a loaded 2-core machine, most of it the ephemeral Prefect server's
-start-up), kept out of the default test set by its file name. Run it with:
-
-    .venv/bin/python -m pytest tests/ops/e2e_ingest_flow.py -q
+start-up), marked `slow`: `make test-slow` and CI run it, `make test` does not.
 
 The ingest-new-logs flow in a copy of this repository: ephemeral Prefect, the retrain triggered as a subflow
 (it runs the stages of dvc.yaml), the DVC remote taken from the environment, on moto S3.
@@ -21,7 +19,7 @@ import pytest
 from drivefine_core.ops.params import REMOTE_URL_ENV
 from tests.repo_copy import make_repo_copy, pipeline_env
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 RUN_FLOW = """
 import json, sys
