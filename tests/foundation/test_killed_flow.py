@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from tests.repo_copy import VENV_BIN, make_repo_copy, pipeline_env, run_cli
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # make test-slow; CI runs it
 
 # Two independent stages: one that sleeps (the flow is killed while it runs), one that finishes at once.
 DVC_YAML = """\

@@ -33,6 +33,7 @@ def _runs(client, name=None):
     return [r for r in runs if name is None or r.info.run_name == name]
 
 
+@pytest.mark.slow  # two flow runs in a repository copy: make test-slow; CI runs it
 def test_first_run_ran_the_stage_and_second_skipped_it(two_runs):
     repo, outputs, timings, _ = two_runs
     first, second = (o.stdout + o.stderr for o in outputs)
@@ -43,6 +44,7 @@ def test_first_run_ran_the_stage_and_second_skipped_it(two_runs):
     print(f"first run {timings[0]:.1f} s, no-change re-run {timings[1]:.1f} s")
 
 
+@pytest.mark.slow  # two flow runs in a repository copy: make test-slow; CI runs it
 def test_stage_run_is_nested_under_the_flow_run_with_lineage(two_runs):
     repo, _, _, client = two_runs
     parents = _runs(client, "retrain")
@@ -61,6 +63,7 @@ def test_stage_run_is_nested_under_the_flow_run_with_lineage(two_runs):
     assert stage.data.tags["version.torch"].startswith("2.13.0")
 
 
+@pytest.mark.slow  # two flow runs in a repository copy: make test-slow; CI runs it
 def test_flow_run_carries_stage_metrics_and_summary(two_runs):
     _, _, _, client = two_runs
     first = min(_runs(client, "retrain"), key=lambda r: r.info.start_time)

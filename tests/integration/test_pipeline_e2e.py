@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 from tests.repo_copy import run_cli
 from tests.servers import free_port, wait_http
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # make test-slow; CI runs it
 MODEL = "drivefine-planner"
 # the `pipeline` fixture (tests/pipeline_fixture.py) runs the retrain flow once for every module that uses it
 

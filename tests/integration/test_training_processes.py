@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from tests.integration.tiny_params import TINY
 from tests.repo_copy import make_repo_copy
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # make test-slow; CI runs it
 VARIANTS = ("drivefine", "spanvla")
 TRAINING = {"sft.drivefine.batch_size": 2, "sft.ar.batch_size": 2, "sft.flow.batch_size": 2,
             "rl.optim.batch_size": 1, "rl.optim.lr": 0.001}
