@@ -20,6 +20,9 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the toy scenes live under tests/
 
 import torch
 
@@ -82,7 +85,6 @@ def run(args: argparse.Namespace) -> tuple[str, list[Row]]:
     import numpy as np
 
     from drivefine_core.features.dataset import collate_features
-    from drivefine_core.metrics.toy_random import random_candidates, random_scenes
     from drivefine_core.models import FAMILIES, MODES, ModelParams, Planner, PlannerBatch
     from drivefine_core.models.modes import FAMILY_OF
     from drivefine_core.training.loop import make_accelerator
@@ -90,7 +92,8 @@ def run(args: argparse.Namespace) -> tuple[str, list[Row]]:
     from drivefine_core.training.reward import ScorerReward
     from drivefine_core.training.rl import train_rl
     from drivefine_core.training.sft import train_phase
-    from drivefine_core.training.toy import sample_from_cache
+    from tests.metrics.toy_random import random_candidates, random_scenes
+    from tests.training.toy import sample_from_cache
 
     device = torch.device(args.device)
     acc = make_accelerator(cpu=device.type == "cpu")

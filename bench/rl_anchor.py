@@ -15,17 +15,21 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import copy  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the toy scenes live under tests/
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from drivefine_core.metrics import toy_scenes as T  # noqa: E402
 from drivefine_core.models import ModelParams, Planner, PlannerBatch  # noqa: E402
 from drivefine_core.training.params import FlowGRPOParams, OptimParams, RLParams, SFTParams  # noqa: E402
 from drivefine_core.training.reward import ScorerReward, collate_scenes  # noqa: E402
 from drivefine_core.training.rl import sampled_reward, train_rl  # noqa: E402
 from drivefine_core.training.sft import train_sft  # noqa: E402
-from drivefine_core.training.toy import sample_from_cache  # noqa: E402
+from tests.metrics import toy_scenes as T  # noqa: E402
+from tests.training.toy import sample_from_cache  # noqa: E402
 
 
 def reversal_reward(caches, trajectories: np.ndarray) -> np.ndarray:

@@ -21,9 +21,12 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
 
 import argparse  # noqa: E402
+import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the toy scenes live under tests/
 
 import numpy as np  # noqa: E402
 
@@ -36,7 +39,7 @@ from drivefine_core.metrics.cache_io import read_metric_caches  # noqa: E402
 from drivefine_core.metrics.cache_stage import build_metric_cache_dir  # noqa: E402
 from drivefine_core.metrics.reference_scorer import reference_score  # noqa: E402
 from drivefine_core.metrics.scorer import score_trajectories  # noqa: E402
-from drivefine_core.metrics.toy_random import random_candidates, random_scenes  # noqa: E402
+from tests.metrics.toy_random import random_candidates, random_scenes  # noqa: E402
 
 TARGET_FIRST, TARGET_RL, GROUP = 2_500.0, 20_000.0, 16
 

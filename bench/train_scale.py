@@ -25,19 +25,22 @@ from pathlib import Path
 ATOL, RTOL = 1e-5, 1e-4
 
 
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the toy scenes live under tests/
+
 def worker(args: argparse.Namespace) -> None:
     """One process of a launched run: SFT (every phase) then RL (both families), timed; the main process
     saves the weights and the timings."""
     import torch
 
-    from drivefine_core.metrics.toy_random import random_scenes
     from drivefine_core.models import FAMILIES, ModelParams, Planner
     from drivefine_core.training.loop import make_accelerator
     from drivefine_core.training.params import OptimParams, RLParams, SFTParams
     from drivefine_core.training.reward import ScorerReward
     from drivefine_core.training.rl import train_rl
     from drivefine_core.training.sft import train_sft
-    from drivefine_core.training.toy import sample_from_cache
+    from tests.metrics.toy_random import random_scenes
+    from tests.training.toy import sample_from_cache
 
     acc = make_accelerator()
     p = ModelParams(width=args.width, depth=args.depth, heads=4, vision_width=64, vision_depth=2, flow_width=48,

@@ -17,17 +17,21 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
 
 import argparse  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the toy scenes live under tests/
 
 import torch  # noqa: E402
 
-from drivefine_core.metrics.toy_random import random_scenes  # noqa: E402
 from drivefine_core.models import FAMILIES, ModelParams, Planner  # noqa: E402
 from drivefine_core.training.params import OptimParams, RLParams, SFTParams  # noqa: E402
 from drivefine_core.training.reward import ScorerReward  # noqa: E402
 from drivefine_core.training.rl import train_rl  # noqa: E402
 from drivefine_core.training.sft import train_phase  # noqa: E402
-from drivefine_core.training.toy import sample_from_cache  # noqa: E402
+from tests.metrics.toy_random import random_scenes  # noqa: E402
+from tests.training.toy import sample_from_cache  # noqa: E402
 
 
 def cpu_seconds(fn) -> float:

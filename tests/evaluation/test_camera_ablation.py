@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from drivefine_core.evaluation.agents import shuffled_images
-from drivefine_core.metrics.toy_scenes import straight_road
+from tests.metrics.toy_scenes import straight_road
 
 
 def test_every_scene_gets_a_camera_from_another_log() -> None:

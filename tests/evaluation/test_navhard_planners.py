@@ -9,8 +9,8 @@ import torch
 from drivefine_core.evaluation.agents import FeatureIndex, planner_agent
 from drivefine_core.evaluation.navhard import covered, logged_cameras
 from drivefine_core.metrics.navhard import NavhardGroup
-from drivefine_core.metrics.toy_scenes import straight_road
 from drivefine_core.models import DriveFinePlanner
+from tests.metrics.toy_scenes import straight_road
 from tests.models.conftest import tiny_params
 
 SEC = 1_000_000

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from drivefine_core.metrics import toy_scenes as T
+from tests.metrics import toy_scenes as T
 from drivefine_core.metrics.geometry import ego_center
 from drivefine_core.metrics.scorer import score_trajectories, simulate_rows
 

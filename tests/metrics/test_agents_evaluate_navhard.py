@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from drivefine_core.metrics import toy_scenes as T
+from tests.metrics import toy_scenes as T
 from drivefine_core.metrics.baselines import EgoStatusMLP, constant_velocity_agent, human_agent
 from drivefine_core.metrics.evaluate import evaluate_agents
 from drivefine_core.metrics.navhard import NavhardGroup, score_navhard, stage_two_weights

@@ -9,7 +9,7 @@ from shapely.geometry import LineString, Point
 from drivefine_core.data.map_api import MapAPI
 from drivefine_core.data.road_network import Intersection, Lane, LaneConnector, RoadNetwork, Roadblock, RoadblockConnector
 from drivefine_core.data.schema import Annotations, EgoStatus, Frame, Scene
-from drivefine_core.metrics import toy_scenes as T
+from tests.metrics import toy_scenes as T
 from drivefine_core.metrics.cache_builder import build_metric_cache
 from drivefine_core.metrics.cache_io import read_metric_caches, write_metric_caches
 from drivefine_core.metrics.scorer import score_trajectories

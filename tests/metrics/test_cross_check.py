@@ -4,7 +4,7 @@ import numpy as np
 
 from drivefine_core.metrics.reference_scorer import reference_score, simulate_plan
 from drivefine_core.metrics.scorer import predecessors, score_trajectories, simulate_rows
-from drivefine_core.metrics.toy_random import random_candidates, random_scenes
+from tests.metrics.toy_random import random_candidates, random_scenes
 
 N_SCENES, N_CAND = 25, 40
 

@@ -5,7 +5,7 @@ both the fast scorer and the plain reference scorer."""
 import numpy as np
 import pytest
 
-from drivefine_core.metrics import toy_scenes as T
+from tests.metrics import toy_scenes as T
 from drivefine_core.metrics.reference_scorer import reference_score
 from drivefine_core.metrics.scorer import score_trajectories
 

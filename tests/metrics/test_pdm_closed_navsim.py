@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from drivefine_core.metrics import pdm_closed as P
-from drivefine_core.metrics.toy_scenes import ToyAgent, intersection, straight_road
+from tests.metrics.toy_scenes import ToyAgent, intersection, straight_road
 
 
 def _hand_progress(fraction: float, steps: int = 50) -> np.ndarray:

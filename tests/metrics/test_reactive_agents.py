@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from drivefine_core.metrics import toy_scenes as T
+from tests.metrics import toy_scenes as T
 from drivefine_core.metrics.reactive_agents import Placement, idm_acceleration, reactive_cache, simulate_reactive
 from drivefine_core.metrics.params import ReactiveAgentsParams
 from drivefine_core.metrics.reactive_scoring import score_reactive

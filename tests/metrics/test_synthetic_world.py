@@ -12,7 +12,7 @@ from drivefine_core.data.synthetic.world import generate_world
 from drivefine_core.metrics.cache_builder import build_metric_cache
 from drivefine_core.metrics.reference_scorer import reference_score
 from drivefine_core.metrics.scorer import score_trajectories
-from drivefine_core.metrics.toy_random import random_candidates
+from tests.metrics.toy_random import random_candidates
 
 
 @pytest.fixture(scope="module")

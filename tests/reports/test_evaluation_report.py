@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from drivefine_core.metrics.toy_scenes import straight_road
 from drivefine_core.reports.evaluation_report import SceneView, write_report
+from tests.metrics.toy_scenes import straight_road
 
 
 def test_report_has_table_curves_and_scene_pictures(tmp_path):

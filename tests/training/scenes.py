@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import torch
 
-from drivefine_core.metrics import toy_scenes as T
+from tests.metrics import toy_scenes as T
 from drivefine_core.metrics.cache import MetricCache
 from drivefine_core.models import ModelParams
-from drivefine_core.training.toy import sample_from_cache
+from tests.training.toy import sample_from_cache
 
 torch.set_num_threads(1)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from drivefine_core.metrics.toy_scenes import ToyAgent, straight_road
+from tests.metrics.toy_scenes import ToyAgent, straight_road
 from drivefine_core.models import ModelParams
 from drivefine_core.training.bev_targets import WithBEV, bev_raster
 

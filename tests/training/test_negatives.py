@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from drivefine_core.metrics import toy_scenes as T
+from tests.metrics import toy_scenes as T
 from drivefine_core.metrics.geometry import project_to_polyline
 from drivefine_core.metrics.scorer import score_trajectories
 from drivefine_core.training.negatives import (

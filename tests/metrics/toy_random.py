@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from drivefine_core.metrics import toy_scenes as T
+from tests.metrics import toy_scenes as T
 
 T_PLAN = np.arange(1, 9) * 0.5
 
