@@ -19,14 +19,7 @@ from drivefine_core.evaluation.agents import (
 )
 from drivefine_core.evaluation.curation import curated_tokens, means_over
 from drivefine_core.evaluation.ladder import SUMMARY_METRICS, best_and_worst, best_variant, plans_vary, score_table
-from drivefine_core.evaluation.navhard import (
-    CAMERA_NOTE,
-    covered,
-    load_groups,
-    logged_cameras,
-    navhard_table,
-    traffic_note,
-)
+from drivefine_core.evaluation.navhard import navhard_scores
 from drivefine_core.executor.core import make_executor
 from drivefine_core.metrics.cache_io import read_metric_caches
 from drivefine_core.models.modes import FAMILY_OF
@@ -63,28 +56,6 @@ def refinement_views(agents: dict, per_scene, by_token: dict, k: int) -> list[Sc
     return []
 
 
-def navhard_scores(params, caches, agents: dict, planners: dict, features: FeatureIndex) -> tuple[pd.DataFrame, str]:
-    """navhard two-stage EPDMS of the baselines and of the last stage's planners, all on the same groups:
-    those where a planner has a camera at every stage-2 start (it sees the logged one: evaluation/navhard.py);
-    every group when no planner is scored."""
-    ev, nav = params.evaluate, params.metrics.navhard
-    groups, line = load_groups(caches, f"data/metric_cache/navhard/{ev.split}")
-    if not groups:
-        return pd.DataFrame(), line
-    scored = {n: a for n, a in agents.items() if n in ev.baselines}
-    cameras = logged_cameras(groups, caches)
-    with_camera = covered(groups, cameras)
-    if planners and with_camera:
-        scored |= {n: planner_agent(p, n.split("/", 1)[1], features, ev.batch_size, ev.seed, cameras=cameras)
-                   for n, p in planners.items()}
-        line += (f"; scored on the {len(with_camera)} groups with a logged camera at every stage-2 start "
-                 f"({CAMERA_NOTE})")
-        groups = with_camera
-    elif planners:
-        line += "; no group has a logged camera at every stage-2 start: baselines only"
-    return navhard_table(groups, scored, nav, maps_root(params.data)), f"{line}; {traffic_note(nav)}"
-
-
 def run(params) -> None:
     ev = params.evaluate
     with open_run("evaluate", params, {"evaluate": ev, "metrics": params.metrics}):
@@ -111,7 +82,10 @@ def run(params) -> None:
         navhard, navhard_line = pd.DataFrame(), ""
         if params.metrics.navhard.enabled and params.metrics.navhard.split == ev.split:
             last = {n: p for n, p in planners.items() if n.startswith(f"{ev.stages[-1]}/")}
-            navhard, navhard_line = navhard_scores(params, caches, agents, last, features)
+            navhard, navhard_line = navhard_scores(
+                caches, {n: a for n, a in agents.items() if n in ev.baselines}, last, features,
+                f"data/metric_cache/navhard/{ev.split}", params.metrics.navhard, maps_root(params.data),
+                ev.batch_size, ev.seed)
             print(navhard_line)
         table, per_scene = score_table(caches, agents, params.metrics, make_executor(params.executor))
         primary = params.promotion.primary_metric

@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from drivefine_core.evaluation.agents import FeatureIndex, planner_agent
 from drivefine_core.metrics.baselines import Agent
 from drivefine_core.metrics.cache import MetricCache
 from drivefine_core.metrics.cache_io import read_metric_caches
@@ -24,6 +25,7 @@ from drivefine_core.metrics.navhard import NavhardGroup, score_navhard
 from drivefine_core.metrics.navhard_groups import GROUPS_FILE, read_groups, resolve_groups
 from drivefine_core.metrics.params import NavhardParams
 from drivefine_core.metrics.reactive_scoring import placements_from_maps
+from drivefine_core.models.planner import Planner
 
 CAMERA_NOTE = ("learned planners see the logged camera at stage-2 starts (the synthetic world renders no moved "
                "view)")
@@ -83,3 +85,25 @@ def navhard_table(groups: Sequence[NavhardGroup], agents: dict[str, Agent], para
 
 def traffic_note(params: NavhardParams) -> str:
     return "reactive IDM vehicles" if params.reactive_agents else "log-replay agents"
+
+
+def navhard_scores(caches: Sequence[MetricCache], baselines: dict[str, Agent], planners: dict[str, Planner],
+                   features: FeatureIndex, navhard_dir: str | Path, params: NavhardParams, maps_root: str | Path,
+                   batch_size: int = 32, seed: int = 0) -> tuple[pd.DataFrame, str]:
+    """navhard two-stage EPDMS of the baselines and of the planners ({"<stage>/<mode>": planner}), all on the
+    same groups: those where a planner has a camera at every stage-2 start (every group when no planner is
+    scored) -> (one row per variant, a line for the report)."""
+    groups, line = load_groups(caches, navhard_dir)
+    if not groups:
+        return pd.DataFrame(), line
+    scored = dict(baselines)
+    cameras = logged_cameras(groups, caches)
+    with_camera = covered(groups, cameras)
+    if planners and with_camera:
+        scored |= {n: planner_agent(p, n.split("/", 1)[1], features, batch_size, seed, cameras=cameras)
+                   for n, p in planners.items()}
+        line += f"; scored on the {len(with_camera)} groups with a logged camera at every stage-2 start ({CAMERA_NOTE})"
+        groups = with_camera
+    elif planners:
+        line += "; no group has a logged camera at every stage-2 start: baselines only"
+    return navhard_table(groups, scored, params, maps_root), f"{line}; {traffic_note(params)}"

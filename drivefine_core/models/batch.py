@@ -78,18 +78,12 @@ class PlannerBatch(Mapping[str, Tensor]):
     def size(self) -> int:
         return int(self.image.shape[0])
 
-    def to(self, device: torch.device | str) -> PlannerBatch:
-        return self.map(lambda t: t.to(device))
-
     def map(self, fn: Any) -> PlannerBatch:
         """Every present field through `fn` (Tensor -> Tensor), e.g. a sample selection."""
         return PlannerBatch(**{n: fn(t) for n, t in self.items()})
 
     def without(self, *names: str) -> PlannerBatch:
         return dataclasses.replace(self, **{n: None for n in names})
-
-    def replace(self, **fields: Tensor) -> PlannerBatch:
-        return dataclasses.replace(self, **fields)
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(PlannerBatch))
