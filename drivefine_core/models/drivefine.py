@@ -217,8 +217,12 @@ class DriveFineModel(nn.Module):
     def refine(
         self, batch: Batch, draft: Tensor, temperature: float = 0.0, generator: torch.Generator | None = None
     ) -> tuple[Tensor, Tensor]:
-        """One refinement pass -> (tokens, confidence: probability mass of the decoding window)."""
-        probs = torch.softmax(self.refine_logits(batch, draft).float() / effective_temperature(temperature), -1)
+        """One refinement pass -> (tokens, confidence: probability mass of the decoding window). Greedy passes
+        add params.refine_keep_bias to the keep-the-draft logit; sampled ones (RL) read the plain policy."""
+        logits = self.refine_logits(batch, draft).float()
+        if temperature == 0 and self.refine_head is not None and self.p.refine_keep_bias:
+            logits[..., self.p.refine_offset_bins] += self.p.refine_keep_bias
+        probs = torch.softmax(logits / effective_temperature(temperature), -1)
         if temperature > 0:
             centre = sample_ids(probs, generator)
         else:

@@ -78,6 +78,9 @@ class ModelParams(Section):
     decode_window_bins: int = Field(20, ge=0)
     # the refinement expert predicts each token's offset from the draft within +-R bins (R = 0: whole tokens)
     refine_offset_bins: int = Field(80, ge=0)
+    # greedy refinement adds this to the "keep the draft" logit (offset 0; with refine_offset_bins > 0): the
+    # expert then moves a token only where it is confident, instead of nudging every pose (which costs comfort)
+    refine_keep_bias: float = Field(0.0, ge=0)
 
     # fixed normalisation scales
     action_scale: tuple[float, float, float] = (30.0, 10.0, 0.5)  # x m, y m, heading rad

@@ -109,3 +109,17 @@ def test_trace_logprobs_merged_steps(drivefine: DriveFinePlanner, batch: dict) -
     assert torch.allclose(m, f, atol=1e-5)
     # later tokens of a group are scored under an earlier (more masked) state: not the same numbers
     assert not torch.allclose(merged.sum(1)[~first], full.sum(1)[~first])
+
+
+def test_keep_bias_makes_greedy_refinement_keep_the_draft(drivefine: DriveFinePlanner, batch: dict) -> None:
+    """refine_keep_bias favours offset 0: a large bias returns the draft; sampled refinement (RL) ignores it."""
+    dfm = drivefine.drivefine
+    draft = dfm.decode(batch).tokens
+    moved, _ = dfm.refine(batch, draft)
+    assert not torch.equal(moved, draft)  # an untrained expert moves tokens, so the check below can fail
+    dfm.p = dfm.p.model_copy(update={"refine_keep_bias": 50.0})
+    kept, conf = dfm.refine(batch, draft)
+    assert torch.equal(kept, draft) and bool((conf > 0.99).all())
+    g = torch.Generator().manual_seed(0)
+    sampled, _ = dfm.refine(batch, draft, temperature=1.0, generator=g)
+    assert not torch.equal(sampled, draft)
