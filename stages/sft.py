@@ -45,11 +45,11 @@ def run(params) -> None:
     import torch
 
     from drivefine_core.features.dataset import InMemoryFeatureDataset
+    from drivefine_core.features.row_groups import store_logs
     from drivefine_core.metrics.cache_io import read_metric_caches
     from drivefine_core.models import Planner
     from drivefine_core.training.bev_targets import WithBEV
     from drivefine_core.training.loop import make_accelerator
-    from drivefine_core.features.row_groups import store_logs
     from drivefine_core.training.sft import train_sft
     from drivefine_core.training.splits import last_logs
 
@@ -59,9 +59,10 @@ def run(params) -> None:
     with open_main_run("sft", params, {"sft": sft, "model": params.model, "launch": params.launch}, is_main):
         train = params.ingest.split.train_name
         features = f"data/features/{train}"
-        held = last_logs(store_logs(features), params.rl.validation_logs, f"the feature store {features}") \
+        logs = store_logs(features)
+        held = last_logs(logs, params.rl.validation_logs, f"the feature store {features}") \
             if sft.hold_out_validation_logs else []
-        dataset = InMemoryFeatureDataset(features, logs=[log for log in store_logs(features) if log not in held])
+        dataset = InMemoryFeatureDataset(features, logs=[log for log in logs if log not in held])
         if len(dataset) == 0:
             raise ValueError(f"{features}: the feature store holds no training sample")
         if sft.bev_weight > 0:  # the vision towers' auxiliary BEV targets, drawn from the metric caches

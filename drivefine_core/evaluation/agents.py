@@ -53,10 +53,9 @@ class FeatureIndex:
         return torch.stack([self.dataset[self.row_of[t]]["image"] for t in tokens])
 
     def batch_from_caches(self, caches: Sequence[MetricCache], cameras: dict[str, str]) -> PlannerBatch:
-        """Scenes that have no feature row (navhard's stage-2 starts): ego state, command and the 4 history
-        poses from each metric cache (its 10 Hz past states at -1.5, -1.0, -0.5 s are the 2 Hz history
-        frames), the camera of the feature row `cameras[token]`."""
-        hist = np.stack([np.concatenate([c.past_states[[0, 5, 10], :3], np.zeros((1, 3))]) for c in caches])
+        """Scenes that have no feature row (navhard's stage-2 starts): ego state, command and history poses
+        from each metric cache, the camera of the feature row `cameras[token]`."""
+        hist = np.stack([c.history_poses() for c in caches])
         return PlannerBatch.of({
             "image": self.images([cameras[c.token] for c in caches]),
             "command": torch.as_tensor(np.stack([c.driving_command for c in caches]), dtype=torch.float32),
@@ -100,19 +99,17 @@ def planner_agent(planner: Planner, mode: str, features: FeatureIndex, batch_siz
             return planner.plan(batch, mode, seed=seed_).poses.cpu().numpy().astype(np.float64)
 
     def agent(caches: Sequence[MetricCache]) -> np.ndarray:
-        out = []
+        out = np.empty((len(caches), 8, 3))
         for i in range(0, len(caches), batch_size):
             chunk = caches[i : i + batch_size]
-            own = [c for c in chunk if cameras is None or c.token in features]
-            poses = plan(features.batch([c.token for c in own], images_from), seed + i) if own else None
-            if poses is not None and len(own) == len(chunk):
-                out.append(poses)
-                continue
-            moved = [c for c in chunk if c.token not in features]
-            moved_poses = plan(features.batch_from_caches(moved, cameras or {}), seed + i)
-            rows = iter(poses if poses is not None else []), iter(moved_poses)
-            out.append(np.stack([next(rows[c.token not in features]) for c in chunk]))
-        return np.concatenate(out, axis=0)
+            moved = [j for j, c in enumerate(chunk) if cameras is not None and c.token not in features]
+            own = [j for j in range(len(chunk)) if j not in set(moved)]
+            if own:
+                out[[i + j for j in own]] = plan(features.batch([chunk[j].token for j in own], images_from), seed + i)
+            if moved:
+                out[[i + j for j in moved]] = plan(features.batch_from_caches([chunk[j] for j in moved], cameras or {}),
+                                                   seed + i)
+        return out
 
     return agent
 

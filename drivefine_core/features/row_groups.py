@@ -26,6 +26,12 @@ class RowGroup:
     take: int  # rows to yield (< rows only when even_ranks cut this group)
 
 
+def _log_of(uri: str) -> str:
+    """'<store>/log=<name>/part-0.parquet' -> '<name>' ('' when the path has no log= folder)."""
+    folder = uri.rsplit("/", 2)[-2] if uri.count("/") >= 2 else ""
+    return folder[len("log=") :] if folder.startswith("log=") else ""
+
+
 def list_row_groups(store_uri: str, logs: list[str] | None = None) -> list[RowGroup]:
     """Every row group of the store (optionally of some logs only), in a fixed order.
 
@@ -43,15 +49,15 @@ def list_row_groups(store_uri: str, logs: list[str] | None = None) -> list[RowGr
             groups += [RowGroup(uri, i, n, n) for i, n in enumerate(entry.row_groups)]
     else:
         for obj in list_prefix(store_uri):
-            name = obj.uri.rsplit("/", 2)[-2] if obj.uri.count("/") >= 2 else ""
-            if not obj.uri.endswith(".parquet") or not name.startswith("log="):
+            name = _log_of(obj.uri)
+            if not obj.uri.endswith(".parquet") or not name:
                 continue
-            if wanted is not None and name[len("log=") :] not in wanted:
+            if wanted is not None and name not in wanted:
                 continue
             meta = _parquet_file(obj.uri).metadata
             groups += [RowGroup(obj.uri, i, meta.row_group(i).num_rows, meta.row_group(i).num_rows) for i in range(meta.num_row_groups)]
     if wanted is not None:
-        found = {g.uri.rsplit("/", 2)[-2][len("log=") :] for g in groups}
+        found = {_log_of(g.uri) for g in groups}
         missing = sorted(wanted - found)
         if missing:
             raise ValueError(f"{store_uri}: logs not in the feature store: {missing}")
@@ -60,7 +66,7 @@ def list_row_groups(store_uri: str, logs: list[str] | None = None) -> list[RowGr
 
 def store_logs(store_uri: str) -> list[str]:
     """The log names of a feature store, sorted."""
-    return sorted({g.uri.rsplit("/", 2)[-2][len("log=") :] for g in list_row_groups(store_uri)})
+    return sorted({_log_of(g.uri) for g in list_row_groups(store_uri)})
 
 
 def plan_row_groups(

@@ -91,6 +91,11 @@ class MetricCache:
         scenes drop each scene's unpacked grids once its batch is scored."""
         self._runtime.pop(name, None)
 
+    def history_poses(self) -> np.ndarray:
+        """(4, 3) the ego poses at -1.5, -1.0, -0.5 s and now (the origin), ego frame: the 2 Hz history the
+        feature builder gives the planners, read from the 10 Hz past states."""
+        return np.concatenate([self.past_states[[0, 5, 10], :3], np.zeros((1, 3))])
+
     def drivable_polygon(self, p: int) -> np.ndarray:
         return self.drivable_vertices[self.drivable_offsets[p] : self.drivable_offsets[p + 1]]
 

@@ -14,6 +14,7 @@ The contract:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,8 +143,6 @@ class Planner(nn.Module):
         if not cfg.is_file():
             raise FileNotFoundError(f"{cfg}: no planner config")
         try:
-            import json
-
             config = json.loads(cfg.read_text())
             if not isinstance(config, dict) or "family" not in config or "model" not in config:
                 raise ValueError("expected {'family': ..., 'model': {...}} (a planner saved before the families "

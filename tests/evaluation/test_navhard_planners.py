@@ -58,5 +58,5 @@ def test_stage_two_batches_read_the_cache_and_the_logged_camera() -> None:
     agent = planner_agent(planner, "mdm", features, cameras={"s-now-0": "a4"})
     plans = agent([logged, moved])  # a stage-1 scene (its feature row) and a stage-2 start in one call
     assert plans.shape == (2, 8, 3)
-    faster = planner_agent(planner, "mdm", features, cameras={"s-now-0": "a4"})([moved])
-    assert np.array_equal(faster[0], plans[1])  # the stage-2 row is planned from the cache, the same either way
+    alone = planner_agent(planner, "mdm", features, cameras={"s-now-0": "a4"})([moved])
+    assert np.array_equal(alone[0], plans[1])  # the stage-2 row is planned from the cache, the same either way

@@ -14,10 +14,9 @@ from drivefine_core.models import ModelParams
 
 
 def sample_from_cache(cache: MetricCache, p: ModelParams, generator: torch.Generator | None = None) -> dict[str, Any]:
-    """History = ego poses at -1.5, -1.0, -0.5 s (from the cache's 10 Hz past states) and the current (0, 0, 0);
+    """History = the cache's 2 Hz history poses (MetricCache.history_poses);
     target = the logged human future (nan rows, when the log ends early, become 0)."""
-    past = cache.past_states
-    hist = np.stack([past[0, :3], past[5, :3], past[10, :3], np.zeros(3)])
+    hist = cache.history_poses()
     target = np.nan_to_num(np.asarray(cache.human_future, dtype=np.float64))
     return {
         "token": cache.token,
