@@ -18,18 +18,8 @@ from drivefine_core.metrics import constants as K
 from drivefine_core.metrics.batch_map import near_polyline, polygon_pairs
 from drivefine_core.metrics.cache import MetricCache
 from drivefine_core.metrics.geometry import boxes_overlap, ego_center, ego_corners, segment_hits_box
-from drivefine_core.metrics.scene_metrics import (
-    _EGO_RADIUS,
-    _ROUTE_BLOCK,
-    INTERSECTION,
-    LANE,
-    LANE_ON_ROUTE,
-    SceneIndex,
-    _angles,
-    driving_direction,
-    removed_at_start,
-    scene_index,
-)
+from drivefine_core.metrics.scene_index import INTERSECTION, LANE, LANE_ON_ROUTE, ROUTE_BLOCK, SceneIndex, scene_index
+from drivefine_core.metrics.scene_metrics import _EGO_RADIUS, _angles, driving_direction, removed_at_start
 from drivefine_core.metrics.simulator import VX, VY, H
 
 _LOOK = np.array(K.TTC_LOOKAHEAD_STEPS)
@@ -255,10 +245,10 @@ def _progress_along_route(indexes: Sequence[SceneIndex], points: np.ndarray) -> 
     upper = np.minimum.reduceat(dc + radius[blk], start)
     near = dc - radius[blk] <= upper[pt] * (1 + 1e-9) + 1e-9
     pt, blk = pt[near], blk[near]
-    # Their segments, in order: the global block b holds segments first_seg(b) .. + _ROUTE_BLOCK (clipped).
+    # Their segments, in order: the global block b holds segments first_seg(b) .. + ROUTE_BLOCK (clipped).
     sc = scene[pt]
-    first_seg = (blk - block0[sc]) * _ROUTE_BLOCK
-    count = np.minimum(_ROUTE_BLOCK, n_segs[sc] - first_seg)
+    first_seg = (blk - block0[sc]) * ROUTE_BLOCK
+    count = np.minimum(ROUTE_BLOCK, n_segs[sc] - first_seg)
     rep = np.repeat(np.arange(len(pt)), count)
     k = seg0[sc][rep] + first_seg[rep] + np.arange(len(rep)) - (np.cumsum(count) - count)[rep]
     p = pt[rep]

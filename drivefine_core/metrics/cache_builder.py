@@ -13,7 +13,7 @@ from drivefine_core.metrics import constants as K
 from drivefine_core.metrics.cache import DRIVABLE_LAYERS, MetricCache, flatten_polygons
 from drivefine_core.metrics.params import MetricsParams
 from drivefine_core.metrics.pdm_closed import pdm_closed
-from drivefine_core.metrics.scene_metrics import build_index, scene_index
+from drivefine_core.metrics.scene_index import build_index, scene_index
 
 
 class MapLike(Protocol):

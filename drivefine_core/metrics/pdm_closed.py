@@ -18,7 +18,7 @@ from shapely.ops import substring
 
 from drivefine_core.metrics import constants as K
 from drivefine_core.metrics.cache import MetricCache
-from drivefine_core.metrics.scene_metrics import build_index
+from drivefine_core.metrics.scene_index import build_index
 from drivefine_core.metrics.scorer import raw_scene_metrics
 from drivefine_core.metrics.simulator import initial_states, simulate
 

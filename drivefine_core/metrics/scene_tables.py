@@ -5,7 +5,7 @@ overlap the ego at t = 0 (dropped in v2), and the sub-metrics of the PDM-Closed 
 `export` packs them into plain arrays (Parquet columns `pre.<name>` next to the cache's fields; CSR row pointers
 as small deltas, indices in the narrowest integer type); `install` keeps them packed in the cache's runtime store,
 keyed like anything built lazily, so editing a field of the cache afterwards still rebuilds them. The grids are
-unpacked when the scene is scored (scene_metrics.scene_index): unpacked they take about 6 MB a scene, packed a
+unpacked when the scene is scored (scene_index.scene_index): unpacked they take about 6 MB a scene, packed a
 tenth of that, and training holds thousands of scenes."""
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from drivefine_core.metrics.cache import MetricCache
-from drivefine_core.metrics.scene_metrics import PACKED, removed_at_start, scene_index
+from drivefine_core.metrics.scene_index import PACKED, scene_index
+from drivefine_core.metrics.scene_metrics import removed_at_start
 
 # The reference / human rows' raw sub-metrics, one row each in this order.
 FIXED_KEYS = ("v1/nc", "v1/dac", "v1/ddc", "v1/progress", "v1/ttc", "v1/c",
@@ -44,7 +45,7 @@ def export(cache: MetricCache) -> dict[str, np.ndarray]:
 
 def install(cache: MetricCache, packed: dict[str, np.ndarray]) -> MetricCache:
     """Seed the cache's runtime store with what `export` packed: the grids stay packed until scoring needs
-    them (scene_metrics.scene_index unpacks them, nothing is recomputed but cheap constants)."""
+    them (scene_index.scene_index unpacks them, nothing is recomputed but cheap constants)."""
     tables = {name: arr for name, arr in packed.items() if name not in ("removed", "fixed_rows")}
     removed = np.asarray(packed["removed"], dtype=bool)
     if removed.shape != (cache.num_agents,) or packed["fixed_rows"].shape != (len(FIXED_KEYS), 2):

@@ -205,7 +205,7 @@ def test_fast_equals_reference_on_cached_dense_scenes(dense_cache_dir):
     sub-score of every candidate equals the plain reference scorer's; caches built in memory (tables built
     while scoring) give the very same numbers."""
     from drivefine_core.metrics.cache_io import read_metric_caches
-    from drivefine_core.metrics.scene_metrics import PACKED
+    from drivefine_core.metrics.scene_index import PACKED
 
     path, scenes, maps = dense_cache_dir
     caches = read_metric_caches(path)
