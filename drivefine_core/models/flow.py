@@ -13,6 +13,9 @@ Two recipes share this network:
 - noise-initialised (pi0, the ablation): x_t = t*eps + (1-t)*a, u = eps - a, t ~ Beta(1.5, 1)*0.999 + 0.001;
   inference from eps at t = 1 down to t = 0.
 Actions are the 8 ego-frame poses divided by fixed per-coordinate scales.
+With params.flow_state_token, the expert's sequence starts with pi0's state token: the ego velocity,
+acceleration and driving command embedded by the expert itself, so the expert reads the ego state directly
+rather than only through the VLM's keys/values.
 
 a_his: the history rolled forward at constant speed and yaw rate (the last history step's relative motion,
 repeated 8 times). It lives in exactly the space of the target (ego frame, 0.5 s spacing), costs no
@@ -28,10 +31,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from drivefine_core.models.batch import Batch
 from drivefine_core.models.layers import KV, MLP, attend, init_weights, merge_heads, sinusoidal_embedding, split_heads
 from drivefine_core.models.params import NUM_POSES, ModelParams
 
 FlowKind = Literal["history", "noise"]
+STATE_DIM = 8  # velocity (2) and acceleration (2), scaled as the VLM's ego token; command one-hot (4)
 
 
 def history_extrapolation(history: Tensor, num_poses: int = NUM_POSES) -> Tensor:
@@ -90,17 +95,23 @@ class FlowExpert(nn.Module):
         self.layers = nn.ModuleList(FlowLayer(w, p.heads, p.head_dim, p.mlp_ratio) for _ in range(n))
         self.norm = nn.LayerNorm(w)
         self.action_out = nn.Linear(w, 3)
+        self.state_in = nn.Linear(STATE_DIM, w) if p.flow_state_token else None
         init_weights(self)
         nn.init.normal_(self.slot, std=0.02)
 
-    def forward(self, a: Tensor, tau: Tensor, backbone_kv: list[KV]) -> Tensor:
+    def forward(self, a: Tensor, tau: Tensor, backbone_kv: list[KV], state: Tensor | None = None) -> Tensor:
+        """state: (B, STATE_DIM) from FlowPolicy.state_of, required iff the expert has a state token."""
         temb = self.time(sinusoidal_embedding(tau, self.slot.shape[-1]))[:, None].expand(-1, a.shape[1], -1)
         emb = self.action_in(a)
         x = emb + temb + self.fuse(torch.cat([emb, temb], -1)) + self.slot
+        if (self.state_in is None) != (state is None):
+            raise ValueError("the flow expert's state token and the state given must both be present or absent")
+        if self.state_in is not None and state is not None:
+            x = torch.cat([self.state_in(state)[:, None], x], 1)
         for layer, src in zip(self.layers, self.layer_map):
             k, v = backbone_kv[src]
             x = layer(x, (k.detach(), v.detach()))  # stop-gradient into the backbone
-        return self.action_out(self.norm(x))
+        return self.action_out(self.norm(x[:, -a.shape[1]:]))
 
 
 class FlowPolicy(nn.Module):
@@ -114,16 +125,24 @@ class FlowPolicy(nn.Module):
         self.expert = FlowExpert(p)
         self.register_buffer("scale", torch.tensor(p.action_scale), persistent=False)
 
+    def state_of(self, batch: Batch) -> Tensor | None:
+        """(B, STATE_DIM) ego state for the expert's state token; None when it has none."""
+        if self.expert.state_in is None:
+            return None
+        p = self.p
+        return torch.cat([batch["velocity"] / p.velocity_scale, batch["acceleration"] / p.acceleration_scale,
+                          batch["command"]], -1).float()
+
     def normalise(self, poses: Tensor) -> Tensor:
         return poses / self.scale
 
     def denormalise(self, actions: Tensor) -> Tensor:
         return actions * self.scale
 
-    def loss(self, target: Tensor, history: Tensor, backbone_kv: list[KV],
-             generator: torch.Generator | None = None) -> Tensor:
-        """Flow-matching MSE for (B, 8, 3) target poses (metres / radians)."""
-        a = self.normalise(target.float())
+    def loss(self, batch: Batch, backbone_kv: list[KV], generator: torch.Generator | None = None) -> Tensor:
+        """Flow-matching MSE for the batch's (B, 8, 3) target poses (metres / radians)."""
+        history, state = batch["history"], self.state_of(batch)
+        a = self.normalise(batch["target"].float())
         b, dev = a.shape[0], a.device
         eps = torch.randn(a.shape, device=dev, generator=generator)
         if self.kind == "history":
@@ -131,17 +150,18 @@ class FlowPolicy(nn.Module):
             tau = torch.sigmoid(self.p.flow_tau_mu + self.p.flow_tau_sigma * z)  # the shifted (logit-)normal
             a0 = self.normalise(history_extrapolation(history.float())) + self.p.flow_train_noise * eps
             a_tau = tau[:, None, None] * a + (1 - tau[:, None, None]) * a0
-            return F.mse_loss(self.expert(a_tau, tau, backbone_kv), a - a0)
+            return F.mse_loss(self.expert(a_tau, tau, backbone_kv, state), a - a0)
         t = _beta_a1(1.5, b, dev, generator) * 0.999 + 0.001
         x_t = t[:, None, None] * eps + (1 - t[:, None, None]) * a
-        return F.mse_loss(self.expert(x_t, t, backbone_kv), eps - a)
+        return F.mse_loss(self.expert(x_t, t, backbone_kv, state), eps - a)
 
     @torch.no_grad()
-    def sample(self, history: Tensor, backbone_kv: list[KV], steps: int | None = None,
+    def sample(self, batch: Batch, backbone_kv: list[KV], steps: int | None = None,
                stochastic: bool = False, noise_std: float | None = None,
                generator: torch.Generator | None = None) -> Tensor:
         """(B, 8, 3) poses in metres / radians. History recipe: `stochastic` perturbs the initial state with
         params.flow_sample_noise (or `noise_std`) for GRPO exploration; steps = 0 returns the initial state."""
+        history, state = batch["history"], self.state_of(batch)
         b, dev = history.shape[0], history.device
         if noise_std is None:
             noise_std = self.p.flow_sample_noise if stochastic else 0.0
@@ -152,13 +172,13 @@ class FlowPolicy(nn.Module):
                 a = a + noise_std * torch.randn(a.shape, device=dev, generator=generator)
             for i in range(steps):
                 tau = torch.full((b,), i / steps, device=dev)
-                a = a + self.expert(a, tau, backbone_kv) / steps
+                a = a + self.expert(a, tau, backbone_kv, state) / steps
             return self.denormalise(a)
         steps = self.p.flow_noise_steps if steps is None else steps
         x = torch.randn(b, NUM_POSES, 3, device=dev, generator=generator)
         for i in range(steps):
             t = torch.full((b,), 1 - i / steps, device=dev)
-            x = x - self.expert(x, t, backbone_kv) / steps
+            x = x - self.expert(x, t, backbone_kv, state) / steps
         return self.denormalise(x)
 
 

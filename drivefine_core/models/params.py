@@ -53,6 +53,8 @@ class ModelParams(Section):
     flow_train_noise: float = Field(0.01, ge=0)
     flow_sample_noise: float = Field(0.1, ge=0)  # initial-state noise of stochastic sampling (GRPO exploration)
     flow_noise_steps: int = Field(10, ge=0, description="Euler steps of the noise-initialised (pi0) ablation")
+    # pi0's state token: ego velocity, acceleration and command as one more token of the expert's own sequence
+    flow_state_token: bool = False
 
     # masked diffusion (DriveFine generation expert)
     mdm_steps: int = Field(12, ge=1, le=NUM_ANSWER_TOKENS)

@@ -41,7 +41,7 @@ class SpanVLAPlanner(Planner):
             out = self.ar.decode(batch, generator=generator, **options)
             return PlanOutput(tokens_to_poses(out.tokens), out.confidences, out.tokens)
         kv = self.ar.encode_prompt(batch).kv
-        poses = self.expert(mode).sample(batch["history"], kv, generator=generator, **options)
+        poses = self.expert(mode).sample(batch, kv, generator=generator, **options)
         return PlanOutput(poses, torch.ones(poses.shape[0], NUM_POSES, device=poses.device))
 
     def _losses(self, batch: Batch, names: list[str], generator: torch.Generator | None) -> dict[str, Tensor]:
@@ -53,7 +53,7 @@ class SpanVLAPlanner(Planner):
             with torch.no_grad():  # stop-gradient: the expert reads the trained VLM
                 kv = self.ar.encode_prompt(batch).kv
             for name in flows:
-                out[name] = self.expert(name).loss(batch["target"], batch["history"], kv, generator)
+                out[name] = self.expert(name).loss(batch, kv, generator)
         return out
 
     def parameter_counts(self) -> dict[str, int]:

@@ -71,7 +71,7 @@ def sampled_reward(planner: Planner, scenes: Scenes, variant: str, rl: RLParams,
         poses = tokens_to_poses(tokens)
     elif isinstance(planner, SpanVLAPlanner):
         kv = planner.ar.encode_prompt(rep).kv
-        chain = sample_chain(planner.flow, rep["history"], kv, planner.params.flow_steps, rl.flow.step_noise,
+        chain = sample_chain(planner.flow, rep, kv, planner.params.flow_steps, rl.flow.step_noise,
                              rl.flow.init_noise, g)
         poses = planner.flow.denormalise(chain[:, -1])
     else:

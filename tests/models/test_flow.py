@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from drivefine_core.models import SpanVLAPlanner, history_extrapolation
@@ -53,3 +54,23 @@ def test_flow_depth_smaller_than_read_layers() -> None:
     p = tiny_params(depth=6, flow_every_k=1, flow_depth=2)
     planner = SpanVLAPlanner(p)
     assert planner.flow.expert.layer_map == [2, 5]
+
+
+def test_state_token_reads_the_ego_state(batch: dict) -> None:
+    """With pi0's state token the expert's plan depends on velocity / command even with the VLM's keys /
+    values fixed; without it, only through them."""
+    from tests.models.conftest import tiny_params
+
+    torch.manual_seed(0)
+    planner = SpanVLAPlanner(tiny_params(flow_state_token=True)).eval()
+    kv = planner.ar.encode_prompt(batch).kv
+    faster = {**batch, "velocity": batch["velocity"] + 3.0}
+    a, b = planner.flow.sample(batch, kv), planner.flow.sample(faster, kv)
+    assert not torch.allclose(a, b)
+    assert planner.flow.state_of(batch).shape == (batch["history"].shape[0], 8)
+    plain = SpanVLAPlanner(tiny_params()).eval()
+    kv = plain.ar.encode_prompt(batch).kv
+    assert plain.flow.state_of(batch) is None
+    assert torch.equal(plain.flow.sample(batch, kv), plain.flow.sample(faster, kv))
+    with torch.no_grad(), pytest.raises(ValueError, match="state token"):
+        plain.flow.expert(torch.zeros(1, 8, 3), torch.zeros(1), kv, torch.zeros(1, 8))

@@ -37,11 +37,11 @@ def test_every_mode_overfits_four_scenes() -> None:
     # stage 2: the flow experts over the frozen AR backbone's KV (computed once; 16 noise draws per scene)
     with torch.no_grad():
         kv = [(k.repeat(16, 1, 1, 1), v.repeat(16, 1, 1, 1)) for k, v in spanvla.ar.encode_prompt(batch).kv]
-    target, history = batch["target"].repeat(16, 1, 1), batch["history"].repeat(16, 1, 1)
+    tiled = {k: batch[k].repeat(16, 1, 1) for k in ("target", "history")}
     steps = 600
     opt, sched = _cosine_adamw([*spanvla.flow.parameters(), *spanvla.flow_noise.parameters()], steps, 3e-3)
     for _ in range(steps):
-        loss = spanvla.flow.loss(target, history, kv, g) + spanvla.flow_noise.loss(target, history, kv, g)
+        loss = spanvla.flow.loss(tiled, kv, g) + spanvla.flow_noise.loss(tiled, kv, g)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -26,13 +26,13 @@ def test_chain_log_prob_is_the_gaussian_density_of_its_steps(sft_spanvla: SpanVL
     samples, _ = collate_scenes(scenes[:2])
     batch = PlannerBatch.of(samples)
     kv = sft_spanvla.ar.encode_prompt(batch).kv
-    chain = sample_chain(sft_spanvla.flow, batch["history"], kv, 3, 0.1, 0.0, torch.Generator().manual_seed(0))
-    means = step_means(sft_spanvla.flow, chain[:, :-1], kv)
+    chain = sample_chain(sft_spanvla.flow, batch, kv, 3, 0.1, 0.0, torch.Generator().manual_seed(0))
+    means = step_means(sft_spanvla.flow, chain[:, :-1], kv, sft_spanvla.flow.state_of(batch))
     ours = gaussian_logp(chain[:, 1:], means, 0.1).sum((1, 2, 3))
     ref = torch.distributions.Normal(means, 0.1).log_prob(chain[:, 1:]).sum((1, 2, 3))
     assert torch.allclose(ours, ref, atol=1e-3)
     # a step noise of 0 would make the chain the deterministic Euler path of the planner
-    euler = sample_chain(sft_spanvla.flow, batch["history"], kv, 3, 1e-12, 0.0, None)[:, -1]
+    euler = sample_chain(sft_spanvla.flow, batch, kv, 3, 1e-12, 0.0, None)[:, -1]
     planned = sft_spanvla.plan(batch, "flow", steps=3).poses
     assert torch.allclose(sft_spanvla.flow.denormalise(euler), planned, atol=1e-4)
     assert math.isfinite(float(ours.detach().sum()))
