@@ -14,13 +14,14 @@ from drivefine_core.metrics.geometry import _crosses_xy, _point_segment_distance
 from drivefine_core.metrics.grid_cells import cell_bounds, expand
 
 
-def _cells(grids: Sequence, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(S, M, 2) points -> the cell (i, j) of each point in its scene's grid (S, M, 2), whether it is on the
-    grid (S, M), and the flat cell (S, M) (0 where off the grid)."""
-    origin = np.stack([g.origin for g in grids])[:, None]
-    size = np.array([g.cell for g in grids], dtype=np.float64)[:, None, None]
-    nx = np.array([g.nx for g in grids])[:, None]
-    ny = np.array([g.ny for g in grids])[:, None]
+def _cells(grids: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(S, M, 2) points, (S, 5) grid frames [origin x, origin y, cell, nx, ny] (geometry._Grid.frame) -> the
+    cell (i, j) of each point in its scene's grid (S, M, 2), whether it is on the grid (S, M), and the flat
+    cell (S, M) (0 where off the grid)."""
+    origin = grids[:, None, :2]
+    size = grids[:, 2, None, None]
+    nx = grids[:, 3, None].astype(np.int64)
+    ny = grids[:, 4, None].astype(np.int64)
     ij = np.floor((points - origin) / size).astype(np.int64)
     ok = (ij[..., 0] >= 0) & (ij[..., 0] < nx) & (ij[..., 1] >= 0) & (ij[..., 1] < ny)
     return ij, ok, np.where(ok, ij[..., 0] * ny + ij[..., 1], 0)
@@ -69,8 +70,8 @@ def polygon_pairs(indexes: Sequence, points: np.ndarray) -> tuple[np.ndarray, np
     if len(live) < s:  # scenes without polygons answer nothing
         q, p = polygon_pairs([indexes[i] for i in live], points[live])
         return np.asarray(live)[q // m] * m + q % m, p
-    grids = [x.grid for x in indexes]
-    ij, ok, cell = _cells(grids, points)
+    frames = np.stack([x.frame for x in indexes])  # [polygons, bbox lo, bbox hi, grid frame]
+    ij, ok, cell = _cells(frames[:, 5:], points)
     flat = points.reshape(-1, 2)
     start, count = cell_bounds([x.cells for x in indexes], cell, ok)
     rows, polys, _ = _rows(start[:, 0], count[:, 0], s, m, lambda i: indexes[i].centre_poly)
@@ -78,8 +79,7 @@ def polygon_pairs(indexes: Sequence, points: np.ndarray) -> tuple[np.ndarray, np
     rows, edges, split = _rows(start[:, 1], count[:, 1], s, m, lambda i: indexes[i].edges)
     if len(rows):
         x1, y1, x2, y2 = _piece_ends([x.vertices for x in indexes], edges, split)
-        origin = np.stack([g.origin for g in grids])
-        size = np.array([g.cell for g in grids], dtype=np.float64)
+        origin, size = frames[:, 5:7], frames[:, 7]
         sc = rows // m
         centre = origin[sc] + (ij.reshape(-1, 2)[rows] + 0.5) * size[sc, None]  # as _Grid.centers
         cross = _crosses_xy(centre[:, 0], centre[:, 1], flat[rows, 0], flat[rows, 1], x1, y1, x2, y2)
@@ -91,8 +91,7 @@ def polygon_pairs(indexes: Sequence, points: np.ndarray) -> tuple[np.ndarray, np
             keep = np.ones(len(keys), dtype=bool)
             keep[at[found]] = False
             keys = np.concatenate([keys[keep], odd[~found]])
-    lo = np.stack([x.bbox[0] for x in indexes])[:, None]
-    hi = np.stack([x.bbox[1] for x in indexes])[:, None]
+    lo, hi = frames[:, None, 1:3], frames[:, None, 3:5]
     off = ~ok & np.all((points >= lo) & (points <= hi), axis=-1)
     for i in np.flatnonzero(off.any(axis=1)):  # off the grid, inside the bounds: every edge (rare)
         at = np.flatnonzero(off[i])
@@ -107,7 +106,7 @@ def near_polyline(indexes: Sequence, points: np.ndarray) -> np.ndarray:
     parts = _chunks(s, m)
     if len(parts) > 1:
         return np.concatenate([near_polyline(indexes[a:b], points[a:b]) for a, b in parts])
-    _, ok, cell = _cells([x.grid for x in indexes], points)
+    _, ok, cell = _cells(np.stack([x.frame for x in indexes]), points)
     start, count = cell_bounds([x.cells for x in indexes], cell, ok)
     rows, pieces, split = _rows(start[:, 0], count[:, 0], s, m, lambda i: indexes[i].pieces)
     x1, y1, x2, y2 = _piece_ends([x.line for x in indexes], pieces, split)
