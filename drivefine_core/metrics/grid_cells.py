@@ -1,7 +1,7 @@
 """CSR tables over the occupied cells of a dense grid, compact enough to keep for thousands of scenes and used
-as they are stored (no unpacking): a bitmap of the occupied cells with the rank of each 64-cell word gives a
-cell's slot, and the row pointers run over the slots only. A scene's 260 m grid has ~68k cells of which ~10%
-hold anything, so a dense int64 pointer array (0.5 MB a table) becomes ~10 kB of bitmap plus one narrow
+as they are stored (no unpacking): a bitmap of the occupied cells with the rank of each word gives a cell's
+slot, and the row pointers run over the slots only. A scene's 260 m grid has ~68k cells of which ~10%
+hold anything, so a dense int64 pointer array (0.5 MB a table) becomes ~16 kB of words plus one narrow
 pointer per occupied cell. A word packs 32 cells' bits (low half) with the number of occupied cells before
 them (high half), so finding a cell's slot is one gather."""
 

@@ -205,12 +205,15 @@ def test_fast_equals_reference_on_cached_dense_scenes(dense_cache_dir):
     sub-score of every candidate equals the plain reference scorer's; caches built in memory (tables built
     while scoring) give the very same numbers."""
     from drivefine_core.metrics.cache_io import read_metric_caches
-    from drivefine_core.metrics.scene_index import TABLES
+    from drivefine_core.metrics.scene_index import TABLES, scene_index
 
     path, scenes, maps = dense_cache_dir
     caches = read_metric_caches(path)
     # the scene index tables are installed as read; the reference / human rows are ready
     assert all(c.recalled(TABLES) is not None and c.recalled("fixed_rows") is not None for c in caches)
+    # kept compact (dense int64 grids took ~6 MB a scene) and read as stored: the index wraps, never copies
+    assert max(sum(a.nbytes for a in c.recalled(TABLES).values()) for c in caches) < 1_000_000
+    assert scene_index(caches[0]).polygons.edges is caches[0].recalled(TABLES)["polygons.edges"]
     assert np.mean([c.num_agents for c in caches]) > 10
     rng = np.random.default_rng(11)
     plans = np.concatenate([np.stack([random_candidates(rng, c, 5) for c in caches]),
