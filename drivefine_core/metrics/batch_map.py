@@ -1,7 +1,7 @@
 """Map look-ups of many scenes' points at once, with the scenes' own grids (geometry.PolygonIndex and
 PolylineNearIndex): the same cells, the same candidate edges and the same arithmetic as a query per scene,
-but only the table gathers run once per scene; the cell arithmetic, crossing tests, parities and distances run
-once for the whole batch."""
+but only the table gathers (cell words, row pointers, rows, the rows' edge ends) run once per scene; the cell
+arithmetic, piece cuts, crossing tests, parities and distances run once for the whole batch."""
 
 from __future__ import annotations
 
@@ -9,35 +9,41 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from drivefine_core.metrics.edge_pieces import OWNER, PART, PARTS, edge_ends, piece_ends
 from drivefine_core.metrics.geometry import _crosses_xy, _point_segment_distance
+from drivefine_core.metrics.grid_cells import cell_bounds, expand
 
 
-def _cells(grids: Sequence, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(S, M, 2) points -> the cell (i, j) of each point in its scene's grid (S, M, 2), whether it is on the
-    grid (S, M), and the flat cell (S, M) (0 where off the grid)."""
-    origin = np.stack([g.origin for g in grids])[:, None]
-    size = np.array([g.cell for g in grids], dtype=np.float64)[:, None, None]
-    nx = np.array([g.nx for g in grids])[:, None]
-    ny = np.array([g.ny for g in grids])[:, None]
+def _cells(grids: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(S, M, 2) points, (S, 5) grid frames [origin x, origin y, cell, nx, ny] (geometry._Grid.frame) -> the
+    cell (i, j) of each point in its scene's grid (S, M, 2), whether it is on the grid (S, M), and the flat
+    cell (S, M) (0 where off the grid)."""
+    origin = grids[:, None, :2]
+    size = grids[:, 2, None, None]
+    nx = grids[:, 3, None].astype(np.int64)
+    ny = grids[:, 4, None].astype(np.int64)
     ij = np.floor((points - origin) / size).astype(np.int64)
     ok = (ij[..., 0] >= 0) & (ij[..., 0] < nx) & (ij[..., 1] >= 0) & (ij[..., 1] < ny)
     return ij, ok, np.where(ok, ij[..., 0] * ny + ij[..., 1], 0)
 
 
-def _expand(ptrs: Sequence[np.ndarray], cell: np.ndarray, ok: np.ndarray,
-            gather: Callable[[int, np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """CSR rows of every point's cell in its scene's table -> (point index into the flattened (S * M) points,
-    gather(scene, positions) of those rows stacked). One ptr gather and one value gather per scene."""
-    s, m = cell.shape
-    both = np.stack([cell, cell + 1], axis=1)
-    bounds = np.stack([ptrs[i][both[i]] for i in range(s)])  # (S, 2, M)
-    start = bounds[:, 0].reshape(-1)
-    count = np.where(ok.reshape(-1), bounds[:, 1].reshape(-1) - start, 0)
-    rows = np.repeat(np.arange(s * m), count)
-    pos = np.arange(len(rows)) + (start - (np.cumsum(count) - count))[rows]
+def _rows(start: np.ndarray, count: np.ndarray, s: int, m: int, table: Callable[[int], np.ndarray]
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSR rows of every point's cell (start / count over the flattened (S * M) points) -> (point index,
+    table(scene)[positions] of those rows stacked, where each scene's rows begin (S + 1,)): one gather a scene."""
+    rows, pos = expand(start, count)
     split = np.concatenate([[0], np.cumsum(count.reshape(s, m).sum(axis=1))])
-    parts = [gather(i, pos[split[i] : split[i + 1]]) for i in range(s) if split[i + 1] > split[i]]
-    return rows, (np.concatenate(parts) if parts else gather(0, pos[:0]))
+    parts = [np.take(table(i), pos[split[i] : split[i + 1]], axis=0) for i in range(s) if split[i + 1] > split[i]]
+    return rows, (np.concatenate(parts) if parts else table(0)[pos[:0]]), split
+
+
+def _piece_ends(vertices: Sequence[np.ndarray], pieces: np.ndarray, split: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Ends of the named pieces (edge_pieces) of each scene's rows: the edges' ends read per scene (one
+    gather each), the cuts computed in one pass."""
+    ends = [edge_ends(vertices[i], pieces[split[i] : split[i + 1]]) for i in range(len(vertices)) if split[i + 1] > split[i]]
+    ab = np.concatenate(ends) if ends else np.zeros((0, 2, 2))
+    return piece_ends(ab, pieces[:, PART], pieces[:, PARTS])
 
 
 _CHUNK_POINTS = 16384  # scenes are taken in groups of about this many points: the work arrays stay in cache
@@ -64,20 +70,20 @@ def polygon_pairs(indexes: Sequence, points: np.ndarray) -> tuple[np.ndarray, np
     if len(live) < s:  # scenes without polygons answer nothing
         q, p = polygon_pairs([indexes[i] for i in live], points[live])
         return np.asarray(live)[q // m] * m + q % m, p
-    grids = [x.grid for x in indexes]
-    ij, ok, cell = _cells(grids, points)
+    frames = np.stack([x.frame for x in indexes])  # [polygons, bbox lo, bbox hi, grid frame]
+    ij, ok, cell = _cells(frames[:, 5:], points)
     flat = points.reshape(-1, 2)
-    rows, polys = _expand([x.centre_ptr for x in indexes], cell, ok, lambda i, pos: indexes[i].centre_poly[pos])
+    start, count = cell_bounds([x.cells for x in indexes], cell, ok)
+    rows, polys, _ = _rows(start[:, 0], count[:, 0], s, m, lambda i: indexes[i].centre_poly)
     keys = rows * width + polys  # sorted and unique: points in order, each cell's polygons in order
-    rows, edges = _expand([x.edge_ptr for x in indexes], cell, ok, lambda i, pos: indexes[i].edge_table[pos])
+    rows, edges, split = _rows(start[:, 1], count[:, 1], s, m, lambda i: indexes[i].edges)
     if len(rows):
-        origin = np.stack([g.origin for g in grids])
-        size = np.array([g.cell for g in grids], dtype=np.float64)
+        x1, y1, x2, y2 = _piece_ends([x.vertices for x in indexes], edges, split)
+        origin, size = frames[:, 5:7], frames[:, 7]
         sc = rows // m
         centre = origin[sc] + (ij.reshape(-1, 2)[rows] + 0.5) * size[sc, None]  # as _Grid.centers
-        cross = _crosses_xy(centre[:, 0], centre[:, 1], flat[rows, 0], flat[rows, 1],
-                            edges[:, 0], edges[:, 1], edges[:, 2], edges[:, 3])
-        crossed, times = np.unique(rows[cross] * width + edges[cross, 4].astype(np.int64), return_counts=True)
+        cross = _crosses_xy(centre[:, 0], centre[:, 1], flat[rows, 0], flat[rows, 1], x1, y1, x2, y2)
+        crossed, times = np.unique(rows[cross] * width + edges[cross, OWNER].astype(np.int64), return_counts=True)
         odd = crossed[times % 2 == 1]
         if len(odd):  # centre inside XOR an odd number of crossings
             at = np.minimum(np.searchsorted(keys, odd), max(len(keys) - 1, 0))
@@ -85,8 +91,7 @@ def polygon_pairs(indexes: Sequence, points: np.ndarray) -> tuple[np.ndarray, np
             keep = np.ones(len(keys), dtype=bool)
             keep[at[found]] = False
             keys = np.concatenate([keys[keep], odd[~found]])
-    lo = np.stack([x.bbox[0] for x in indexes])[:, None]
-    hi = np.stack([x.bbox[1] for x in indexes])[:, None]
+    lo, hi = frames[:, None, 1:3], frames[:, None, 3:5]
     off = ~ok & np.all((points >= lo) & (points <= hi), axis=-1)
     for i in np.flatnonzero(off.any(axis=1)):  # off the grid, inside the bounds: every edge (rare)
         at = np.flatnonzero(off[i])
@@ -101,10 +106,12 @@ def near_polyline(indexes: Sequence, points: np.ndarray) -> np.ndarray:
     parts = _chunks(s, m)
     if len(parts) > 1:
         return np.concatenate([near_polyline(indexes[a:b], points[a:b]) for a, b in parts])
-    _, ok, cell = _cells([x.grid for x in indexes], points)
-    rows, seg = _expand([x.ptr for x in indexes], cell, ok, lambda i, pos: indexes[i].seg[pos])
+    _, ok, cell = _cells(np.stack([x.frame for x in indexes]), points)
+    start, count = cell_bounds([x.cells for x in indexes], cell, ok)
+    rows, pieces, split = _rows(start[:, 0], count[:, 0], s, m, lambda i: indexes[i].pieces)
+    x1, y1, x2, y2 = _piece_ends([x.line for x in indexes], pieces, split)
     radius = np.array([x.radius for x in indexes])
-    near = _point_segment_distance(points.reshape(-1, 2)[rows], seg[:, :2], seg[:, 2:]) <= radius[rows // m]
+    near = _point_segment_distance(points.reshape(-1, 2)[rows], np.stack([x1, y1], -1), np.stack([x2, y2], -1)) <= radius[rows // m]
     out = np.zeros(s * m, dtype=bool)
     out[rows[near]] = True
     return out.reshape(s, m)

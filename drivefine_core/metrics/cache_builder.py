@@ -13,7 +13,7 @@ from drivefine_core.metrics import constants as K
 from drivefine_core.metrics.cache import DRIVABLE_LAYERS, MetricCache, flatten_polygons
 from drivefine_core.metrics.params import MetricsParams
 from drivefine_core.metrics.pdm_closed import pdm_closed
-from drivefine_core.metrics.scene_index import build_index, scene_index
+from drivefine_core.metrics.scene_index import scene_index
 
 
 class MapLike(Protocol):
@@ -154,8 +154,8 @@ def build_metric_cache(scene: Scene, map_api: MapLike, params: MetricsParams | N
         cache.validate(where)
     except ValueError as e:
         raise ValueError(f"building the metric cache failed: {e}") from e
-    grids = scene_index(cache).tables()  # built once: PDM-Closed's forecast and the scorer share the map's grids
+    index = scene_index(cache)  # built once: PDM-Closed's forecast and the scorer share the map's grids
     cache.reference = pdm_closed(cache)
     cache._runtime = {}
-    cache.remember("index", build_index(cache, grids))
+    cache.remember("index", index)  # the index does not read the reference
     return cache.validate(where)

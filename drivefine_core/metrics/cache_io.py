@@ -4,7 +4,8 @@ Arrays are stored as raw little-endian bytes with their dtype and shape, so a re
 pickle and a broken file fails loudly (naming the file, scene and field) instead of silently going wrong.
 Writing is incremental: only the logs present in `caches` are (re)written, each atomically.
 Next to the fields, columns `pre.<name>` hold what the scorer needs precomputed per scene
-(metrics.scene_tables); files of an earlier format version have none and are scored after a lazy build.
+(metrics.scene_tables). Files of format 1 have none and are scored after a lazy build; files of format 2 hold
+those tables in an older layout and are refused (the metric_cache stage rebuilds them: RULES_VERSION 5).
 """
 
 from __future__ import annotations
@@ -22,12 +23,15 @@ import pyarrow.parquet as pq
 
 from drivefine_core.metrics import scene_tables
 from drivefine_core.metrics.cache import MetricCache
+from drivefine_core.metrics.scene_index import SHARED_VERTICES
 from drivefine_core.storage.safe_paths import safe_name
 
-_FORMAT_VERSION = 2  # 2: the scorer's precomputed tables (pre.* columns)
-PRE_NAMES = (*(f"{index}.{table}" for index in ("polygons", "drivable", "route_polygons")
-               for table in ("edge_ptr", "edge_piece", "centre_ptr", "centre_poly")),
-             "centerline.ptr", "centerline.piece", "removed", "fixed_rows")
+# 2: the scorer's precomputed tables (pre.* columns); 3: those tables in the form the queries read as they are
+# (grids over the occupied cells, named edge pieces, the whole scene index)
+_FORMAT_VERSION = 3
+_READABLE = ("1", str(_FORMAT_VERSION))  # 1: no precomputed tables (built lazily)
+_META = b"drivefine_metric_cache"
+PRE_NAMES = scene_tables.NAMES
 _NONE = np.zeros(0, dtype=np.uint8)
 
 
@@ -52,10 +56,33 @@ def _put_array(cols: dict[str, list], name: str, value: np.ndarray) -> None:
     cols[f"{name}__shape"].append(list(arr.shape))
 
 
-def _get_array(row: dict, name: str) -> np.ndarray:
+def _get_array(row: dict, name: str, out: np.ndarray | None = None) -> np.ndarray:
     dtype = np.dtype(row[f"{name}__dtype"])
     shape = tuple(int(s) for s in row[f"{name}__shape"])
-    return np.frombuffer(row[name], dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="), copy=True)
+    raw = np.frombuffer(row[name], dtype=dtype).reshape(shape)
+    if out is None:
+        return raw.astype(dtype.newbyteorder("="), copy=True)
+    out[...] = raw
+    return out
+
+
+_VERTEX_FIELDS = ("drivable_vertices", "lane_vertices")
+
+
+def _joint_vertices(row: dict) -> np.ndarray | None:
+    """The drivable and lane vertices decoded back to back into one (V, 2) array (the scorer's shared vertex
+    array, scene_index); None when they are not both (N, 2) float64 (the field checks then name the problem)."""
+    try:
+        shapes = [tuple(int(x) for x in row[f"{name}__shape"]) for name in _VERTEX_FIELDS]
+        if any(len(sh) != 2 or sh[1] != 2 or np.dtype(row[f"{name}__dtype"]) != np.dtype("<f8")
+               for name, sh in zip(_VERTEX_FIELDS, shapes)):
+            return None
+        joint = np.empty((shapes[0][0] + shapes[1][0], 2))
+        _get_array(row, _VERTEX_FIELDS[0], joint[: shapes[0][0]])
+        _get_array(row, _VERTEX_FIELDS[1], joint[shapes[0][0] :])
+        return joint
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _to_table(caches: list[MetricCache]) -> pa.Table:
@@ -73,7 +100,7 @@ def _to_table(caches: list[MetricCache]) -> pa.Table:
             else:
                 cols[name].append(value)
     table = pa.table(dict(cols))
-    return table.replace_schema_metadata({b"drivefine_metric_cache": str(_FORMAT_VERSION).encode()})
+    return table.replace_schema_metadata({_META: str(_FORMAT_VERSION).encode()})
 
 
 def write_metric_caches(caches: Iterable[MetricCache], path: str | os.PathLike) -> list[Path]:
@@ -90,7 +117,8 @@ def write_metric_caches(caches: Iterable[MetricCache], path: str | os.PathLike) 
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=root)
         os.close(fd)
         try:
-            pq.write_table(_to_table(group), tmp)
+            # zstd: the narrow index tables compress ~25% smaller than with snappy and decode faster
+            pq.write_table(_to_table(group), tmp, compression="zstd")
             os.replace(tmp, target)
         except BaseException:
             if os.path.exists(tmp):
@@ -103,10 +131,16 @@ def write_metric_caches(caches: Iterable[MetricCache], path: str | os.PathLike) 
 def _row_to_cache(row: dict, source: str) -> MetricCache:
     kwargs = {}
     token = row.get("token", "?")
+    joint = _joint_vertices(row)
+    if joint is not None:
+        n = len(joint) - int(row["lane_vertices__shape"][0])
+        kwargs.update(drivable_vertices=joint[:n], lane_vertices=joint[n:])
     for name, kind in _kinds().items():
         if name not in row:
             raise ValueError(f"{source}: metric cache {token!r}: missing field {name!r}")
         value = row[name]
+        if name in kwargs:
+            continue
         if kind == "array":
             try:
                 kwargs[name] = _get_array(row, name)
@@ -117,6 +151,8 @@ def _row_to_cache(row: dict, source: str) -> MetricCache:
         else:
             kwargs[name] = value
     cache = MetricCache(**kwargs).validate(source)
+    if joint is not None:
+        cache.remember(SHARED_VERTICES, joint)
     if "pre.fixed_rows" in row:
         try:
             scene_tables.install(cache, {name: _get_array(row, f"pre.{name}") for name in PRE_NAMES})
@@ -140,6 +176,10 @@ def read_metric_caches(path: str | os.PathLike, logs: Iterable[str] | None = Non
             table = pq.read_table(f)
         except Exception as e:  # pyarrow raises several types for corrupt files
             raise ValueError(f"{f}: not a readable Parquet metric cache ({e})") from e
+        version = (table.schema.metadata or {}).get(_META, b"1").decode()
+        if version not in _READABLE:
+            raise ValueError(f"{f}: metric cache format {version}, this code reads formats {', '.join(_READABLE)}; "
+                             "rebuild it with the metric_cache stage (dvc repro metric_cache)")
         for row in table.to_pylist():
             out.append(_row_to_cache(row, str(f)))
     return out

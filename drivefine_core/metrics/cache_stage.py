@@ -31,8 +31,8 @@ from drivefine_core.storage.safe_paths import UnsafePathError
 MANIFEST = "manifest.json"
 # Part of every log's key: bump it whenever a rule that changes what a cache holds changes (route centreline,
 # PDM-Closed, agents), so that caches built by earlier code are rebuilt instead of reused.
-RULES_VERSION = ("4: lane joints kept, NAVSIM batch-LQR velocity fit, PDM-Closed sees current detections only, "
-                 "the scorer's per-scene tables precomputed (cache file format 2)")
+RULES_VERSION = ("5: lane joints kept, NAVSIM batch-LQR velocity fit, PDM-Closed sees current detections only, "
+                 "the scorer's per-scene tables precomputed in the form its queries read (cache file format 3)")
 
 
 class NothingBuiltError(RuntimeError):

@@ -40,7 +40,8 @@ def _score_chunk(shared: tuple[list[MetricCache], MetricsParams], job: tuple[lis
     part = [caches[i] for i in idx]
     scores = [score_trajectories(part, p[:, None], params.version, params.extended_comfort_pairs,
                                  params.human_filter) for p in plans]
-    for c in part:  # every agent of this chunk is scored: its unpacked grids (~6 MB a scene) can go
+    for c in part:  # every agent of this chunk is scored: its index can go (cheap to re-wrap for a cache read
+        # from Parquet; one built in memory holds its own tables, ~0.5 MB)
         c.forget("index")
     return scores
 

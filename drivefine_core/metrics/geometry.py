@@ -4,10 +4,14 @@ narrows down which polygon edges a point must be tested against."""
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import shapely
 
 from drivefine_core.metrics import constants as K
+from drivefine_core.metrics.edge_pieces import OWNER, PART, PARTS, cut, edge_ends, piece_ends
+from drivefine_core.metrics.grid_cells import CellTable, expand, narrow
 
 # Irrational-looking grid offset so cell centres do not fall on axis-aligned map edges.
 _GRID_JITTER = 0.1234567
@@ -73,31 +77,11 @@ def _orient(ax, ay, bx, by, cx, cy):
     return (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)
 
 
-def _split_segments(a: np.ndarray, b: np.ndarray, max_len: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cut segments into collinear pieces no longer than max_len -> (starts, ends, index of the parent)."""
-    n = np.maximum(1, np.ceil(np.linalg.norm(b - a, axis=1) / max_len).astype(np.int64))
-    parent = np.repeat(np.arange(len(a)), n)
-    k = np.arange(len(parent)) - np.repeat(np.cumsum(n) - n, n)
-    t0 = (k / n[parent])[:, None]
-    t1 = ((k + 1) / n[parent])[:, None]
-    d = b[parent] - a[parent]
-    return a[parent] + t0 * d, a[parent] + t1 * d, parent
-
-
 def _csr(cells: np.ndarray, values: np.ndarray, n_cells: int) -> tuple[np.ndarray, np.ndarray]:
     order = np.argsort(cells, kind="stable")
     indptr = np.zeros(n_cells + 1, dtype=np.int64)
     indptr[1:] = np.cumsum(np.bincount(cells, minlength=n_cells))
     return indptr, values[order]
-
-
-def _expand(indptr: np.ndarray, indices: np.ndarray, cell: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """All (query row, value) pairs of a CSR table for the rows' cells, without a Python loop."""
-    start = indptr[cell]
-    counts = indptr[cell + 1] - start
-    rows = np.repeat(np.arange(len(cell)), counts)
-    pos = np.arange(len(rows)) + (start - (np.cumsum(counts) - counts))[rows]
-    return rows, indices[pos]
 
 
 class _Grid:
@@ -106,6 +90,18 @@ class _Grid:
         self.origin = lo - cell - _GRID_JITTER
         self.nx, self.ny = (np.ceil((hi + cell - self.origin) / cell).astype(int) + 1).tolist()
         self.n = self.nx * self.ny
+
+    def frame(self) -> list[float]:
+        return [*self.origin.tolist(), self.cell, self.nx, self.ny]
+
+    @staticmethod
+    def of_frame(frame: np.ndarray) -> "_Grid":
+        """The grid `frame()` describes (stored numbers, exact in float64), without recomputing it."""
+        g = _Grid.__new__(_Grid)
+        g.origin = frame[:2]
+        g.cell, g.nx, g.ny = float(frame[2]), int(frame[3]), int(frame[4])
+        g.n = g.nx * g.ny
+        return g
 
     def ij(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ij = np.floor((points - self.origin) / self.cell).astype(np.int64)
@@ -127,43 +123,47 @@ class _Grid:
         return (ci * self.ny + cj)[keep], box[keep]
 
 
+Rings = Callable[[], tuple[np.ndarray, np.ndarray]]
+
+
 class PolygonIndex:
     """Which of P polygons contain each query point (boundary excluded).
 
     A uniform grid stores, per cell, the polygons containing the cell centre and the polygon edge pieces
-    crossing the cell (sparse tables). A point is inside a polygon iff the centre is inside XOR the segment
-    centre -> point crosses that polygon's boundary an odd number of times: exact, and only the few edges
-    near the point are touched. Points off the grid are tested against every edge."""
+    crossing the cell (CSR tables over the occupied cells, grid_cells.CellTable). A point is inside a polygon
+    iff the centre is inside XOR the segment centre -> point crosses that polygon's boundary an odd number of
+    times: exact, and only the few edges near the point are touched. Points off the grid are tested against
+    every edge. The edge table names its pieces (edge_pieces): rows [start vertex, end vertex, k, n, owner]
+    into `vertices`, an array several indexes of one scene may share."""
 
     def __init__(self, vertices: np.ndarray, offsets: np.ndarray, cell: float = 1.0,
-                 extent: tuple[np.ndarray, np.ndarray] | None = None, tables: dict[str, np.ndarray] | None = None):
-        """`tables` (from a previous index's `tables()`, e.g. kept in the metric cache) skips the build."""
-        self.num_polygons = len(offsets) - 1
-        if self.num_polygons == 0:
+                 extent: tuple[np.ndarray, np.ndarray] | None = None, shared: np.ndarray | None = None,
+                 vertex_ids: np.ndarray | None = None):
+        """Build from polygons (vertices, offsets). `shared`, `vertex_ids`: vertices == shared[vertex_ids];
+        the edge rows then name rows of `shared`."""
+        if shared is None or vertex_ids is None:
+            shared, vertex_ids = vertices, np.arange(len(vertices))
+        num_polygons = len(offsets) - 1
+        if num_polygons == 0:
+            self._load(np.zeros(1), None, np.zeros(0, dtype=np.uint8), np.zeros((0, 5), dtype=np.uint8), shared,
+                       lambda: (vertices, offsets))
             return
         counts = np.diff(offsets)
-        owner = np.repeat(np.arange(self.num_polygons), counts)
+        owner = np.repeat(np.arange(num_polygons), counts)
         nxt = np.arange(len(vertices)) + 1
         nxt[offsets[1:] - 1] = offsets[:-1]  # close every ring
-        self.a, self.b, self.owner = vertices, vertices[nxt], owner
         lo, hi = vertices.min(axis=0), vertices.max(axis=0)
-        self.bbox = (lo, hi)
+        bbox = [*lo.tolist(), *hi.tolist()]
         if extent is not None:
             lo, hi = np.maximum(lo, extent[0]), np.minimum(hi, extent[1])
-        self.grid = g = _Grid(lo, np.maximum(hi, lo), cell)
-        sa, sb, parent = _split_segments(self.a, self.b, cell)
-        pieces = np.stack([sa, sb], 1).reshape(-1, 4)
-        if tables is not None:
-            self.edge_ptr, self._edge_piece = tables["edge_ptr"], tables["edge_piece"]
-            self.centre_ptr, self.centre_poly = tables["centre_ptr"], tables["centre_poly"]
-            self._edges(pieces, owner[parent])
-            return
+        g = _Grid(lo, np.maximum(hi, lo), cell)
+        sa, sb, parent, k, n = cut(vertices, vertices[nxt], cell)
         cells, piece = g.box_cells(np.minimum(sa, sb), np.maximum(sa, sb), 2)
-        self.edge_ptr, self._edge_piece = _csr(cells, piece, g.n)
-        self._edges(pieces, owner[parent])
+        edge_ptr, edge_piece = _csr(cells, piece, g.n)
+        rows = np.stack([vertex_ids[parent], vertex_ids[nxt[parent]], k, n, owner[parent]], axis=1)
         # Cell centres inside each polygon: every (cell, polygon) pair of the polygons' bounding boxes,
         # tested in one vectorised shapely call on prepared polygons.
-        rings = [vertices[offsets[p] : offsets[p + 1]] for p in range(self.num_polygons)]
+        rings = [vertices[offsets[p] : offsets[p + 1]] for p in range(num_polygons)]
         polys = np.array([shapely.Polygon(r) for r in rings], dtype=object)
         shapely.prepare(polys)
         mins = np.stack([r.min(axis=0) for r in rings])
@@ -172,27 +172,42 @@ class PolygonIndex:
         i0 = np.clip(np.floor((mins - g.origin) / g.cell).astype(np.int64), 0, top)
         i1 = np.clip(np.floor((maxs - g.origin) / g.cell).astype(np.int64), 0, top)
         size = i1 - i0 + 1
-        n = size[:, 0] * size[:, 1]
-        poly = np.repeat(np.arange(self.num_polygons), n)
-        k = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
-        ci = i0[poly, 0] + k // size[poly, 1]
-        cj = i0[poly, 1] + k % size[poly, 1]
+        n_pairs = size[:, 0] * size[:, 1]
+        poly = np.repeat(np.arange(num_polygons), n_pairs)
+        j = np.arange(n_pairs.sum()) - np.repeat(np.cumsum(n_pairs) - n_pairs, n_pairs)
+        ci = i0[poly, 0] + j // size[poly, 1]
+        cj = i0[poly, 1] + j % size[poly, 1]
         cells = ci * g.ny + cj
         centre = g.centers(cells)
         inside = shapely.contains_xy(polys[poly], centre[:, 0], centre[:, 1])
-        self.centre_ptr, self.centre_poly = _csr(cells[inside], poly[inside], g.n)
+        centre_ptr, centre_poly = _csr(cells[inside], poly[inside], g.n)
+        frame = np.array([num_polygons, *bbox, *g.frame()], dtype=np.float64)
+        self._load(frame, CellTable.of([centre_ptr, edge_ptr]), narrow(centre_poly), narrow(rows[edge_piece]), shared,
+                   lambda: (vertices, offsets))
 
-    def _edges(self, pieces: np.ndarray, piece_owner: np.ndarray) -> None:
-        # Per table row [x1, y1, x2, y2, owner]: one gather fetches everything a crossing test needs.
-        self.edge_table = np.concatenate([pieces, piece_owner[:, None].astype(np.float64)], axis=1)[self._edge_piece]
-        self._edge_pos = np.arange(len(self.edge_table))
+    @classmethod
+    def of_tables(cls, tables: dict[str, np.ndarray], prefix: str, vertices: np.ndarray, rings: Rings) -> "PolygonIndex":
+        """The index whose `tables()` are stored under prefix + name, over the same `vertices` (the shared
+        array); `rings()` -> this index's polygons (vertices, offsets), needed only for points off the grid."""
+        index = cls.__new__(cls)
+        frame = tables[prefix + "frame"]
+        cells = CellTable(tables[prefix + "words"], tables[prefix + "ptr"]) if len(frame) > 1 else None
+        index._load(frame, cells, tables[prefix + "centre_poly"], tables[prefix + "edges"], vertices, rings)
+        return index
+
+    def _load(self, frame: np.ndarray, cells: CellTable | None, centre_poly: np.ndarray, edges: np.ndarray,
+              vertices: np.ndarray, rings: Rings) -> None:
+        self.frame, self.cells, self.centre_poly, self.edges, self.vertices = frame, cells, centre_poly, edges, vertices
+        self.num_polygons = int(frame[0])
+        self._rings, self._segments = rings, None
+        if self.num_polygons:
+            self.bbox = (frame[1:3], frame[3:5])
+            self.grid = _Grid.of_frame(frame[5:])
 
     def tables(self) -> dict[str, np.ndarray]:
-        """What the build computed (the rest follows from the vertices): to keep, and pass back as `tables`."""
-        if self.num_polygons == 0:
-            return {}
-        return {"edge_ptr": self.edge_ptr, "edge_piece": self._edge_piece, "centre_ptr": self.centre_ptr,
-                "centre_poly": self.centre_poly}
+        """What the build computed (the rest follows from the vertices): to keep, and pass back to of_tables."""
+        cells = self.cells.arrays() if self.cells is not None else {}
+        return {"frame": self.frame, **cells, "centre_poly": self.centre_poly, "edges": self.edges}
 
     def query_pairs(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(Q, 2) -> (point, polygon) index pairs with the point strictly inside (each pair once, in no set order)."""
@@ -204,17 +219,18 @@ class PolygonIndex:
         ok = (ij[:, 0] >= 0) & (ij[:, 0] < g.nx) & (ij[:, 1] >= 0) & (ij[:, 1] < g.ny)
         on = np.flatnonzero(ok)
         ij = ij[on]
-        cell = ij[:, 0] * g.ny + ij[:, 1]
-        rows, polys = _expand(self.centre_ptr, self.centre_poly, cell)
-        keys = [on[rows] * p + polys]
-        rows, pos = _expand(self.edge_ptr, self._edge_pos, cell)
+        assert self.cells is not None
+        start, count = self.cells.lookup(ij[:, 0] * g.ny + ij[:, 1])
+        rows, pos = expand(start[:, 0], count[:, 0])
+        keys = [on[rows] * p + self.centre_poly[pos]]
+        rows, pos = expand(start[:, 1], count[:, 1])
         if len(rows):
             centre = g.origin + (ij + 0.5) * g.cell  # the same numbers as _Grid.centers of these cells
             at = on[rows]
-            e = self.edge_table[pos]
+            e = self.edges[pos]
             cross = _crosses_xy(centre[rows, 0], centre[rows, 1], points[at, 0], points[at, 1],
-                                e[:, 0], e[:, 1], e[:, 2], e[:, 3])
-            crossed, count = np.unique(at[cross] * p + e[cross, 4].astype(np.int64), return_counts=True)
+                                *piece_ends(edge_ends(self.vertices, e), e[:, PART], e[:, PARTS]))
+            crossed, count = np.unique(at[cross] * p + e[cross, OWNER].astype(np.int64), return_counts=True)
             odd = crossed[count % 2 == 1]
             if len(odd):  # centre inside XOR an odd number of crossings. keys[0] is sorted and unique (points
                 # in order, each cell's polygons in order), so the toggled pairs are found by binary search.
@@ -240,7 +256,13 @@ class PolygonIndex:
         return out
 
     def _brute(self, pts: np.ndarray) -> np.ndarray:
-        a, b = self.a[None], self.b[None]
+        if self._segments is None:  # every edge of every polygon, built the first time a point is off the grid
+            vertices, offsets = self._rings()
+            nxt = np.arange(len(vertices)) + 1
+            nxt[offsets[1:] - 1] = offsets[:-1]
+            self._segments = (vertices, vertices[nxt], np.repeat(np.arange(self.num_polygons), np.diff(offsets)))
+        seg_a, seg_b, owner = self._segments
+        a, b = seg_a[None], seg_b[None]
         x, y = pts[:, None, 0], pts[:, None, 1]
         straddle = (a[..., 1] > y) != (b[..., 1] > y)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -248,7 +270,7 @@ class PolygonIndex:
         hit = straddle & (x < xcross)
         out = np.zeros((len(pts), self.num_polygons), dtype=np.int64)
         for poly in range(self.num_polygons):
-            out[:, poly] = hit[:, self.owner == poly].sum(axis=1)
+            out[:, poly] = hit[:, owner == poly].sum(axis=1)
         return (out & 1).astype(bool)
 
 
@@ -287,31 +309,41 @@ def project_to_polyline(points: np.ndarray, line: np.ndarray) -> np.ndarray:
 
 
 class PolylineNearIndex:
-    """Is a point within `radius` of a polyline? Sparse grid of nearby segment pieces, exact distances."""
+    """Is a point within `radius` of a polyline? Sparse grid of nearby segment pieces (rows [start vertex,
+    end vertex, k, n] of the line, edge_pieces), exact distances."""
 
-    def __init__(self, line: np.ndarray, radius: float, cell: float = 1.0, tables: dict[str, np.ndarray] | None = None):
-        self.radius = radius
-        a, b, _ = _split_segments(line[:-1], line[1:], cell)
-        self.line = line
-        self.grid = g = _Grid(line.min(axis=0) - radius, line.max(axis=0) + radius, cell)
-        if tables is None:
-            span = int(np.ceil(2 * radius / cell)) + 2
-            cells, piece = g.box_cells(np.minimum(a, b) - radius, np.maximum(a, b) + radius, span)
-            self.ptr, self._piece = _csr(cells, piece, g.n)
-        else:
-            self.ptr, self._piece = tables["ptr"], tables["piece"]
-        self.seg = np.concatenate([a, b], axis=1)[self._piece]
+    def __init__(self, line: np.ndarray, radius: float, cell: float = 1.0):
+        sa, sb, parent, k, n = cut(line[:-1], line[1:], cell)
+        g = _Grid(line.min(axis=0) - radius, line.max(axis=0) + radius, cell)
+        span = int(np.ceil(2 * radius / cell)) + 2
+        cells, piece = g.box_cells(np.minimum(sa, sb) - radius, np.maximum(sa, sb) + radius, span)
+        ptr, pieces = _csr(cells, piece, g.n)
+        rows = np.stack([parent, parent + 1, k, n], axis=1)
+        self._load(line, radius, np.array(g.frame(), dtype=np.float64), CellTable.of([ptr]), narrow(rows[pieces]))
+
+    @classmethod
+    def of_tables(cls, line: np.ndarray, radius: float, tables: dict[str, np.ndarray], prefix: str) -> "PolylineNearIndex":
+        index = cls.__new__(cls)
+        cells = CellTable(tables[prefix + "words"], tables[prefix + "ptr"])
+        index._load(line, radius, tables[prefix + "frame"], cells, tables[prefix + "pieces"])
+        return index
+
+    def _load(self, line: np.ndarray, radius: float, frame: np.ndarray, cells: CellTable, pieces: np.ndarray) -> None:
+        self.line, self.radius, self.frame, self.cells, self.pieces = line, radius, frame, cells, pieces
+        self.grid = _Grid.of_frame(frame)
 
     def tables(self) -> dict[str, np.ndarray]:
-        return {"ptr": self.ptr, "piece": self._piece}
+        return {"frame": self.frame, **self.cells.arrays(), "pieces": self.pieces}
 
     def within(self, points: np.ndarray) -> np.ndarray:
         """(Q, 2) -> (Q,) bool: distance to the polyline <= radius."""
         flat, ok = self.grid.ij(points)
         on = np.nonzero(ok)[0]
-        rows, pos = _expand(self.ptr, np.arange(len(self.seg)), flat[on])
-        s = self.seg[pos]
-        near = _point_segment_distance(points[on][rows], s[:, :2], s[:, 2:]) <= self.radius
+        start, count = self.cells.lookup(flat[on])
+        rows, pos = expand(start[:, 0], count[:, 0])
+        s = self.pieces[pos]
+        x1, y1, x2, y2 = piece_ends(edge_ends(self.line, s), s[:, PART], s[:, PARTS])
+        near = _point_segment_distance(points[on][rows], np.stack([x1, y1], -1), np.stack([x2, y2], -1)) <= self.radius
         out = np.zeros(len(points), dtype=bool)
         out[on[rows[near]]] = True
         return out

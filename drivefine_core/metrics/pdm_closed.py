@@ -18,7 +18,7 @@ from shapely.ops import substring
 
 from drivefine_core.metrics import constants as K
 from drivefine_core.metrics.cache import MetricCache
-from drivefine_core.metrics.scene_index import build_index
+from drivefine_core.metrics.scene_index import with_agents
 from drivefine_core.metrics.scorer import raw_scene_metrics
 from drivefine_core.metrics.simulator import initial_states, simulate
 
@@ -172,7 +172,7 @@ class Forecast:
         out.agent_seen_at_start = np.ones(len(out.agent_tokens), dtype=bool)
         out.light_red = np.repeat(cache.light_red[:, :1], n_steps, axis=1)
         if shared_map is not None:
-            out.remember("index", build_index(out, shared_map.tables()))
+            out.remember("index", with_agents(out, shared_map))
         self.cache = out
 
     def at(self, step: int) -> int:

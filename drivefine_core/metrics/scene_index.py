@@ -1,21 +1,26 @@
 """A scene's map and agent index for the scorer: polygon and centreline grids, per-agent constants and the
-route's projection blocks, built once per metric cache and kept on it (cache._runtime). The metric cache stage
-stores the costly grids (SceneIndex.tables) packed next to the cache (scene_tables.py); `scene_index` unpacks
-them when the scene is first scored."""
+route's projection blocks, kept on the metric cache (cache._runtime). The metric cache stage stores all of it
+(SceneIndex.tables, Parquet columns `pre.<name>`, scene_tables.py) in the form the queries read: narrow
+integer tables over the occupied grid cells (grid_cells) whose edge rows name their vertices (edge_pieces).
+`scene_index` wraps them as they are when the scene is first scored (nothing is unpacked or rebuilt but the
+scene's shared vertex array); caches without them (built in memory, older files) build the index."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Callable
 
 import numpy as np
 import shapely
 
 from drivefine_core.metrics import constants as K
-from drivefine_core.metrics.cache import INTERSECTION_LAYER, MetricCache, flatten_polygons
+from drivefine_core.metrics.cache import INTERSECTION_LAYER, MetricCache
 from drivefine_core.metrics.geometry import PolygonIndex, PolylineNearIndex
 
 _GRID_EXTENT_M = 130.0
-PACKED = "packed_tables"  # runtime key of the grids as the metric cache stage stored them (scene_tables)
+TABLES = "scene_tables"  # runtime key of the tables the metric cache stage stored (scene_tables.install)
+POLYGON_INDEXES = ("polygons", "drivable", "route_polygons")
+_AGENT_COLUMNS = ("half_length", "half_width", "radius")  # then agent_lo (2), agent_hi (2): `agents` (N, 7)
 
 
 @dataclass
@@ -29,8 +34,6 @@ class SceneIndex:
     lane_on_route: np.ndarray  # (n_lanes,)
     poly_kind: np.ndarray  # (polygons,) int8: DRIVABLE, LANE, LANE_ON_ROUTE or INTERSECTION
     near_centerline: PolylineNearIndex
-    light_rings: list  # (M, 2) rings of the on-route connectors with a light
-    light_bounds: np.ndarray  # (L, 4) min x, min y, max x, max y
     half_length: np.ndarray  # (N,)
     half_width: np.ndarray
     radius: np.ndarray
@@ -39,19 +42,38 @@ class SceneIndex:
     agent_lo: np.ndarray  # (N, 2) bounding box of the observed box centres
     agent_hi: np.ndarray
     route: RouteBlocks
+    _lights: Callable[[], list]  # -> the (M, 2) rings of the on-route connectors with a light
+    _light_rings: list | None = None
     _light_polygons: list | None = None
 
     @property
+    def light_rings(self) -> list:
+        if self._light_rings is None:  # only for the scenes whose lights are tested
+            self._light_rings = self._lights()
+        return self._light_rings
+
+    @property
+    def light_bounds(self) -> np.ndarray:
+        """(L, 4) min x, min y, max x, max y."""
+        return np.array([[*r.min(axis=0), *r.max(axis=0)] for r in self.light_rings]).reshape(-1, 4)
+
+    @property
     def light_polygons(self) -> list:
-        if self._light_polygons is None:  # shapely objects only for the scenes whose lights are tested
+        if self._light_polygons is None:
             self._light_polygons = [shapely.Polygon(r) for r in self.light_rings]
         return self._light_polygons
 
     def tables(self) -> dict[str, np.ndarray]:
-        """The parts that are costly to build (grid tables), for the metric cache stage to keep."""
-        return {**{f"{name}.{k}": v for name in ("polygons", "drivable", "route_polygons")
-                   for k, v in getattr(self, name).tables().items()},
-                **{f"centerline.{k}": v for k, v in self.near_centerline.tables().items()}}
+        """Everything the index holds that is not a field of the cache, for the metric cache stage to keep."""
+        out = {f"{name}.{k}": v for name in POLYGON_INDEXES for k, v in getattr(self, name).tables().items()}
+        out.update({f"centerline.{k}": v for k, v in self.near_centerline.tables().items()})
+        out["agents"] = np.concatenate([np.stack([getattr(self, c) for c in _AGENT_COLUMNS], axis=1).reshape(-1, 3),
+                                        self.agent_lo.reshape(-1, 2), self.agent_hi.reshape(-1, 2)], axis=1)
+        out["agent_flags"] = np.stack([self.stopped, self.is_agent], axis=1).reshape(-1, 2).astype(bool)
+        out["poly_kind"], out["route_kind"] = self.poly_kind, self.route_kind
+        out["route.seg_len"], out["route.cum"] = self.route.seg_len, self.route.cum
+        out["route.blocks"] = np.concatenate([self.route.centre, self.route.radius[:, None]], axis=1)
+        return out
 
 
 DRIVABLE, LANE, LANE_ON_ROUTE, INTERSECTION = range(4)
@@ -85,67 +107,135 @@ class RouteBlocks:
 
 
 def scene_index(cache: MetricCache) -> SceneIndex:
-    return cache.runtime("index", lambda: build_index(cache, unpack_tables(cache.recalled(PACKED))))
+    return cache.runtime("index", lambda: _index_of(cache))
 
 
-def unpack_tables(packed: dict[str, np.ndarray] | None) -> dict[str, np.ndarray] | None:
-    """SceneIndex.tables() from the metric cache stage's packed form (scene_tables.export): CSR pointers
-    from their deltas, indices widened back to int64. None -> None (the grids are built from the fields)."""
-    if packed is None:
-        return None
-    tables = {}
-    for name, arr in packed.items():
-        if name.endswith("ptr"):
-            ptr = np.zeros(len(arr) + 1, dtype=np.int64)
-            np.cumsum(arr, dtype=np.int64, out=ptr[1:])
-            tables[name] = ptr
-        else:
-            tables[name] = arr.astype(np.int64)
-    return tables
+def _index_of(cache: MetricCache) -> SceneIndex:
+    tables = cache.recalled(TABLES)
+    return from_tables(cache, tables) if tables is not None else build_index(cache)
 
 
-def build_index(cache: MetricCache, tables: dict[str, np.ndarray] | None = None) -> SceneIndex:
-    """The scene's polygon / centreline grids and per-agent constants; `tables` (SceneIndex.tables() of an
-    earlier build of the same cache) skips building the grids."""
-    inter = [cache.drivable_polygon(p) for p in np.nonzero(cache.drivable_layers == INTERSECTION_LAYER)[0]]
-    iv, io = flatten_polygons(inter)
+SHARED_VERTICES = "shared_vertices"  # runtime key: the reader lays the two vertex fields out back to back
+
+
+def _shared_vertices(cache: MetricCache) -> np.ndarray:
+    """The scene's drivable then lane vertices: the rows of every polygon index's edge table name these. A
+    cache read from Parquet holds both fields as views of one such array (cache_io), so nothing is copied."""
+    joint = cache.recalled(SHARED_VERTICES)
+    return joint if joint is not None else np.concatenate([cache.drivable_vertices, cache.lane_vertices])
+
+
+def _ring_ids(vertices: np.ndarray, ranges: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Rings given as ranges of `vertices` -> (vertex ids, offsets) of cache.flatten_polygons of those rings
+    (which drops a closing vertex), as indexes into `vertices`."""
+    ids = []
+    for a, b in ranges:
+        ring = vertices[a:b]
+        closed = len(ring) > 3 and np.allclose(ring[0], ring[-1])
+        ids.append(np.arange(a, b - 1 if closed else b))
+    offsets = np.zeros(len(ids) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([len(i) for i in ids])
+    return (np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64)), offsets
+
+
+def _rings(cache: MetricCache, vertices: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(vertex ids into `vertices` (_shared_vertices), offsets) of one polygon index's polygons."""
+    do, lo = cache.drivable_offsets, cache.lane_offsets + len(cache.drivable_vertices)
+    drivable = [(int(do[p]), int(do[p + 1])) for p in range(len(do) - 1)]
+    lanes = [(int(lo[p]), int(lo[p + 1])) for p in range(len(lo) - 1)]
+    inter = [drivable[p] for p in np.flatnonzero(cache.drivable_layers == INTERSECTION_LAYER)]
+    if name == "drivable":
+        return np.arange(len(cache.drivable_vertices)), do
+    if name == "polygons":  # every drivable and lane polygon as stored, then the intersections flattened again
+        ids, offsets = _ring_ids(vertices, inter)
+        n = len(cache.drivable_vertices) + len(cache.lane_vertices)
+        return (np.concatenate([np.arange(n), ids]),
+                np.concatenate([do, lo[1:], offsets[1:] + n]))
+    return _ring_ids(vertices, [lanes[int(i)] for i in np.flatnonzero(cache.lane_on_route)] + inter)
+
+
+def _ring_source(cache: MetricCache, vertices: np.ndarray, name: str) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
+    def rings() -> tuple[np.ndarray, np.ndarray]:
+        ids, offsets = _rings(cache, vertices, name)
+        return vertices[ids], offsets
+    return rings
+
+
+def _lights(cache: MetricCache) -> Callable[[], list]:
+    lanes, offsets, index = cache.lane_vertices, cache.lane_offsets, cache.light_lane_index
+    return lambda: [lanes[offsets[i] : offsets[i + 1]] for i in index]
+
+
+def _agent_constants(cache: MetricCache) -> dict[str, np.ndarray]:
     names = np.array(cache.agent_names, dtype=object)
     is_agent = np.isin(names, K.AGENT_CLASSES) if len(names) else np.zeros(0, dtype=bool)
     n = cache.num_agents
     first = np.argmax(cache.agent_valid, axis=1) if n else np.zeros(0, dtype=int)
     first_speed = np.linalg.norm(cache.agent_velocity[np.arange(n), first], axis=-1) if n else np.zeros(0)
     dims = np.nanmax(cache.agent_boxes[..., 3:5], axis=1) if n else np.zeros((0, 2))
+    return {
+        "half_length": dims[:, 0] / 2.0,
+        "half_width": dims[:, 1] / 2.0,
+        "radius": np.hypot(dims[:, 0], dims[:, 1]) / 2.0,
+        "stopped": ~is_agent | ~(np.nan_to_num(first_speed, nan=0.0) > K.NC_STOPPED_SPEED),
+        "is_agent": is_agent,
+        "agent_lo": np.where(cache.agent_valid[..., None], cache.agent_boxes[..., :2], np.inf).min(axis=1).reshape(n, 2),
+        "agent_hi": np.where(cache.agent_valid[..., None], cache.agent_boxes[..., :2], -np.inf).max(axis=1).reshape(n, 2),
+    }
+
+
+def build_index(cache: MetricCache) -> SceneIndex:
+    """The scene's polygon / centreline grids and per-agent constants, built from the cache's fields."""
     # The ego stays within ~120 m of the origin over 4 s; points beyond the grid are still answered exactly.
     extent = (np.full(2, -_GRID_EXTENT_M), np.full(2, _GRID_EXTENT_M))
-    verts = np.concatenate([cache.drivable_vertices, cache.lane_vertices, iv])
-    n_d, n_l = len(cache.drivable_vertices), len(cache.lane_vertices)
-    offsets = np.concatenate([cache.drivable_offsets, cache.lane_offsets[1:] + n_d, io[1:] + n_d + n_l])
+    shared = _shared_vertices(cache)
+    indexes = {}
+    for name in POLYGON_INDEXES:
+        ids, offsets = _rings(cache, shared, name)
+        indexes[name] = PolygonIndex(shared[ids], offsets, extent=extent, shared=shared, vertex_ids=ids)
+    n_inter = int(np.count_nonzero(cache.drivable_layers == INTERSECTION_LAYER))
     kind = np.concatenate([np.full(len(cache.drivable_ids), DRIVABLE), np.where(cache.lane_on_route, LANE_ON_ROUTE, LANE),
-                           np.full(len(io) - 1, INTERSECTION)]).astype(np.int8)
-    lights = [cache.lane_polygon(int(i)) for i in cache.light_lane_index]
-    sub = (lambda prefix: {k[len(prefix):]: v for k, v in tables.items() if k.startswith(prefix)}) if tables else None
-    on_route = np.flatnonzero(cache.lane_on_route)
-    rv, ro = flatten_polygons([cache.lane_polygon(int(i)) for i in on_route] + inter)
-    idx = SceneIndex(
-        polygons=PolygonIndex(verts, offsets, extent=extent, tables=sub("polygons.") if sub else None),
-        drivable=PolygonIndex(cache.drivable_vertices, cache.drivable_offsets, extent=extent,
-                              tables=sub("drivable.") if sub else None),
-        route_polygons=PolygonIndex(rv, ro, extent=extent, tables=sub("route_polygons.") if sub else None),
-        route_kind=np.array([LANE_ON_ROUTE] * len(on_route) + [INTERSECTION] * len(inter), dtype=np.int8),
+                           np.full(n_inter, INTERSECTION)]).astype(np.int8)
+    return SceneIndex(
+        **indexes,
+        route_kind=np.array([LANE_ON_ROUTE] * int(cache.lane_on_route.sum()) + [INTERSECTION] * n_inter, dtype=np.int8),
         n_drivable=len(cache.drivable_ids),
         n_lanes=len(cache.lane_ids),
-        lane_on_route=cache.lane_on_route.copy(),
+        lane_on_route=cache.lane_on_route,
         poly_kind=kind,
-        near_centerline=PolylineNearIndex(cache.centerline, K.LK_MAX_DISTANCE, tables=sub("centerline.") if sub else None),
-        light_rings=lights,
-        light_bounds=np.array([[*r.min(axis=0), *r.max(axis=0)] for r in lights]).reshape(-1, 4),
-        half_length=dims[:, 0] / 2.0,
-        half_width=dims[:, 1] / 2.0,
-        radius=np.hypot(dims[:, 0], dims[:, 1]) / 2.0,
-        stopped=~is_agent | ~(np.nan_to_num(first_speed, nan=0.0) > K.NC_STOPPED_SPEED),
-        is_agent=is_agent,
-        agent_lo=np.where(cache.agent_valid[..., None], cache.agent_boxes[..., :2], np.inf).min(axis=1).reshape(n, 2),
-        agent_hi=np.where(cache.agent_valid[..., None], cache.agent_boxes[..., :2], -np.inf).max(axis=1).reshape(n, 2),
+        near_centerline=PolylineNearIndex(cache.centerline, K.LK_MAX_DISTANCE),
+        **_agent_constants(cache),
         route=RouteBlocks.of(cache.centerline),
+        _lights=_lights(cache),
     )
-    return idx
+
+
+def with_agents(cache: MetricCache, index: SceneIndex) -> SceneIndex:
+    """`index` (of a cache with the same map and route fields) with the agent constants of `cache`."""
+    return replace(index, **_agent_constants(cache), _lights=_lights(cache), _light_rings=None, _light_polygons=None)
+
+
+def from_tables(cache: MetricCache, tables: dict[str, np.ndarray]) -> SceneIndex:
+    """The index SceneIndex.tables() stored, over the cache's own fields: views, no copies but the scene's
+    shared vertex array."""
+    shared = _shared_vertices(cache)
+    indexes = {name: PolygonIndex.of_tables(tables, f"{name}.", shared, _ring_source(cache, shared, name))
+               for name in POLYGON_INDEXES}
+    agents, flags, blocks = tables["agents"], tables["agent_flags"], tables["route.blocks"]
+    line = cache.centerline
+    route = RouteBlocks(line[:-1], line[1:] - line[:-1], tables["route.seg_len"], tables["route.cum"],
+                        blocks[:, :2], blocks[:, 2])
+    return SceneIndex(
+        **indexes,
+        route_kind=tables["route_kind"],
+        n_drivable=len(cache.drivable_ids),
+        n_lanes=len(cache.lane_ids),
+        lane_on_route=cache.lane_on_route,
+        poly_kind=tables["poly_kind"],
+        near_centerline=PolylineNearIndex.of_tables(line, K.LK_MAX_DISTANCE, tables, "centerline."),
+        half_length=agents[:, 0], half_width=agents[:, 1], radius=agents[:, 2],
+        stopped=flags[:, 0], is_agent=flags[:, 1],
+        agent_lo=agents[:, 3:5], agent_hi=agents[:, 5:7],
+        route=route,
+        _lights=_lights(cache),
+    )

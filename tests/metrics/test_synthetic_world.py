@@ -205,12 +205,15 @@ def test_fast_equals_reference_on_cached_dense_scenes(dense_cache_dir):
     sub-score of every candidate equals the plain reference scorer's; caches built in memory (tables built
     while scoring) give the very same numbers."""
     from drivefine_core.metrics.cache_io import read_metric_caches
-    from drivefine_core.metrics.scene_index import PACKED
+    from drivefine_core.metrics.scene_index import TABLES, scene_index
 
     path, scenes, maps = dense_cache_dir
     caches = read_metric_caches(path)
-    # the grids stay packed until a scene is scored; the reference / human rows are ready
-    assert all(c.recalled(PACKED) is not None and c.recalled("fixed_rows") is not None for c in caches)
+    # the scene index tables are installed as read; the reference / human rows are ready
+    assert all(c.recalled(TABLES) is not None and c.recalled("fixed_rows") is not None for c in caches)
+    # kept compact (dense int64 grids took ~6 MB a scene) and read as stored: the index wraps, never copies
+    assert max(sum(a.nbytes for a in c.recalled(TABLES).values()) for c in caches) < 1_000_000
+    assert scene_index(caches[0]).polygons.edges is caches[0].recalled(TABLES)["polygons.edges"]
     assert np.mean([c.num_agents for c in caches]) > 10
     rng = np.random.default_rng(11)
     plans = np.concatenate([np.stack([random_candidates(rng, c, 5) for c in caches]),
@@ -241,12 +244,16 @@ def test_cache_file_carries_the_scorer_tables_and_an_older_file_still_scores(den
     path, _, _ = dense_cache_dir
     (file,) = sorted(path.glob("*.parquet"))
     table = pq.read_table(file)
-    assert table.schema.metadata[b"drivefine_metric_cache"] == b"2"
+    assert table.schema.metadata[b"drivefine_metric_cache"] == b"3"
     pre = [n for n in table.column_names if n.startswith("pre.")]
-    assert "pre.fixed_rows" in pre and "pre.drivable.centre_ptr" in pre
+    assert "pre.fixed_rows" in pre and "pre.drivable.edges" in pre and "pre.agents" in pre
     old = table.drop_columns(pre).replace_schema_metadata({b"drivefine_metric_cache": b"1"})
     pq.write_table(old, tmp_path / file.name)
     older, current = read_metric_caches(tmp_path), read_metric_caches(path)
     assert all(c.recalled("index") is None for c in older)
     plans = np.stack([random_candidates(np.random.default_rng(2), c, 3) for c in current])
     _assert_same(score_trajectories(older, plans), score_trajectories(current, plans))
+    # format 2 held the tables in an older layout: refused, naming the file
+    pq.write_table(table.replace_schema_metadata({b"drivefine_metric_cache": b"2"}), tmp_path / file.name)
+    with pytest.raises(ValueError, match=f"{file.name}: metric cache format 2.*metric_cache stage"):
+        read_metric_caches(tmp_path)
