@@ -54,6 +54,7 @@ class ModelParams(Section):
     flow_sample_noise: float = Field(0.1, ge=0)  # initial-state noise of stochastic sampling (GRPO exploration)
     flow_noise_steps: int = Field(10, ge=0, description="Euler steps of the noise-initialised (pi0) ablation")
     # pi0's state token: ego velocity, acceleration and command as one more token of the expert's own sequence
+    # (off here so that planners saved before it existed load as they were; params.yaml turns it on)
     flow_state_token: bool = False
 
     # masked diffusion (DriveFine generation expert)
