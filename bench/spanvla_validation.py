@@ -1,0 +1,119 @@
+"""SpanVLA recipe choices on the validation logs: train one SFT phase on a ladder clone's data and score it on the
+held-out train logs (rl.validation_logs), never on the test split. How the flow expert's recipe was chosen
+(README, the ladder).
+
+    # the AR VLM (its weights saved to OUT), then a flow expert on it with model overrides:
+    .venv/bin/python bench/spanvla_validation.py --data LADDER_CLONE --phase ar --seed 0 --out /tmp/ar0
+    .venv/bin/python bench/spanvla_validation.py --data LADDER_CLONE --phase flow --ar /tmp/ar0 \
+        --model '{"flow_state_token": true}' --steps 6000 --out /tmp/flow0
+
+LADDER_CLONE is a clone whose data stages ran with bench/ladder_params.yaml (bench/ladder.py --dest leaves one).
+The flow phase trains the history-initialised expert only. Prints the validation PDMS over all held-out scenes
+and over the curated ones (constant velocity < 0.8, human >= 0.8), v1 sub-scores, ADE, and the ego-MLP,
+constant velocity and human on the same scenes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+print = functools.partial(print, flush=True)  # progress shows even when piped
+SUBS = ("v1/nc", "v1/dac", "v1/ttc", "v1/c", "v1/ep")
+
+
+def validate(planner, mode: str, features: str, held: list[str], caches: list, baselines) -> None:
+    from drivefine_core.features.dataset import InMemoryFeatureDataset
+    from drivefine_core.metrics.baselines import EgoStatusMLP, constant_velocity_agent, human_agent
+    from drivefine_core.models import PlannerBatch
+    from drivefine_core.training.reward import PairedScenes, ScorerReward, collate_scenes
+
+    ds = InMemoryFeatureDataset(features, logs=held)
+    scenes = PairedScenes(ds, ds.tokens, [c for c in caches if c.log_name in held])
+    reward = ScorerReward("v1/pdms")
+    val = scenes.caches()
+    cv = reward(val, constant_velocity_agent(val)[:, None])[:, 0]
+    human = reward(val, human_agent(val)[:, None])[:, 0]
+    curated = (cv < 0.8) & (human >= 0.8)
+    mlp = EgoStatusMLP(baselines)
+    mlp.fit([c for c in caches if c.log_name not in held])
+    mlp_r = reward(val, mlp(val)[:, None])[:, 0]
+    planner.eval()
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("v1/pdms", "ade", *SUBS)}
+    with torch.no_grad():
+        for start in range(0, len(scenes), 32):
+            samples, cc = collate_scenes(list(scenes[start : start + 32]))
+            batch = PlannerBatch.of(samples, "cpu")
+            poses = planner.plan(batch, mode, seed=0).poses.numpy().astype(np.float64)
+            scores = reward.scores(cc, poses[:, None])
+            for c in cc:
+                c.forget("index")
+            for k in ("v1/pdms", *SUBS):
+                parts[k].append(np.nan_to_num(scores[k][:, 0]) if k == "v1/pdms" else scores[k][:, 0])
+            parts["ade"].append(np.linalg.norm(poses[..., :2] - batch["target"].numpy()[..., :2], axis=-1).mean(-1))
+    r = {k: np.concatenate(v) for k, v in parts.items()}
+    print(f"{mode}: validation {len(val)} scenes ({int(curated.sum())} curated)")
+    for name, sel in (("all", np.ones(len(val), dtype=bool)), ("curated", curated)):
+        subs = " ".join(f"{k[3:]} {100 * np.nanmean(r[k][sel]):.1f}" for k in SUBS)
+        print(f"  {name:8s} PDMS {100 * r['v1/pdms'][sel].mean():.1f} ({subs}) ADE {r['ade'][sel].mean():.2f} m | "
+              f"ego-MLP {100 * mlp_r[sel].mean():.1f}, constant velocity {100 * cv[sel].mean():.1f}, "
+              f"human {100 * human[sel].mean():.1f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, required=True, help="a ladder clone whose data stages ran")
+    ap.add_argument("--phase", choices=["ar", "flow"], required=True)
+    ap.add_argument("--seed", type=int, default=0, help="initial weights and batch order")
+    ap.add_argument("--steps", type=int, default=0, help="optimiser steps (0: the clone's params)")
+    ap.add_argument("--ar", type=Path, help="flow phase: the saved SpanVLA planner whose AR VLM it reads")
+    ap.add_argument("--model", default="{}", help="JSON overrides of the model params")
+    ap.add_argument("--out", type=Path, required=True, help="where the trained planner is saved")
+    args = ap.parse_args()
+    if args.phase == "flow" and args.ar is None:
+        ap.error("--phase flow needs --ar (a planner saved by --phase ar)")
+    ar_dir, out = (args.ar.resolve() if args.ar else None), args.out.resolve()
+    os.chdir(args.data)
+
+    from drivefine_core.config import load_params
+    from drivefine_core.features.dataset import InMemoryFeatureDataset
+    from drivefine_core.features.row_groups import store_logs
+    from drivefine_core.metrics.cache_io import read_metric_caches
+    from drivefine_core.models import Planner, SpanVLAPlanner
+    from drivefine_core.training.bev_targets import WithBEV
+    from drivefine_core.training.sft import train_phase
+    from drivefine_core.training.splits import last_logs
+
+    params = load_params("params.yaml")
+    train = params.ingest.split.train_name
+    features = f"data/features/{train}"
+    logs = store_logs(features)
+    held = last_logs(logs, params.rl.validation_logs, f"the feature store {features}")
+    caches = read_metric_caches(f"data/metric_cache/{train}")
+    model = params.model.model_copy(update=json.loads(args.model))
+    dataset = InMemoryFeatureDataset(features, logs=[log for log in logs if log not in held])
+    if params.sft.bev_weight > 0:
+        dataset = WithBEV(dataset, dataset.tokens, caches, model)
+    phase = params.sft.ar if args.phase == "ar" else params.sft.flow
+    phase = phase.model_copy(update={"seed": args.seed, **({"steps": args.steps} if args.steps else {})})
+    sft = params.sft.model_copy(update={args.phase: phase, "train_flow_noise": False})
+    torch.manual_seed(args.seed)
+    planner = SpanVLAPlanner(model)
+    if ar_dir is not None:
+        planner.ar.load_state_dict(Planner.load(ar_dir).ar.state_dict())
+    start = time.perf_counter()
+    res = train_phase(planner, args.phase, dataset, sft)
+    print(f"{args.phase}: {phase.steps} steps in {time.perf_counter() - start:.0f} s, final loss {res.final('loss'):.4g}")
+    planner.save(out)
+    validate(planner, args.phase, features, held, caches, params.metrics.baselines)
+
+
+if __name__ == "__main__":
+    main()
