@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from drivefine_core.metrics.cache import MetricCache
-from drivefine_core.models import FlowPolicy, history_extrapolation, repeat_batch
+from drivefine_core.models import FlowPolicy, history_extrapolation
 from drivefine_core.models.batch import Batch
 from drivefine_core.models.layers import KV
 from drivefine_core.training.grpo_mdm import group_advantages
@@ -91,7 +91,8 @@ def rollout_flow(policy: FlowPolicy, ref: FlowPolicy | None, kv: list[KV], batch
     """kv: the VLM prompt keys/values of the S scenes (not repeated)."""
     s, g = len(caches), p.group_size
     rep_kv = _repeat_kv(kv, g)
-    rep = repeat_batch(batch, g)
+    # the fields the chain reads, each sample repeated g times in a row (as repeat_batch orders a group)
+    rep = {k: batch[k].repeat_interleave(g, dim=0) for k in ("history", "velocity", "acceleration", "command")}
     chain = sample_chain(policy, rep, rep_kv, steps, p.step_noise, p.init_noise, generator)
     state = policy.state_of(rep)
     poses = policy.denormalise(chain[:, -1]).cpu().numpy().reshape(s, g, 8, 3)
