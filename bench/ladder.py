@@ -65,7 +65,8 @@ def table(scores: list[dict[str, float]], prefix: str = "") -> list[str]:
         def vals(c: str) -> list[float]:
             return [s.get(f"{prefix}{v}/{c}", float("nan")) for s in scores]
         cells = [f"{100 * np.nanmean(vals(c)):.1f}" if np.isfinite(vals(c)).any() else "-" for c in COLS]
-        spread = [f"{100 * (np.nanmax(vals(c)) - np.nanmin(vals(c))):.1f}" for c in ("v1/pdms", "v2/epdms")]
+        spread = [f"{100 * (np.nanmax(vals(c)) - np.nanmin(vals(c))):.1f}" if np.isfinite(vals(c)).any() else "-"
+                  for c in ("v1/pdms", "v2/epdms")]
         lines.append(f"| {v} | " + " | ".join(cells) + " | " + " | ".join(spread) + " |")
     return lines
 
