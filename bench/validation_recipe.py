@@ -1,14 +1,17 @@
-"""SpanVLA recipe choices on the validation logs: train one SFT phase on a ladder clone's data and score it on the
-held-out train logs (rl.validation_logs), never on the test split. How the flow expert's recipe was chosen
-(README, the ladder).
+"""Recipe choices on the validation logs: train one SFT phase on a ladder clone's data and score it on the
+held-out train logs (rl.validation_logs), never on the test split. How the flow expert's recipe and DriveFine's
+step count were chosen (README, the ladder).
 
     # the AR VLM (its weights saved to OUT), then a flow expert on it with model overrides:
-    .venv/bin/python bench/spanvla_validation.py --data LADDER_CLONE --phase ar --seed 0 --out /tmp/ar0
-    .venv/bin/python bench/spanvla_validation.py --data LADDER_CLONE --phase flow --ar /tmp/ar0 \
+    .venv/bin/python bench/validation_recipe.py --data LADDER_CLONE --phase ar --seed 0 --out /tmp/ar0
+    .venv/bin/python bench/validation_recipe.py --data LADDER_CLONE --phase flow --ar /tmp/ar0 \
         --model '{"flow_state_token": true}' --steps 6000 --out /tmp/flow0
+    # DriveFine (generation + refinement expert); --load scores a saved planner without training:
+    .venv/bin/python bench/validation_recipe.py --data LADDER_CLONE --phase drivefine --steps 3000 --out /tmp/df0
+    .venv/bin/python bench/validation_recipe.py --data LADDER_CLONE --phase drivefine --load LADDER_CLONE/models/sft
 
 LADDER_CLONE is a clone whose data stages ran with bench/ladder_params.yaml (bench/ladder.py --dest leaves one).
-The flow phase trains the history-initialised expert only. Prints the validation PDMS over all held-out scenes
+The flow phase trains the history-initialised expert only; the drivefine phase scores mdm and mdm+refine. Prints the validation PDMS over all held-out scenes
 and over the curated ones (constant velocity < 0.8, human >= 0.8), v1 sub-scores, ADE, and the ego-MLP,
 constant velocity and human on the same scenes.
 """
@@ -70,23 +73,27 @@ def validate(planner, mode: str, features: str, held: list[str], caches: list, b
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, required=True, help="a ladder clone whose data stages ran")
-    ap.add_argument("--phase", choices=["ar", "flow"], required=True)
+    ap.add_argument("--phase", choices=["ar", "flow", "drivefine"], required=True)
     ap.add_argument("--seed", type=int, default=0, help="initial weights and batch order")
     ap.add_argument("--steps", type=int, default=0, help="optimiser steps (0: the clone's params)")
     ap.add_argument("--ar", type=Path, help="flow phase: the saved SpanVLA planner whose AR VLM it reads")
     ap.add_argument("--model", default="{}", help="JSON overrides of the model params")
-    ap.add_argument("--out", type=Path, required=True, help="where the trained planner is saved")
+    ap.add_argument("--out", type=Path, help="where the trained planner is saved")
+    ap.add_argument("--load", type=Path, help="score this saved planner (a directory Planner.load reads); no training")
     args = ap.parse_args()
-    if args.phase == "flow" and args.ar is None:
+    if (args.out is None) == (args.load is None):
+        ap.error("give --out (train, then score) or --load (score a saved planner)")
+    if args.phase == "flow" and args.ar is None and args.load is None:
         ap.error("--phase flow needs --ar (a planner saved by --phase ar)")
-    ar_dir, out = (args.ar.resolve() if args.ar else None), args.out.resolve()
+    ar_dir = args.ar.resolve() if args.ar else None
+    out, load = (args.out.resolve() if args.out else None), (args.load.resolve() if args.load else None)
     os.chdir(args.data)
 
     from drivefine_core.config import load_params
     from drivefine_core.features.dataset import InMemoryFeatureDataset
     from drivefine_core.features.row_groups import store_logs
     from drivefine_core.metrics.cache_io import read_metric_caches
-    from drivefine_core.models import Planner, SpanVLAPlanner
+    from drivefine_core.models import DriveFinePlanner, Planner, SpanVLAPlanner
     from drivefine_core.training.bev_targets import WithBEV
     from drivefine_core.training.sft import train_phase
     from drivefine_core.training.splits import last_logs
@@ -98,21 +105,30 @@ def main() -> None:
     held = last_logs(logs, params.rl.validation_logs, f"the feature store {features}")
     caches = read_metric_caches(f"data/metric_cache/{train}")
     model = params.model.model_copy(update=json.loads(args.model))
+    modes = ("mdm", "mdm+refine") if args.phase == "drivefine" else (args.phase,)
+    if load is not None:
+        planner = Planner.load(load)
+        for mode in modes:
+            validate(planner, mode, features, held, caches, params.metrics.baselines)
+        return
     dataset = InMemoryFeatureDataset(features, logs=[log for log in logs if log not in held])
     if params.sft.bev_weight > 0:
         dataset = WithBEV(dataset, dataset.tokens, caches, model)
-    phase = params.sft.ar if args.phase == "ar" else params.sft.flow
+    phase = getattr(params.sft, args.phase)
     phase = phase.model_copy(update={"seed": args.seed, **({"steps": args.steps} if args.steps else {})})
     sft = params.sft.model_copy(update={args.phase: phase, "train_flow_noise": False})
     torch.manual_seed(args.seed)
-    planner = SpanVLAPlanner(model)
+    planner = DriveFinePlanner(model) if args.phase == "drivefine" else SpanVLAPlanner(model)
     if ar_dir is not None:
+        assert isinstance(planner, SpanVLAPlanner)
         planner.ar.load_state_dict(Planner.load(ar_dir).ar.state_dict())
     start = time.perf_counter()
     res = train_phase(planner, args.phase, dataset, sft)
     print(f"{args.phase}: {phase.steps} steps in {time.perf_counter() - start:.0f} s, final loss {res.final('loss'):.4g}")
+    assert out is not None  # --out and --load exclude each other
     planner.save(out)
-    validate(planner, args.phase, features, held, caches, params.metrics.baselines)
+    for mode in modes:
+        validate(planner, mode, features, held, caches, params.metrics.baselines)
 
 
 if __name__ == "__main__":
