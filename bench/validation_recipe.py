@@ -11,9 +11,9 @@ step count were chosen (README, the ladder).
     .venv/bin/python bench/validation_recipe.py --data LADDER_CLONE --phase drivefine --load LADDER_CLONE/models/sft
 
 LADDER_CLONE is a clone whose data stages ran with bench/ladder_params.yaml (bench/ladder.py --dest leaves one).
-The flow phase trains the history-initialised expert only; the drivefine phase scores mdm and mdm+refine. Prints the validation PDMS over all held-out scenes
-and over the curated ones (constant velocity < 0.8, human >= 0.8), v1 sub-scores, ADE, and the ego-MLP,
-constant velocity and human on the same scenes.
+The flow phase trains the history-initialised expert only; the drivefine phase scores mdm and mdm+refine. Prints
+the validation PDMS over all held-out scenes and over the curated ones (constant velocity < 0.8, human >= 0.8),
+v1 sub-scores, ADE, and the ego-MLP, constant velocity and human on the same scenes.
 """
 
 from __future__ import annotations
@@ -77,12 +77,14 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="initial weights and batch order")
     ap.add_argument("--steps", type=int, default=0, help="optimiser steps (0: the clone's params)")
     ap.add_argument("--ar", type=Path, help="flow phase: the saved SpanVLA planner whose AR VLM it reads")
-    ap.add_argument("--model", default="{}", help="JSON overrides of the model params")
+    ap.add_argument("--model", default="{}", help="JSON overrides of the model params (training only)")
     ap.add_argument("--out", type=Path, help="where the trained planner is saved")
     ap.add_argument("--load", type=Path, help="score this saved planner (a directory Planner.load reads); no training")
     args = ap.parse_args()
     if (args.out is None) == (args.load is None):
         ap.error("give --out (train, then score) or --load (score a saved planner)")
+    if args.load is not None and json.loads(args.model):
+        ap.error("--model applies to training; a planner given by --load keeps the params it was saved with")
     if args.phase == "flow" and args.ar is None and args.load is None:
         ap.error("--phase flow needs --ar (a planner saved by --phase ar)")
     ar_dir = args.ar.resolve() if args.ar else None
