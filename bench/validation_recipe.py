@@ -8,7 +8,7 @@ step count were chosen (README, the ladder).
         --model '{"flow_state_token": true}' --steps 6000 --out /tmp/flow0
     # DriveFine (generation + refinement expert); --load scores a saved planner without training:
     .venv/bin/python bench/validation_recipe.py --data LADDER_CLONE --phase drivefine --steps 3000 --out /tmp/df0
-    .venv/bin/python bench/validation_recipe.py --data LADDER_CLONE --phase drivefine --load LADDER_CLONE/models/sft
+    .venv/bin/python bench/validation_recipe.py --data LADDER_CLONE --phase drivefine --load LADDER_CLONE/models/sft/drivefine
 
 LADDER_CLONE is a clone whose data stages ran with bench/ladder_params.yaml (bench/ladder.py --dest leaves one).
 The flow phase trains the history-initialised expert only; the drivefine phase scores mdm and mdm+refine. Prints
