@@ -62,11 +62,10 @@ def table(scores: list[dict[str, float]], prefix: str = "") -> list[str]:
                        and not k[len(prefix):].startswith("curated/")})
     lines = ["| variant | " + " | ".join(COLS) + " | PDMS spread | EPDMS spread |", "|---|" + "---|" * (len(COLS) + 2)]
     for v in variants:
-        def vals(c: str) -> list[float]:
-            return [s.get(f"{prefix}{v}/{c}", float("nan")) for s in scores]
-        cells = [f"{100 * np.nanmean(vals(c)):.1f}" if np.isfinite(vals(c)).any() else "-" for c in COLS]
-        spread = [f"{100 * (np.nanmax(vals(c)) - np.nanmin(vals(c))):.1f}" if np.isfinite(vals(c)).any() else "-"
-                  for c in ("v1/pdms", "v2/epdms")]
+        vals = {c: np.array([s.get(f"{prefix}{v}/{c}", np.nan) for s in scores]) for c in COLS}
+        seen = {c: bool(np.isfinite(x).any()) for c, x in vals.items()}
+        cells = [f"{100 * np.nanmean(vals[c]):.1f}" if seen[c] else "-" for c in COLS]
+        spread = [f"{100 * np.ptp(vals[c][np.isfinite(vals[c])]):.1f}" if seen[c] else "-" for c in ("v1/pdms", "v2/epdms")]
         lines.append(f"| {v} | " + " | ".join(cells) + " | " + " | ".join(spread) + " |")
     return lines
 

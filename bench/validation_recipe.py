@@ -95,9 +95,10 @@ def main() -> None:
     from drivefine_core.features.dataset import InMemoryFeatureDataset
     from drivefine_core.features.row_groups import store_logs
     from drivefine_core.metrics.cache_io import read_metric_caches
-    from drivefine_core.models import DriveFinePlanner, Planner, SpanVLAPlanner
+    from drivefine_core.models import Planner, SpanVLAPlanner
+    from drivefine_core.models.modes import modes_of
     from drivefine_core.training.bev_targets import WithBEV
-    from drivefine_core.training.sft import train_phase
+    from drivefine_core.training.sft import PHASES, train_phase
     from drivefine_core.training.splits import last_logs
 
     params = load_params("params.yaml")
@@ -107,7 +108,9 @@ def main() -> None:
     held = last_logs(logs, params.rl.validation_logs, f"the feature store {features}")
     caches = read_metric_caches(f"data/metric_cache/{train}")
     model = params.model.model_copy(update=json.loads(args.model))
-    modes = ("mdm", "mdm+refine") if args.phase == "drivefine" else (args.phase,)
+    family = next(f for f, phases in PHASES.items() if args.phase in phases)
+    # a SpanVLA phase trains one mode (the flow phase the history-initialised expert only)
+    modes = modes_of(family) if family == "drivefine" else (args.phase,)
     if load is not None:
         planner = Planner.load(load)
         for mode in modes:
@@ -120,7 +123,7 @@ def main() -> None:
     phase = phase.model_copy(update={"seed": args.seed, **({"steps": args.steps} if args.steps else {})})
     sft = params.sft.model_copy(update={args.phase: phase, "train_flow_noise": False})
     torch.manual_seed(args.seed)
-    planner = DriveFinePlanner(model) if args.phase == "drivefine" else SpanVLAPlanner(model)
+    planner = Planner.build(family, model)
     if ar_dir is not None:
         assert isinstance(planner, SpanVLAPlanner)
         planner.ar.load_state_dict(Planner.load(ar_dir).ar.state_dict())
