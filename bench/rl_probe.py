@@ -1,0 +1,123 @@
+"""A controlled DriveFine GRPO run that watches what RL does to the plans, from a ladder clone's SFT planner.
+
+The loss is the rl stage's (GRPO on the generation expert + behaviour cloning + refinement RL, the clone's
+params), with one AdamW over the parameters left trainable (`--freeze` prefixes of parameter names are held
+fixed) and a fixed scene order. Every `--every` steps, on the held-out validation logs (the scenes RL's
+checkpoint selection reads): the greedy generator's PDMS (what selection and evaluation score), the sampled
+policy's (the rollouts' temperature, 4 draws: what GRPO optimises), the share of scenes better / worse than at
+step 0, the share of greedy tokens that moved and that moved by more than 20 bins (1 m in x / y), and the KL to
+the SFT policy on the training rollouts.
+
+    .venv/bin/python bench/rl_probe.py --data LADDER_CLONE [--steps 80] [--every 20] [--lr 1e-4] \
+        [--freeze backbone.head backbone.prompt ...]
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import functools  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+print = functools.partial(print, flush=True)  # progress shows even when piped
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, required=True, help="a ladder clone whose sft stage ran")
+    ap.add_argument("--steps", type=int, default=80)
+    ap.add_argument("--every", type=int, default=20)
+    ap.add_argument("--lr", type=float, default=0.0, help="0: the clone's rl.optim.lr")
+    ap.add_argument("--freeze", nargs="*", default=[], help="parameter-name prefixes that RL leaves fixed")
+    ap.add_argument("--val", type=int, default=128, help="validation scenes, evenly spaced over the held-out logs")
+    args = ap.parse_args()
+    os.chdir(args.data)
+    torch.set_num_threads(1)
+
+    from drivefine_core.config import load_params
+    from drivefine_core.features.dataset import InMemoryFeatureDataset
+    from drivefine_core.metrics.cache_io import read_metric_caches
+    from drivefine_core.models import DriveFinePlanner, Planner, PlannerBatch, repeat_batch
+    from drivefine_core.models.planner import tokens_to_poses
+    from drivefine_core.training.grpo_mdm import grpo_mdm_loss, rollout_mdm
+    from drivefine_core.training.refine_rl import refine_rl_loss
+    from drivefine_core.training.reward import PairedScenes, ScorerReward, collate_scenes
+    from drivefine_core.training.rl import frozen_copy
+    from drivefine_core.training.rl_select import split_by_log
+
+    params = load_params("params.yaml")
+    rl = params.rl
+    train = params.ingest.split.train_name
+    ds = InMemoryFeatureDataset(f"data/features/{train}")
+    scenes, held = split_by_log(PairedScenes(ds, ds.tokens, read_metric_caches(f"data/metric_cache/{train}")),
+                                rl.validation_logs)
+    val = [held[int(i)] for i in np.linspace(0, len(held) - 1, min(args.val, len(held))).round().astype(int)]
+    planner = Planner.load("models/sft/drivefine")
+    assert isinstance(planner, DriveFinePlanner)
+    model = planner.drivefine
+    reward = ScorerReward(rl.reward)
+    ref = frozen_copy(model) if rl.grpo.kl_beta > 0 else None
+
+    @torch.no_grad()
+    def score(draws: int) -> tuple[np.ndarray, torch.Tensor]:
+        """Per-scene reward of the greedy plan (draws 0) or mean over `draws` samples; the greedy tokens."""
+        model.eval()
+        g = torch.Generator().manual_seed(123)
+        rewards, tokens = [], []
+        for start in range(0, len(val), 32):
+            samples, caches = collate_scenes(val[start : start + 32])
+            batch = PlannerBatch.of(samples, "cpu")
+            if draws:
+                out = model.decode(repeat_batch(batch, draws), temperature=rl.grpo.temperature, generator=g)
+            else:
+                out = model.decode(batch, temperature=0.0)
+            poses = tokens_to_poses(out.tokens).numpy().astype(np.float64).reshape(len(caches), max(draws, 1), 8, 3)
+            rewards.append(reward(caches, poses).mean(axis=1))
+            tokens.append(out.tokens)
+        model.train()
+        return np.concatenate(rewards), torch.cat(tokens)
+
+    r0, t0 = score(0)
+    print(f"step 0: greedy {100 * r0.mean():.1f}, sampled {100 * score(4)[0].mean():.1f} "
+          f"({len(val)} validation scenes)")
+    trainable = [p for n, p in model.named_parameters() if not any(n.startswith(f) for f in args.freeze)]
+    print(f"trainable parameters: {sum(p.numel() for p in trainable):,} of {sum(p.numel() for p in model.parameters()):,}")
+    opt = torch.optim.AdamW(trainable, lr=args.lr or rl.optim.lr, weight_decay=rl.optim.weight_decay,
+                            betas=tuple(rl.optim.betas))
+    gen = torch.Generator().manual_seed(rl.optim.seed)
+    order = np.random.default_rng(rl.optim.seed)
+    model.train()
+    start = time.perf_counter()
+    for step in range(1, args.steps + 1):
+        samples, caches = collate_scenes([scenes[int(i)] for i in order.choice(len(scenes), rl.optim.batch_size, replace=False)])
+        batch = PlannerBatch.of(samples, "cpu")
+        ro = rollout_mdm(model, ref, batch, caches, reward, rl.grpo, gen)
+        loss, logs = grpo_mdm_loss(model, ro, rl.grpo)
+        if rl.grpo.bc_weight > 0:
+            loss = loss + rl.grpo.bc_weight * model.generation_loss(batch, gen)
+        if rl.refine.enabled and rl.refine.weight > 0:
+            loss = loss + rl.refine.weight * refine_rl_loss(model, batch, caches, ro.trace.tokens, ro.rewards, reward,
+                                                            rl.refine, gen)[0]
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, rl.optim.max_grad_norm)
+        opt.step()
+        if step % args.every == 0:
+            r, t = score(0)
+            moved = (t != t0).float().mean().item()
+            far = ((t - t0).abs() > 20).float().mean().item()
+            print(f"step {step}: greedy {100 * r.mean():.1f}, sampled {100 * score(4)[0].mean():.1f}; scenes better "
+                  f"{(r > r0 + 1e-9).mean():.2f} / worse {(r < r0 - 1e-9).mean():.2f}; tokens moved {moved:.2f}, "
+                  f"> 20 bins {far:.3f}; KL {logs['kl']:.4f}; {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
