@@ -41,6 +41,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=0.0, help="0: the clone's rl.optim.lr")
     ap.add_argument("--freeze", nargs="*", default=[], help="parameter-name prefixes that RL leaves fixed")
     ap.add_argument("--objective", choices=["grpo", "sft", "best-of"], default="grpo")
+    ap.add_argument("--warmup", type=int, default=0, help="linear learning-rate warm-up steps (the ladder's RL: 0)")
     ap.add_argument("--ema", type=float, default=0.0, help="score an EMA of the weights with this decay (0: the weights)")
     ap.add_argument("--val", type=int, default=128, help="validation scenes, evenly spaced over the held-out logs")
     args = ap.parse_args()
@@ -97,6 +98,7 @@ def main() -> None:
     print(f"trainable parameters: {sum(p.numel() for p in trainable):,} of {sum(p.numel() for p in model.parameters()):,}")
     opt = torch.optim.AdamW(trainable, lr=args.lr or rl.optim.lr, weight_decay=rl.optim.weight_decay,
                             betas=tuple(rl.optim.betas))
+    warm = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: min(1.0, (k + 1) / args.warmup) if args.warmup else 1.0)
     gen = torch.Generator().manual_seed(rl.optim.seed)
     order = np.random.default_rng(rl.optim.seed)
     averaged = copy.deepcopy(model) if args.ema > 0 else None
@@ -145,6 +147,7 @@ def main() -> None:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, rl.optim.max_grad_norm)
         opt.step()
+        warm.step()
         if averaged is not None:
             with torch.no_grad():
                 for a, w in zip(averaged.parameters(), model.parameters()):
