@@ -1,17 +1,19 @@
-"""A controlled DriveFine GRPO run that watches what RL does to the plans, from a ladder clone's SFT planner.
+"""A controlled DriveFine RL run that watches what the updates do to the plans, from a ladder clone's SFT planner.
 
 `--objective grpo` is the rl stage's loss (GRPO on the generation expert + behaviour cloning + refinement RL, the
 clone's params); `sft` continues SFT on the logged targets (the control: what any small update does to the
 greedy plans); `best-of` distils each scene's best rollout when it beats the greedy plan by 0.01 (+ the
-behaviour-cloning term). One AdamW over the parameters left trainable (`--freeze` prefixes of parameter names are
-held fixed), a fixed scene order; `--ema D` scores an exponential moving average of the weights (decay D). Every `--every` steps, on the held-out validation logs (the scenes RL's
-checkpoint selection reads): the greedy generator's PDMS (what selection and evaluation score), the sampled
-policy's (the rollouts' temperature, 4 draws: what GRPO optimises), the share of scenes better / worse than at
-step 0, the share of greedy tokens that moved and that moved by more than 20 bins (1 m in x / y), and the KL to
-the SFT policy on the training rollouts.
+behaviour-cloning term). One AdamW over the parameters left trainable (`--freeze`: prefixes of parameter names
+held fixed), the clone's RL batch size and seed, a fixed scene order; `--warmup N` ramps the learning rate up over
+N steps; `--ema D` scores an exponential moving average of the weights (decay D) instead of the weights.
 
-    .venv/bin/python bench/rl_probe.py --data LADDER_CLONE [--steps 80] [--every 20] [--lr 1e-4] \
-        [--freeze backbone.head backbone.prompt ...]
+Every `--every` steps, on the held-out validation logs (the scenes RL's checkpoint selection reads): the greedy
+generator's PDMS (what selection and evaluation score), the sampled policy's (the rollouts' temperature, 4 draws:
+what GRPO optimises), the share of scenes better / worse than at step 0, the share of greedy tokens that moved and
+that moved by more than 20 bins (1 m in x / y), and for GRPO the KL to the SFT policy on the training rollouts.
+
+    .venv/bin/python bench/rl_probe.py --data LADDER_CLONE [--objective grpo|sft|best-of] [--steps 80] \
+        [--every 20] [--lr 1e-4] [--warmup 0] [--ema 0] [--freeze backbone.head backbone.prompt ...]
 """
 
 from __future__ import annotations
