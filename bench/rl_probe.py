@@ -50,28 +50,17 @@ def main() -> None:
     os.chdir(args.data)
     torch.set_num_threads(1)
 
-    from drivefine_core.config import load_params
-    from drivefine_core.features.dataset import InMemoryFeatureDataset
-    from drivefine_core.metrics.cache_io import read_metric_caches
-    from drivefine_core.models import DriveFinePlanner, Planner, PlannerBatch, repeat_batch
-    from drivefine_core.models.planner import tokens_to_poses
-    from drivefine_core.training.grpo_mdm import grpo_mdm_loss, rollout_mdm
-    from drivefine_core.training.refine_rl import refine_rl_loss
-    from drivefine_core.training.reward import PairedScenes, ScorerReward, collate_scenes
-    from drivefine_core.training.rl import frozen_copy
-    from drivefine_core.training.rl_select import split_by_log
+    from _clone_rl import clone_rl
 
-    params = load_params("params.yaml")
+    from drivefine_core.models import PlannerBatch, repeat_batch
+    from drivefine_core.models.planner import tokens_to_poses
+    from drivefine_core.training.reward import collate_scenes
+    from drivefine_core.training.rl import drivefine_rl_loss, frozen_copy
+
+    params, scenes, held, planner, reward = clone_rl()
     rl = params.rl
-    train = params.ingest.split.train_name
-    ds = InMemoryFeatureDataset(f"data/features/{train}")
-    scenes, held = split_by_log(PairedScenes(ds, ds.tokens, read_metric_caches(f"data/metric_cache/{train}")),
-                                rl.validation_logs)
     val = [held[int(i)] for i in np.linspace(0, len(held) - 1, min(args.val, len(held))).round().astype(int)]
-    planner = Planner.load("models/sft/drivefine")
-    assert isinstance(planner, DriveFinePlanner)
     model = planner.drivefine
-    reward = ScorerReward(rl.reward)
     ref = frozen_copy(model) if rl.grpo.kl_beta > 0 else None
 
     @torch.no_grad()
@@ -133,14 +122,8 @@ def main() -> None:
         batch = PlannerBatch.of(samples, "cpu")
         kl = float("nan")
         if args.objective == "grpo":
-            ro = rollout_mdm(model, ref, batch, caches, reward, rl.grpo, gen)
-            loss, logs = grpo_mdm_loss(model, ro, rl.grpo)
+            loss, logs = drivefine_rl_loss(model, ref, batch, caches, reward, rl, gen)
             kl = logs["kl"]
-            if rl.grpo.bc_weight > 0:
-                loss = loss + rl.grpo.bc_weight * model.generation_loss(batch, gen)
-            if rl.refine.enabled and rl.refine.weight > 0:
-                loss = loss + rl.refine.weight * refine_rl_loss(model, batch, caches, ro.trace.tokens, ro.rewards,
-                                                                reward, rl.refine, gen)[0]
         elif args.objective == "sft":
             loss = model.generation_loss(batch, gen)
         else:

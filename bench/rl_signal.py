@@ -57,25 +57,16 @@ def main() -> None:
     os.chdir(args.data)
     torch.set_num_threads(1)
 
-    from drivefine_core.config import load_params
-    from drivefine_core.features.dataset import InMemoryFeatureDataset
-    from drivefine_core.metrics.cache_io import read_metric_caches
-    from drivefine_core.models import DriveFinePlanner, Planner, PlannerBatch
-    from drivefine_core.training.grpo_mdm import group_advantages, grpo_mdm_loss, rollout_mdm
-    from drivefine_core.training.reward import PairedScenes, ScorerReward, collate_scenes
-    from drivefine_core.training.rl_select import split_by_log
+    from _clone_rl import clone_rl
 
-    params = load_params("params.yaml")
+    from drivefine_core.models import PlannerBatch
+    from drivefine_core.training.grpo_mdm import group_advantages, grpo_mdm_loss, rollout_mdm
+    from drivefine_core.training.reward import collate_scenes
+
+    params, scenes, _, planner, reward = clone_rl()
     rl = params.rl
     grpo = rl.grpo.model_copy(update={"kl_beta": 0.0})
-    train = params.ingest.split.train_name
-    ds = InMemoryFeatureDataset(f"data/features/{train}")
-    scenes, _ = split_by_log(PairedScenes(ds, ds.tokens, read_metric_caches(f"data/metric_cache/{train}")),
-                             rl.validation_logs)
-    planner = Planner.load("models/sft/drivefine")
-    assert isinstance(planner, DriveFinePlanner)
     model = planner.drivefine.train()
-    reward = ScorerReward(rl.reward)
     size = args.scenes or rl.optim.batch_size
     rng, shuffle = np.random.default_rng(args.seed), np.random.default_rng(args.seed + 1)
     gen = torch.Generator().manual_seed(args.seed)

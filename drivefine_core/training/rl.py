@@ -15,7 +15,7 @@ from accelerate import Accelerator
 from torch import Tensor, nn
 
 from drivefine_core.metrics.cache import MetricCache
-from drivefine_core.models import DriveFinePlanner, Planner, PlannerBatch, SpanVLAPlanner, repeat_batch
+from drivefine_core.models import DriveFineModel, DriveFinePlanner, Planner, PlannerBatch, SpanVLAPlanner, repeat_batch
 from drivefine_core.models.modes import RL_MODE
 from drivefine_core.models.planner import tokens_to_poses
 from drivefine_core.training.data import SeededBatches
@@ -100,6 +100,27 @@ def _scene_batches(scenes: Scenes, trainer: Trainer):
     return batch_fn
 
 
+def drivefine_rl_loss(model: DriveFineModel, ref: DriveFineModel | None, batch: PlannerBatch,
+                      caches: list[MetricCache], reward_fn: RewardFn, rl: RLParams,
+                      g: torch.Generator | None) -> tuple[Tensor, dict[str, float]]:
+    """One DriveFine RL step's loss on a batch of scenes: GRPO on the generation expert (rollouts drawn here),
+    + the behaviour-cloning anchor, + refinement RL on the rollouts' drafts."""
+    g_p, r_p = rl.grpo, rl.refine
+    ro = rollout_mdm(model, ref, batch, caches, reward_fn, g_p, g)
+    loss, logs = grpo_mdm_loss(model, ro, g_p)
+    logs["loss_grpo"] = float(loss.detach())
+    if g_p.bc_weight > 0:
+        bc = model.generation_loss(batch, g)
+        loss = loss + g_p.bc_weight * bc
+        logs["loss_bc"] = float(bc.detach())
+    if r_p.enabled and r_p.weight > 0:
+        rloss, rlogs = refine_rl_loss(model, batch, caches, ro.trace.tokens, ro.rewards, reward_fn, r_p, g)
+        loss = loss + r_p.weight * rloss
+        logs.update({"loss_refine": float(rloss.detach()), **{f"refine_{k}": v for k, v in rlogs.items()}})
+    logs["loss"] = float(loss.detach())
+    return loss, logs
+
+
 def train_rl_drivefine(planner: DriveFinePlanner, scenes: Scenes, rl: RLParams, reward_fn: RewardFn, *,
                        accelerator: Accelerator | None = None, checkpoint_dir: str | Path | None = None,
                        log_metrics: MetricsCallback | None = None) -> TrainResult:
@@ -110,25 +131,12 @@ def train_rl_drivefine(planner: DriveFinePlanner, scenes: Scenes, rl: RLParams, 
                        log_metrics)
     if ref is not None:
         ref.to(trainer.acc.device)
-    g_p, r_p = rl.grpo, rl.refine
     select = RLSelection(planner, model, scenes, rl, RL_MODE["drivefine"], reward_fn, log_metrics)
     scenes = select.train_scenes  # without the held-out logs (all scenes when validation is off)
 
     def loss_fn(item: tuple[PlannerBatch, list[MetricCache]], g: torch.Generator) -> tuple[Tensor, dict[str, float]]:
         batch, caches = item
-        ro = rollout_mdm(model, ref, batch, caches, reward_fn, g_p, g)  # type: ignore[arg-type]
-        loss, logs = grpo_mdm_loss(model, ro, g_p)
-        logs["loss_grpo"] = float(loss.detach())
-        if g_p.bc_weight > 0:
-            bc = model.generation_loss(batch, g)
-            loss = loss + g_p.bc_weight * bc
-            logs["loss_bc"] = float(bc.detach())
-        if r_p.enabled and r_p.weight > 0:
-            rloss, rlogs = refine_rl_loss(model, batch, caches, ro.trace.tokens, ro.rewards, reward_fn, r_p, g)
-            loss = loss + r_p.weight * rloss
-            logs.update({"loss_refine": float(rloss.detach()), **{f"refine_{k}": v for k, v in rlogs.items()}})
-        logs["loss"] = float(loss.detach())
-        return loss, logs
+        return drivefine_rl_loss(model, ref, batch, caches, reward_fn, rl, g)  # type: ignore[arg-type]
 
     select.start(trainer)
     return select.finish(trainer.fit(_scene_batches(scenes, trainer), loss_fn, select.on_step))
