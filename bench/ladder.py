@@ -1,7 +1,7 @@
 """The planning-quality ladder: the whole pipeline on bench-sized params, in a clone of this repository (the
 working tree is never touched), for one or more training seeds, then the evaluate stage's tables.
 
-    .venv/bin/python bench/ladder.py [--dest DIR] [--seeds 0,1] [--overrides bench/ladder_params.yaml]
+    .venv/bin/python bench/ladder.py [--dest DIR] [--seeds 0,1] [--threads N] [--overrides bench/ladder_params.yaml]
 
 The data stages (generate, ingest, features, metric_cache) run once; each seed then trains and evaluates in
 its own copy of the clone (run.seed and every optimiser seed set to it), the seeds side by side, the cores
@@ -107,6 +107,8 @@ def main() -> None:
     ap.add_argument("--overrides", type=Path, default=REPO / "bench/ladder_params.yaml")
     ap.add_argument("--seeds", default="0,1", help="comma-separated training seeds (the data is the same)")
     ap.add_argument("--resume", action="store_true", help="reuse --dest from an earlier run (DVC skips what is done)")
+    ap.add_argument("--threads", type=int, default=0, help="threads per seed (0: the cores shared between the seeds); "
+                    "the thread count changes float reduction orders, so compare runs on equal threads")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     dest = args.dest or Path(tempfile.mkdtemp(prefix="drivefine-ladder-")) / "repo"
@@ -130,7 +132,7 @@ def main() -> None:
         params = seeded(yaml.safe_load((d / "params.yaml").read_text()), seed)
         (d / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         dirs[seed] = d
-    threads = max(1, cores // len(seeds))
+    threads = args.threads or max(1, cores // len(seeds))
     procs = {}
     for s, d in dirs.items():
         procs[s] = subprocess.Popen([str(Path(sys.executable).parent / "drivefine"), "retrain"], cwd=d,
