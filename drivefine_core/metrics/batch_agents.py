@@ -12,9 +12,10 @@ from typing import Sequence
 import numpy as np
 
 from drivefine_core.metrics import constants as K
+from drivefine_core.metrics.agent_kernels import Agents, first_contacts, first_ttc_hits
 from drivefine_core.metrics.batch_map import polygon_pairs
 from drivefine_core.metrics.cache import MetricCache
-from drivefine_core.metrics.geometry import boxes_overlap, segment_hits_box
+from drivefine_core.metrics.geometry import segment_hits_box
 from drivefine_core.metrics.scene_index import INTERSECTION, LANE, LANE_ON_ROUTE, SceneIndex
 from drivefine_core.metrics.scene_metrics import _EGO_RADIUS, _angles, removed_at_start
 from drivefine_core.metrics.simulator import VX, VY, H
@@ -92,28 +93,13 @@ def agent_pairs(caches: Sequence[MetricCache], indexes: Sequence[SceneIndex], ro
             "stopped": cat("stopped")[used], "is_agent": cat("is_agent")[used], "removed": removed[used]}
 
 
-def _overlaps(ego_c: np.ndarray, ego_h: np.ndarray, pair: np.ndarray, step: np.ndarray, ag: dict) -> np.ndarray:
-    """Ego boxes (P, ..., 2) / (P, ...) vs the pairs' agents at observation steps `step` (broadcast to (P, ...)):
-    bounding-circle prefilter on the centres, then the exact test on the boxes that pass."""
-    agent = ag["agent"][pair].reshape((-1,) + (1,) * (ego_h.ndim - 1))
-    d = ag["centres"][agent, step] - ego_c
-    dist = np.sqrt(d[..., 0] * d[..., 0] + d[..., 1] * d[..., 1])  # = np.linalg.norm(d, axis=-1)
-    sel = np.nonzero(ag["valid"][agent, step] & (dist <= _EGO_RADIUS + ag["radius"][agent]))
-    out = np.zeros(dist.shape, dtype=bool)
-    if len(sel[0]):
-        a = ag["agent"][pair[sel[0]]]
-        b = ag["boxes"][a, np.broadcast_to(step, dist.shape)[sel]]
-        out[sel] = boxes_overlap(ego_c[sel], ego_h[sel], K.EGO_HALF_LENGTH, K.EGO_HALF_WIDTH, b[:, :2], b[:, 2],
-                                 ag["half_length"][a], ag["half_width"][a])
-    return out
-
-
 def _nc_events(rows: np.ndarray, areas: dict, ag: dict) -> dict[str, np.ndarray]:
     """Each (row, agent) pair's first contact: rows rr, agents nn, steps tt."""
     pr, pa = ag["row"], ag["agent"]
-    hit = _overlaps(areas["centers"][pr], rows[pr, :, H], np.arange(len(pr)), np.arange(rows.shape[1])[None], ag)
-    k = np.nonzero(hit.any(axis=1))[0]
-    return {"rr": pr[k], "nn": pa[k], "tt": np.argmax(hit[k], axis=1)}
+    h = rows[..., H]
+    first = first_contacts(pr, pa, areas["centers"], np.cos(h), np.sin(h), Agents.of(ag))
+    k = np.flatnonzero(first >= 0)
+    return {"rr": pr[k], "nn": pa[k], "tt": first[k]}
 
 
 def _nc(rows: np.ndarray, areas: dict, ag: dict, ev: dict, multiple: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -139,27 +125,20 @@ def _nc(rows: np.ndarray, areas: dict, ag: dict, ev: dict, multiple: np.ndarray)
 
 def _ttc_events(rows: np.ndarray, areas: dict, ag: dict, versions: list[str]) -> dict[str, dict[str, np.ndarray]]:
     """Per version, each (row, agent) pair's first TTC hit (time-major, then look-ahead: the devkit's order):
-    v1 over steps 0..40, v2 over 0..31 without the agents removed at t = 0."""
+    v1 over steps 0..40, v2 over 0..31 without the agents removed at t = 0. The first hit over 0..40 is v2's
+    too when it comes by step 31 (and v2 has none otherwise), so one search serves both."""
     pr, pa = ag["row"], ag["agent"]
     last = K.NUM_SIM_STEPS if "v1" in versions else K.V2_TTC_LAST_STEP
-    steps = np.arange(last + 1)
-    obs_t = steps[:, None] + _LOOK[None]  # (T, L)
-    st = rows[pr][:, steps]  # (P, T, 11)
-    speed = np.hypot(st[..., VX], st[..., VY])
-    heading = st[..., H]
-    shift = speed[..., None] * _LOOK * K.DT  # (P, T, L)
-    centers = areas["centers"][pr][:, steps][:, :, None] + shift[..., None] * np.stack([np.cos(heading), np.sin(heading)], -1)[:, :, None]
-    hit = _overlaps(centers, np.broadcast_to(heading[..., None], centers.shape[:-1]), np.arange(len(pr)), obs_t[None], ag)
-    hit &= (speed >= K.TTC_STOPPED_SPEED)[..., None]  # a (nearly) stopped ego tests nothing at that step
+    h = rows[..., H]
+    speed = np.hypot(rows[..., VX], rows[..., VY])
+    tt, ll = first_ttc_hits(pr, pa, areas["centers"], np.cos(h), np.sin(h), speed, last, Agents.of(ag))
     out = {}
     for version in versions:
-        h = hit[:, : (K.NUM_SIM_STEPS if version == "v1" else K.V2_TTC_LAST_STEP) + 1].reshape(len(pr), -1)
-        any_hit = h.any(axis=1)
+        hit = tt >= 0
         if version == "v2":
-            any_hit &= ~ag["removed"][pa]
-        k = np.nonzero(any_hit)[0]
-        ff = np.argmax(h[k], axis=1)
-        out[version] = {"rr": pr[k], "nn": pa[k], "tt": ff // len(_LOOK), "ll": ff % len(_LOOK)}
+            hit &= (tt <= K.V2_TTC_LAST_STEP) & ~ag["removed"][pa]
+        k = np.flatnonzero(hit)
+        out[version] = {"rr": pr[k], "nn": pa[k], "tt": tt[k], "ll": ll[k]}
     return out
 
 

@@ -3,7 +3,8 @@
 Every input trajectory is tracked for 40 steps of 0.1 s from the same kind of initial state. Velocity and
 curvature are least-squares fits to the poses (the planner's speeds are ignored), done once per trajectory
 for the whole horizon; the velocity fit is a constant linear operator (its normal matrix does not depend
-on the headings) and is precomputed. Only the loop over the 40 time steps remains.
+on the headings) and is precomputed. Only the loop over the 40 time steps remains: compiled
+(tracker_kernel.track); `simulate_arrays` keeps it as array code, the definition the kernel is tested against.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from functools import lru_cache
 import numpy as np
 
 from drivefine_core.metrics import constants as K
+from drivefine_core.metrics.tracker_kernel import track
 
 # State vector layout (rear axle, ego frame of the scene).
 X, Y, H, VX, VY, AX, AY, STEER, STEER_RATE, YAW_RATE, YAW_ACC = range(11)
@@ -167,6 +169,15 @@ def _bicycle_step(s: np.ndarray, accel_cmd: np.ndarray, steer_rate_cmd: np.ndarr
 
 def simulate(ref_poses: np.ndarray, init: np.ndarray) -> np.ndarray:
     """Track (B, 41, 3) reference poses from (B, 11) initial states -> (B, 41, 11) simulated states."""
+    ref_poses = np.asarray(ref_poses, dtype=np.float64)
+    b, n, _ = ref_poses.shape
+    velocity, curvature = fit_velocity_curvature(ref_poses)
+    return track(np.ascontiguousarray(ref_poses), velocity, curvature, np.ascontiguousarray(init, dtype=np.float64))
+
+
+def simulate_arrays(ref_poses: np.ndarray, init: np.ndarray) -> np.ndarray:
+    """simulate with the step loop as array code over the batch (the definition tracker_kernel.track
+    compiles; tests compare the two)."""
     ref_poses = np.asarray(ref_poses, dtype=np.float64)
     b, n, _ = ref_poses.shape
     velocity, curvature = fit_velocity_curvature(ref_poses)

@@ -1,0 +1,154 @@
+"""The map look-ups of batch_map compiled with numba, one scene's points at a time.
+
+The array version gathers every (point, cell row) pair of a batch into arrays and tests them in one pass; at
+RL batch sizes that spends more on building the pair arrays than on the tests. These kernels walk each point's
+cell rows directly, with the same cell arithmetic, the same piece cuts (edge_pieces.piece_ends) and the same
+crossing / distance formulas, so they answer exactly what the array version answers (tests compare the two).
+Points off the grid but inside a polygon index's bounds are left to the caller (`off`), as they are rare.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+_LOW32 = (1 << 32) - 1
+
+
+@numba.njit(cache=True, inline="always")
+def _popcount32(x: int) -> int:
+    x = x - ((x >> 1) & 0x55555555)
+    x = (x & 0x33333333) + ((x >> 2) & 0x33333333)
+    x = (x + (x >> 4)) & 0x0F0F0F0F
+    return ((x * 0x01010101) & 0xFFFFFFFF) >> 24
+
+
+@numba.njit(cache=True, inline="always")
+def _slot(words: np.ndarray, cell: int) -> int:
+    """The cell's slot in the CSR rows (grid_cells.CellTable), or -1 for an empty cell."""
+    word = np.int64(words[cell >> 5])  # rank < 2^31: the uint64 word fits an int64
+    bit = cell & 31
+    bits = word & _LOW32
+    if (bits >> bit) & 1 == 0:
+        return -1
+    return (word >> 32) + _popcount32(bits & ((1 << bit) - 1))
+
+
+@numba.njit(cache=True, inline="always")
+def _cell_of(frame: np.ndarray, px: float, py: float) -> tuple[int, int, int]:
+    """(i, j, flat cell) of a point in the grid frame [origin x, origin y, cell, nx, ny]; flat -1 off the grid."""
+    i = int(np.floor((px - frame[0]) / frame[2]))
+    j = int(np.floor((py - frame[1]) / frame[2]))
+    nx, ny = int(frame[3]), int(frame[4])
+    if i < 0 or i >= nx or j < 0 or j >= ny:
+        return i, j, -1
+    return i, j, i * ny + j
+
+
+@numba.njit(cache=True, inline="always")
+def _piece(vertices: np.ndarray, rows: np.ndarray, r: int) -> tuple[float, float, float, float]:
+    """edge_pieces.piece_ends of piece row r [start vertex, end vertex, k, n, ...]."""
+    a, b = rows[r, 0], rows[r, 1]
+    ax, ay = vertices[a, 0], vertices[a, 1]
+    dx, dy = vertices[b, 0] - ax, vertices[b, 1] - ay
+    k, n = float(rows[r, 2]), float(rows[r, 3])
+    t0, t1 = k / n, (k + 1.0) / n
+    return ax + t0 * dx, ay + t0 * dy, ax + t1 * dx, ay + t1 * dy
+
+
+@numba.njit(cache=True, inline="always")
+def _orient(ax: float, ay: float, bx: float, by: float, cx: float, cy: float) -> float:
+    return (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)
+
+
+@numba.njit(cache=True)
+def polygons_containing(frame: np.ndarray, words: np.ndarray, ptr: np.ndarray, centre_poly: np.ndarray,
+                        edges: np.ndarray, vertices: np.ndarray, points: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """geometry.PolygonIndex.query_pairs of one scene: (M, 2) points -> (point, polygon) pairs with the point
+    strictly inside (points in order, each point's polygons in order), and the points off the grid but inside
+    the polygons' bounds, whose answer needs every edge (the caller's brute force)."""
+    m = points.shape[0]
+    num_polygons = int(frame[0])
+    grid = frame[5:]
+    state = np.zeros(num_polygons, dtype=np.int8)  # bit 0: the cell centre is inside; bit 1: odd crossings
+    touched = np.empty(num_polygons, dtype=np.int64)
+    out_pt = np.empty(max(16, 2 * m), dtype=np.int64)
+    out_poly = np.empty_like(out_pt)
+    n_out = 0
+    off = np.zeros(m, dtype=np.bool_)
+    for q in range(m):
+        px, py = points[q, 0], points[q, 1]
+        i, j, cell = _cell_of(grid, px, py)
+        if cell < 0:
+            off[q] = frame[1] <= px <= frame[3] and frame[2] <= py <= frame[4]
+            continue
+        slot = _slot(words, cell)
+        if slot < 0:
+            continue
+        n_touched = 0
+        for r in range(int(ptr[slot, 0]), int(ptr[slot + 1, 0])):
+            p = int(centre_poly[r])
+            if state[p] == 0:
+                touched[n_touched] = p
+                n_touched += 1
+            state[p] |= 1
+        cx = grid[0] + (i + 0.5) * grid[2]
+        cy = grid[1] + (j + 0.5) * grid[2]
+        for r in range(int(ptr[slot, 1]), int(ptr[slot + 1, 1])):
+            x1, y1, x2, y2 = _piece(vertices, edges, r)
+            d1 = _orient(x1, y1, x2, y2, cx, cy)
+            d2 = _orient(x1, y1, x2, y2, px, py)
+            d3 = _orient(cx, cy, px, py, x1, y1)
+            d4 = _orient(cx, cy, px, py, x2, y2)
+            if d1 * d2 < 0 and d3 * d4 < 0:
+                p = int(edges[r, 4])
+                if state[p] == 0:
+                    touched[n_touched] = p
+                    n_touched += 1
+                state[p] ^= 2
+        for t in range(1, n_touched):  # insertion sort: a point touches a handful of polygons
+            p, u = touched[t], t
+            while u > 0 and touched[u - 1] > p:
+                touched[u] = touched[u - 1]
+                u -= 1
+            touched[u] = p
+        for t in range(n_touched):
+            p = touched[t]
+            if (state[p] & 1) != (state[p] >> 1):  # centre inside XOR an odd number of crossings
+                if n_out == len(out_pt):
+                    out_pt = np.concatenate((out_pt, np.empty_like(out_pt)))
+                    out_poly = np.concatenate((out_poly, np.empty_like(out_poly)))
+                out_pt[n_out] = q
+                out_poly[n_out] = p
+                n_out += 1
+            state[p] = 0
+    return out_pt[:n_out], out_poly[:n_out], off
+
+
+@numba.njit(cache=True)
+def near_line(frame: np.ndarray, words: np.ndarray, ptr: np.ndarray, pieces: np.ndarray, line: np.ndarray,
+              radius: float, points: np.ndarray) -> np.ndarray:
+    """geometry.PolylineNearIndex.within of one scene: (M, 2) points -> (M,) within `radius` of a piece in
+    the point's cell (geometry._point_segment_distance, the same operations)."""
+    m = points.shape[0]
+    out = np.zeros(m, dtype=np.bool_)
+    for q in range(m):
+        px, py = points[q, 0], points[q, 1]
+        _, _, cell = _cell_of(frame, px, py)
+        if cell < 0:
+            continue
+        slot = _slot(words, cell)
+        if slot < 0:
+            continue
+        for r in range(int(ptr[slot, 0]), int(ptr[slot + 1, 0])):
+            ax, ay, bx, by = _piece(line, pieces, r)
+            abx, aby = bx - ax, by - ay
+            relx, rely = px - ax, py - ay
+            denom = max(abx * abx + aby * aby, 1e-300)
+            t = min(max((relx * abx + rely * aby) / denom, 0.0), 1.0)
+            offx, offy = px - (ax + t * abx), py - (ay + t * aby)
+            if np.sqrt(offx * offx + offy * offy) <= radius:
+                out[q] = True
+                break
+    return out
