@@ -17,6 +17,7 @@ from drivefine_core.metrics.batch_agents import agent_metrics, agent_pairs
 from drivefine_core.metrics.batch_map import near_polyline, polygon_pairs
 from drivefine_core.metrics.cache import MetricCache
 from drivefine_core.metrics.geometry import ego_center, ego_corners
+from drivefine_core.metrics.map_kernels import arc_lengths
 from drivefine_core.metrics.scene_index import INTERSECTION, LANE_ON_ROUTE, ROUTE_BLOCK, SceneIndex, scene_index
 from drivefine_core.metrics.scene_metrics import driving_direction
 
@@ -44,50 +45,10 @@ def _areas(indexes: Sequence[SceneIndex], corners: np.ndarray, centers: np.ndarr
 
 
 def _progress_along_route(indexes: Sequence[SceneIndex], points: np.ndarray) -> np.ndarray:
-    """geometry.project_to_polyline of (S, M, 2) points on their scenes' centrelines, all scenes at once: a
-    point is measured (with the same formulas) only against the runs of segments whose bounding circle comes
-    within the nearest circle's far side, so the first nearest segment, and its arc length, are the same."""
-    s, m = points.shape[:2]
-    routes = [x.route for x in indexes]
-    n_blocks = np.array([len(r.radius) for r in routes])
-    n_segs = np.array([len(r.seg_len) for r in routes])
-    block0 = np.concatenate([[0], np.cumsum(n_blocks)[:-1]])
-    seg0 = np.concatenate([[0], np.cumsum(n_segs)[:-1]])
-    centre = np.concatenate([r.centre for r in routes])
-    radius = np.concatenate([r.radius for r in routes])
-    a = np.concatenate([r.a for r in routes])
-    ab = np.concatenate([r.ab for r in routes])
-    seg_len = np.concatenate([r.seg_len for r in routes])
-    cum = np.concatenate([r.cum for r in routes])
-    q = points.reshape(-1, 2)
-    scene = np.repeat(np.arange(s), m)
-    # (point, run) pairs of the point's own scene, grouped by point.
-    per = n_blocks[scene]
-    pt = np.repeat(np.arange(len(q)), per)
-    start = np.cumsum(per) - per
-    blk = block0[scene][pt] + np.arange(len(pt)) - start[pt]
-    dc = np.linalg.norm(q[pt] - centre[blk], axis=-1)
-    upper = np.minimum.reduceat(dc + radius[blk], start)
-    near = dc - radius[blk] <= upper[pt] * (1 + 1e-9) + 1e-9
-    pt, blk = pt[near], blk[near]
-    # Their segments, in order: the global block b holds segments first_seg(b) .. + ROUTE_BLOCK (clipped).
-    sc = scene[pt]
-    first_seg = (blk - block0[sc]) * ROUTE_BLOCK
-    count = np.minimum(ROUTE_BLOCK, n_segs[sc] - first_seg)
-    rep = np.repeat(np.arange(len(pt)), count)
-    k = seg0[sc][rep] + first_seg[rep] + np.arange(len(rep)) - (np.cumsum(count) - count)[rep]
-    p = pt[rep]
-    rel = q[p] - a[k]
-    abk = ab[k]
-    denom = np.maximum(seg_len[k] ** 2, 1e-300)
-    t = np.clip((rel[:, 0] * abk[:, 0] + rel[:, 1] * abk[:, 1]) / denom, 0.0, 1.0)  # as np.sum(rel * ab, -1)
-    off = rel - t[:, None] * abk
-    dist = np.sqrt(off[:, 0] * off[:, 0] + off[:, 1] * off[:, 1])  # = np.linalg.norm(off, axis=-1)
-    group = np.flatnonzero(np.concatenate([[True], p[1:] != p[:-1]]))
-    best = np.minimum.reduceat(dist, group)
-    first = np.flatnonzero(dist == np.repeat(best, np.diff(np.append(group, len(p)))))
-    first = first[np.concatenate([[True], p[first][1:] != p[first][:-1]])]  # first (lowest segment) of each point
-    return (cum[k[first]] + t[first] * seg_len[k[first]]).reshape(s, m)
+    """geometry.project_to_polyline of (S, M, 2) points on their scenes' centrelines."""
+    points = np.ascontiguousarray(points, dtype=np.float64)
+    return np.stack([arc_lengths(r.a, r.ab, r.seg_len, r.cum, r.centre, r.radius, ROUTE_BLOCK, points[i])
+                     for i, r in enumerate(x.route for x in indexes)])
 
 
 def _lane_keeping(far: np.ndarray, skip: np.ndarray) -> np.ndarray:

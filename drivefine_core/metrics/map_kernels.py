@@ -152,3 +152,37 @@ def near_line(frame: np.ndarray, words: np.ndarray, ptr: np.ndarray, pieces: np.
                 out[q] = True
                 break
     return out
+
+
+@numba.njit(cache=True)
+def arc_lengths(a: np.ndarray, ab: np.ndarray, seg_len: np.ndarray, cum: np.ndarray, centre: np.ndarray,
+                radius: np.ndarray, block: int, points: np.ndarray) -> np.ndarray:
+    """geometry.project_to_polyline of one scene's (M, 2) points on its centreline (scene_index.RouteBlocks:
+    segments a + [0, 1] ab in runs of `block` segments with bounding circles): the arc length of the first
+    nearest segment's nearest point. A run is measured only when its circle comes within the nearest circle's
+    far side (as batch_metrics did it), so the first nearest segment is the same."""
+    m, n_blocks, n_segs = points.shape[0], len(radius), len(seg_len)
+    out = np.empty(m)
+    dc = np.empty(n_blocks)
+    for q in range(m):
+        px, py = points[q, 0], points[q, 1]
+        upper = np.inf
+        for b in range(n_blocks):
+            dx, dy = px - centre[b, 0], py - centre[b, 1]
+            dc[b] = np.sqrt(dx * dx + dy * dy)
+            upper = min(upper, dc[b] + radius[b])
+        bound = upper * (1 + 1e-9) + 1e-9
+        best, best_k, best_t = np.inf, -1, 0.0
+        for b in range(n_blocks):
+            if not dc[b] - radius[b] <= bound:
+                continue
+            for k in range(b * block, min((b + 1) * block, n_segs)):
+                relx, rely = px - a[k, 0], py - a[k, 1]
+                denom = max(seg_len[k] * seg_len[k], 1e-300)
+                t = min(max((relx * ab[k, 0] + rely * ab[k, 1]) / denom, 0.0), 1.0)
+                offx, offy = relx - t * ab[k, 0], rely - t * ab[k, 1]
+                dist = np.sqrt(offx * offx + offy * offy)
+                if dist < best:
+                    best, best_k, best_t = dist, k, t
+        out[q] = cum[best_k] + best_t * seg_len[best_k]
+    return out

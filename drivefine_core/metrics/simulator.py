@@ -3,7 +3,7 @@
 Every input trajectory is tracked for 40 steps of 0.1 s from the same kind of initial state. Velocity and
 curvature are least-squares fits to the poses (the planner's speeds are ignored), done once per trajectory
 for the whole horizon; the velocity fit is a constant linear operator (its normal matrix does not depend
-on the headings) and is precomputed. Only the loop over the 40 time steps remains: compiled
+on the headings) and is precomputed, the curvature fit a tridiagonal solve. Only the loop over the 40 time steps remains: compiled
 (tracker_kernel.track); `simulate_arrays` keeps it as array code, the definition the kernel is tested against.
 """
 
@@ -14,7 +14,7 @@ from functools import lru_cache
 import numpy as np
 
 from drivefine_core.metrics import constants as K
-from drivefine_core.metrics.tracker_kernel import track
+from drivefine_core.metrics.tracker_kernel import fit_curvature, track
 
 # State vector layout (rear axle, ego frame of the scene).
 X, Y, H, VX, VY, AX, AY, STEER, STEER_RATE, YAW_RATE, YAW_ACC = range(11)
@@ -57,9 +57,9 @@ def jerk_rows(n_disp: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=4)
-def _fit_operators(n_disp: int) -> tuple[np.ndarray, np.ndarray]:
-    """Velocity operator V (n, n): velocity_profile = V @ s, s_k = displacement_k . heading_k; and the
-    constant matrix T with curvature-fit design A = diag(v) @ T."""
+def _velocity_operator(n_disp: int) -> np.ndarray:
+    """V (n, n): velocity_profile = V @ s, s_k = displacement_k . heading_k (the jerk-regularised fit of
+    [v0, a_0 ..] is linear in s with a normal matrix that does not depend on the poses)."""
     dt = K.DT
     t = np.zeros((n_disp, n_disp))
     t[:, 0] = dt
@@ -69,34 +69,20 @@ def _fit_operators(n_disp: int) -> tuple[np.ndarray, np.ndarray]:
     x_of_s = np.linalg.solve(normal, t.T)  # solution x = [v0, a_0..] per unit s
     gen = np.tril(np.ones((n_disp, n_disp)), -1)[:, :-1] * dt  # v_k = v0 + dt * sum_{j<k} a_j
     profile = np.concatenate([np.ones((n_disp, 1)), gen], axis=1)
-    return profile @ x_of_s, t
-
-
-@lru_cache(maxsize=4)
-def _curvature_normal_basis(n_disp: int) -> np.ndarray:
-    """(n, n * n): row i is outer(T[i], T[i]) flattened, so T^T diag(w) T = (w @ basis).reshape(n, n) - one
-    matrix product for a whole batch instead of a batched (n, n) @ (n, n) product per trajectory."""
-    _, t = _fit_operators(n_disp)
-    return np.einsum("ij,ik->ijk", t, t).reshape(n_disp, -1)
+    return profile @ x_of_s
 
 
 def fit_velocity_curvature(poses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(B, N, 3) poses at 0.1 s -> velocity (B, N-1) and curvature (B, N-1) profiles."""
+    """(B, N, 3) poses at 0.1 s -> velocity (B, N-1) and curvature (B, N-1) profiles. The curvature fit
+    (kappa_0 and curvature rates, NAVSIM's parametrisation) is solved for the curvatures directly, where its
+    normal equations are tridiagonal (tracker_kernel.fit_curvature)."""
     n_disp = poses.shape[1] - 1
-    v_op, t = _fit_operators(n_disp)
     d = np.diff(poses[..., :2], axis=1)
     h = poses[:, :-1, 2]
     s = d[..., 0] * np.cos(h) + d[..., 1] * np.sin(h)
-    velocity = s @ v_op.T
+    velocity = s @ _velocity_operator(n_disp).T
     dh = wrap(np.diff(poses[..., 2], axis=1))
-    # Design A = diag(v) @ T, so A^T A = T^T diag(v^2) T and A^T y = T^T (v * y): batched BLAS products.
-    reg = np.full(n_disp, K.CURVATURE_RATE_PENALTY)
-    reg[0] = K.INITIAL_CURVATURE_PENALTY
-    normal = ((velocity * velocity) @ _curvature_normal_basis(n_disp)).reshape(-1, n_disp, n_disp) + np.diag(reg)[None]
-    rhs = (velocity * dh) @ t
-    x = np.linalg.solve(normal, rhs[..., None])[..., 0]
-    curvature = x[:, :1] + K.DT * np.concatenate([np.zeros((len(x), 1)), np.cumsum(x[:, 1:], axis=1)], axis=1)
-    return velocity, curvature
+    return velocity, fit_curvature(velocity, dh)
 
 
 def initial_states(velocity: np.ndarray, acceleration: np.ndarray, steering: np.ndarray | float = 0.0,

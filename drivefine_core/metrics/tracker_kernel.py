@@ -128,3 +128,36 @@ def track(ref_poses: np.ndarray, velocity: np.ndarray, curvature: np.ndarray, in
             nxt[_YAW_RATE] = nxt[_VX] * np.tan(nxt[_STEER]) / K.WHEELBASE
             nxt[_YAW_ACC] = (nxt[_YAW_RATE] - s[_YAW_RATE]) / dt
     return states
+
+
+@numba.njit(cache=True)
+def fit_curvature(velocity: np.ndarray, dh: np.ndarray) -> np.ndarray:
+    """(B, n) velocity profiles and heading changes per step -> (B, n) curvature profiles: the regularised
+    least-squares fit of simulator.fit_velocity_curvature (unknowns kappa_0 and the curvature rates, heading
+    change k = dt v_k kappa_k, penalties on kappa_0 and on the rates), solved for the curvatures themselves.
+    With kappa as the unknowns the rate penalty couples neighbours only, so the normal equations are
+    tridiagonal and one forward / backward sweep (Thomas) solves them in O(n) instead of a dense n x n solve:
+      (dt v_i)^2 kappa_i + [i = 0] r0 kappa_0 + r / dt^2 (2 kappa_i - kappa_{i-1} - kappa_{i+1}) = dt v_i dh_i
+    (the rate terms only for neighbours inside the profile)."""
+    b, n = velocity.shape
+    dt = K.DT
+    coupling = K.CURVATURE_RATE_PENALTY / (dt * dt)
+    out = np.empty((b, n))
+    c = np.empty(n)
+    d = np.empty(n)
+    for r in range(b):
+        prev_c, prev_d = 0.0, 0.0
+        for i in range(n):
+            w = dt * velocity[r, i]
+            diag = w * w + coupling * ((i >= 1) + (i <= n - 2))
+            if i == 0:
+                diag += K.INITIAL_CURVATURE_PENALTY
+            rhs = w * dh[r, i]
+            m = diag + coupling * prev_c  # diag - (-coupling) * c'_{i-1}
+            c[i] = -coupling / m
+            d[i] = (rhs + coupling * prev_d) / m
+            prev_c, prev_d = c[i], d[i]
+        out[r, n - 1] = d[n - 1]
+        for i in range(n - 2, -1, -1):
+            out[r, i] = d[i] - c[i] * out[r, i + 1]
+    return out

@@ -27,3 +27,25 @@ def test_compiled_loop_tracks_like_the_array_code():
     assert (got == want).mean() > 0.9
     # the stopping branch ran: some of those plans end (nearly) standing
     assert (np.abs(got[: b // 8, -1, 3]) < 0.2).any()
+
+
+def test_tridiagonal_curvature_fit_solves_navsims_least_squares():
+    """The curvature fit in NAVSIM's unknowns (kappa_0, rates; heading change k = dt v_k (kappa_0 + dt sum of
+    the first k rates)), solved densely, against the tridiagonal solve for the curvatures."""
+    from drivefine_core.metrics.simulator import fit_velocity_curvature, wrap
+
+    rng = np.random.default_rng(5)
+    ref = interpolate_plans(_plans(rng, 64))
+    velocity, curvature = fit_velocity_curvature(ref)
+    dh = wrap(np.diff(ref[..., 2], axis=1))
+    n, dt = velocity.shape[1], K.DT
+    design = np.zeros((n, n))
+    design[:, 0] = dt
+    design[:, 1:] = np.tril(np.ones((n, n - 1)), -1) * dt * dt
+    penalty = np.diag([K.INITIAL_CURVATURE_PENALTY] + [K.CURVATURE_RATE_PENALTY] * (n - 1))
+    for v, h, got in zip(velocity, dh, curvature):
+        a = v[:, None] * design
+        x = np.linalg.solve(a.T @ a + penalty, a.T @ h)
+        want = x[0] + dt * np.concatenate([[0.0], np.cumsum(x[1:])])
+        np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-10)
+    assert np.abs(curvature).max() > 0.01  # the plans turn
