@@ -16,7 +16,7 @@ from drivefine_core.metrics import constants as K
 from drivefine_core.metrics.batch_agents import agent_metrics, agent_pairs
 from drivefine_core.metrics.batch_map import near_polyline, polygon_pairs
 from drivefine_core.metrics.cache import MetricCache
-from drivefine_core.metrics.geometry import ego_center, ego_corners
+from drivefine_core.metrics.ego_kernel import ego_boxes
 from drivefine_core.metrics.map_kernels import arc_lengths
 from drivefine_core.metrics.scene_index import INTERSECTION, LANE_ON_ROUTE, ROUTE_BLOCK, SceneIndex, scene_index
 from drivefine_core.metrics.scene_metrics import driving_direction
@@ -65,12 +65,15 @@ def _lane_keeping(far: np.ndarray, skip: np.ndarray) -> np.ndarray:
 def _traffic_lights(caches: Sequence[MetricCache], indexes: Sequence[SceneIndex], corners: np.ndarray, g: int) -> np.ndarray:
     r, t = corners.shape[:2]
     ok = np.ones(r)
-    for i, c in enumerate(caches):
-        if not len(c.light_lane_index) or not c.light_red[:, :t].any():
-            continue
-        idx = indexes[i]
+    lit = [i for i, c in enumerate(caches) if len(c.light_lane_index) and c.light_red[:, :t].any()]
+    if not lit:
+        return ok
+    rows = (np.asarray(lit)[:, None] * g + np.arange(g)).ravel()
+    lo_all, hi_all = corners[rows].min(axis=2), corners[rows].max(axis=2)  # (len(lit) * g, t, 2)
+    for j, i in enumerate(lit):
+        c, idx = caches[i], indexes[i]
         cs = corners[i * g : (i + 1) * g]
-        lo, hi = cs.min(axis=2), cs.max(axis=2)
+        lo, hi = lo_all[j * g : (j + 1) * g], hi_all[j * g : (j + 1) * g]
         for poly, bounds, red in zip(idx.light_polygons, idx.light_bounds, c.light_red[:, :t]):
             near = red[None] & np.all(lo <= bounds[2:], axis=-1) & np.all(hi >= bounds[:2], axis=-1)
             rr, tt = np.nonzero(near)
@@ -86,8 +89,7 @@ def candidate_metrics(caches: Sequence[MetricCache], states: np.ndarray, comfort
     scorer.raw_scene_metrics gives them; `comfort` holds comfort_metrics of the same rows."""
     s, g, t = states.shape[:3]
     rows = states.reshape(s * g, t, -1)
-    corners = ego_corners(rows)
-    centers = ego_center(rows)
+    centers, corners = ego_boxes(rows)
     indexes = [scene_index(c) for c in caches]
     areas = _areas(indexes, corners, centers, g)
     out: dict[str, np.ndarray] = {}

@@ -49,3 +49,15 @@ def test_tridiagonal_curvature_fit_solves_navsims_least_squares():
         want = x[0] + dt * np.concatenate([[0.0], np.cumsum(x[1:])])
         np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-10)
     assert np.abs(curvature).max() > 0.01  # the plans turn
+
+
+def test_ego_boxes_are_geometrys_numbers():
+    from drivefine_core.metrics.ego_kernel import ego_boxes
+    from drivefine_core.metrics.geometry import ego_center, ego_corners
+
+    rng = np.random.default_rng(2)
+    states = rng.normal(0, 30, size=(7, 41, 11))
+    states[..., 2] = rng.uniform(-4, 4, size=(7, 41))
+    centers, corners = ego_boxes(states)
+    np.testing.assert_array_equal(centers, ego_center(states))
+    np.testing.assert_array_equal(corners, ego_corners(states))
