@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-from drivefine_core.metrics.map_kernels import near_line, polygons_containing
+from drivefine_core.metrics.map_kernels import inside_any, near_line, polygons_containing
 
 
 def polygon_pairs(indexes: Sequence, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -31,6 +31,23 @@ def polygon_pairs(indexes: Sequence, points: np.ndarray) -> tuple[np.ndarray, np
             qs.append(i * m + at[r])
             ps.append(c.astype(np.int64))
     return np.concatenate(qs), np.concatenate(ps)
+
+
+def inside_polygons(indexes: Sequence, points: np.ndarray) -> np.ndarray:
+    """(S, M, 2) points, one PolygonIndex per scene -> (S, M) bool: strictly inside some polygon of the
+    scene's index (polygon_pairs reduced per point, without listing the pairs)."""
+    s, m = points.shape[:2]
+    points = np.ascontiguousarray(points, dtype=np.float64)
+    out = np.zeros((s, m), dtype=bool)
+    for i, x in enumerate(indexes):
+        if not x.num_polygons:
+            continue
+        assert x.cells is not None
+        out[i], off = inside_any(x.frame, x.cells.words, x.cells.ptr, x.centre_poly, x.edges, x.vertices, points[i])
+        if off.any():  # off the grid, inside the bounds: every edge (rare)
+            at = np.flatnonzero(off)
+            out[i, at] = x._brute(points[i, at]).any(axis=1)
+    return out
 
 
 def near_polyline(indexes: Sequence, points: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ import shapely
 
 from drivefine_core.metrics import constants as K
 from drivefine_core.metrics.batch_agents import agent_metrics, agent_pairs
-from drivefine_core.metrics.batch_map import near_polyline, polygon_pairs
+from drivefine_core.metrics.batch_map import inside_polygons, near_polyline, polygon_pairs
 from drivefine_core.metrics.cache import MetricCache
 from drivefine_core.metrics.ego_kernel import ego_boxes
 from drivefine_core.metrics.map_kernels import arc_lengths
@@ -29,9 +29,7 @@ def _areas(indexes: Sequence[SceneIndex], corners: np.ndarray, centers: np.ndarr
     s = len(indexes)
     r, t = centers.shape[:2]
     n = g * t  # states per scene
-    q, _ = polygon_pairs([x.drivable for x in indexes], corners.reshape(s, 4 * n, 2))
-    in_drivable = np.zeros(4 * r * t, dtype=bool)
-    in_drivable[q] = True
+    in_drivable = inside_polygons([x.drivable for x in indexes], corners.reshape(s, 4 * n, 2)).reshape(-1)
     q, p = polygon_pairs([x.route_polygons for x in indexes], centers.reshape(s, n, 2))
     kinds = np.concatenate([x.route_kind for x in indexes])
     first = np.concatenate([[0], np.cumsum([len(x.route_kind) for x in indexes])[:-1]])

@@ -61,6 +61,44 @@ def _orient(ax: float, ay: float, bx: float, by: float, cx: float, cy: float) ->
     return (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)
 
 
+_CENTRE, _ODD, _LISTED = 1, 2, 4  # bits of a polygon's state while one point is tested
+
+
+@numba.njit(cache=True, inline="always")
+def _scan(grid: np.ndarray, slot: int, i: int, j: int, px: float, py: float, ptr: np.ndarray, centre_poly: np.ndarray,
+          edges: np.ndarray, vertices: np.ndarray, state: np.ndarray, touched: np.ndarray) -> int:
+    """One point's cell rows: marks the polygons containing the cell centre and toggles, per polygon, the
+    parity of the edges crossed by the segment centre -> point; lists each marked polygon once in `touched`
+    and returns how many. The point is inside polygon p iff state[p] has exactly one of _CENTRE / _ODD."""
+    n_touched = 0
+    for r in range(int(ptr[slot, 0]), int(ptr[slot + 1, 0])):
+        p = int(centre_poly[r])
+        if not state[p] & _LISTED:
+            touched[n_touched] = p
+            n_touched += 1
+        state[p] |= _CENTRE | _LISTED
+    cx = grid[0] + (i + 0.5) * grid[2]
+    cy = grid[1] + (j + 0.5) * grid[2]
+    for r in range(int(ptr[slot, 1]), int(ptr[slot + 1, 1])):
+        x1, y1, x2, y2 = _piece(vertices, edges, r)
+        d1 = _orient(x1, y1, x2, y2, cx, cy)
+        d2 = _orient(x1, y1, x2, y2, px, py)
+        d3 = _orient(cx, cy, px, py, x1, y1)
+        d4 = _orient(cx, cy, px, py, x2, y2)
+        if d1 * d2 < 0 and d3 * d4 < 0:
+            p = int(edges[r, 4])
+            if not state[p] & _LISTED:
+                touched[n_touched] = p
+                n_touched += 1
+            state[p] = (state[p] ^ _ODD) | _LISTED
+    return n_touched
+
+
+@numba.njit(cache=True, inline="always")
+def _inside(state: int) -> bool:
+    return (state & _CENTRE != 0) != (state & _ODD != 0)  # centre inside XOR an odd number of crossings
+
+
 @numba.njit(cache=True)
 def polygons_containing(frame: np.ndarray, words: np.ndarray, ptr: np.ndarray, centre_poly: np.ndarray,
                         edges: np.ndarray, vertices: np.ndarray, points: np.ndarray
@@ -69,10 +107,9 @@ def polygons_containing(frame: np.ndarray, words: np.ndarray, ptr: np.ndarray, c
     strictly inside (points in order, each point's polygons in order), and the points off the grid but inside
     the polygons' bounds, whose answer needs every edge (the caller's brute force)."""
     m = points.shape[0]
-    num_polygons = int(frame[0])
     grid = frame[5:]
-    state = np.zeros(num_polygons, dtype=np.int8)  # bit 0: the cell centre is inside; bit 1: odd crossings
-    touched = np.empty(num_polygons, dtype=np.int64)
+    state = np.zeros(int(frame[0]), dtype=np.int8)
+    touched = np.empty(int(frame[0]), dtype=np.int64)
     out_pt = np.empty(max(16, 2 * m), dtype=np.int64)
     out_poly = np.empty_like(out_pt)
     n_out = 0
@@ -86,27 +123,7 @@ def polygons_containing(frame: np.ndarray, words: np.ndarray, ptr: np.ndarray, c
         slot = _slot(words, cell)
         if slot < 0:
             continue
-        n_touched = 0
-        for r in range(int(ptr[slot, 0]), int(ptr[slot + 1, 0])):
-            p = int(centre_poly[r])
-            if state[p] == 0:
-                touched[n_touched] = p
-                n_touched += 1
-            state[p] |= 1
-        cx = grid[0] + (i + 0.5) * grid[2]
-        cy = grid[1] + (j + 0.5) * grid[2]
-        for r in range(int(ptr[slot, 1]), int(ptr[slot + 1, 1])):
-            x1, y1, x2, y2 = _piece(vertices, edges, r)
-            d1 = _orient(x1, y1, x2, y2, cx, cy)
-            d2 = _orient(x1, y1, x2, y2, px, py)
-            d3 = _orient(cx, cy, px, py, x1, y1)
-            d4 = _orient(cx, cy, px, py, x2, y2)
-            if d1 * d2 < 0 and d3 * d4 < 0:
-                p = int(edges[r, 4])
-                if state[p] == 0:
-                    touched[n_touched] = p
-                    n_touched += 1
-                state[p] ^= 2
+        n_touched = _scan(grid, slot, i, j, px, py, ptr, centre_poly, edges, vertices, state, touched)
         for t in range(1, n_touched):  # insertion sort: a point touches a handful of polygons
             p, u = touched[t], t
             while u > 0 and touched[u - 1] > p:
@@ -115,7 +132,7 @@ def polygons_containing(frame: np.ndarray, words: np.ndarray, ptr: np.ndarray, c
             touched[u] = p
         for t in range(n_touched):
             p = touched[t]
-            if (state[p] & 1) != (state[p] >> 1):  # centre inside XOR an odd number of crossings
+            if _inside(state[p]):
                 if n_out == len(out_pt):
                     out_pt = np.concatenate((out_pt, np.empty_like(out_pt)))
                     out_poly = np.concatenate((out_poly, np.empty_like(out_poly)))
@@ -124,6 +141,34 @@ def polygons_containing(frame: np.ndarray, words: np.ndarray, ptr: np.ndarray, c
                 n_out += 1
             state[p] = 0
     return out_pt[:n_out], out_poly[:n_out], off
+
+
+@numba.njit(cache=True)
+def inside_any(frame: np.ndarray, words: np.ndarray, ptr: np.ndarray, centre_poly: np.ndarray, edges: np.ndarray,
+               vertices: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(M,) whether each point is strictly inside some polygon of the index (polygons_containing's pairs,
+    reduced per point), and the points off the grid but inside the bounds (the caller's brute force)."""
+    m = points.shape[0]
+    grid = frame[5:]
+    state = np.zeros(int(frame[0]), dtype=np.int8)
+    touched = np.empty(int(frame[0]), dtype=np.int64)
+    out = np.zeros(m, dtype=np.bool_)
+    off = np.zeros(m, dtype=np.bool_)
+    for q in range(m):
+        px, py = points[q, 0], points[q, 1]
+        i, j, cell = _cell_of(grid, px, py)
+        if cell < 0:
+            off[q] = frame[1] <= px <= frame[3] and frame[2] <= py <= frame[4]
+            continue
+        slot = _slot(words, cell)
+        if slot < 0:
+            continue
+        n_touched = _scan(grid, slot, i, j, px, py, ptr, centre_poly, edges, vertices, state, touched)
+        for t in range(n_touched):
+            p = touched[t]
+            out[q] |= _inside(state[p])
+            state[p] = 0
+    return out, off
 
 
 @numba.njit(cache=True)
