@@ -15,6 +15,7 @@ from drivefine_core.metrics import constants as K
 from drivefine_core.metrics.agent_kernels import Agents, first_contacts, first_ttc_hits
 from drivefine_core.metrics.batch_map import polygon_pairs
 from drivefine_core.metrics.cache import MetricCache
+from drivefine_core.metrics.ego_kernel import bounds
 from drivefine_core.metrics.geometry import segment_hits_box
 from drivefine_core.metrics.scene_index import INTERSECTION, LANE, LANE_ON_ROUTE, SceneIndex
 from drivefine_core.metrics.scene_metrics import _EGO_RADIUS, _angles, removed_at_start
@@ -71,7 +72,7 @@ def agent_pairs(caches: Sequence[MetricCache], indexes: Sequence[SceneIndex], ro
     cat = lambda name: np.concatenate([getattr(x, name) for x in idxs])  # noqa: E731
     radius, lo_a, hi_a = cat("radius"), cat("agent_lo"), cat("agent_hi")
     scene = np.repeat(keep, counts[keep])
-    lo_r, hi_r = centers.min(axis=1), centers.max(axis=1)
+    lo_r, hi_r = bounds(centers)
     speed = np.hypot(rows[..., VX], rows[..., VY]).max(axis=1)
     agent = np.repeat(np.arange(len(scene)), g)
     row = scene[agent] * g + np.tile(np.arange(g), len(scene))

@@ -16,7 +16,7 @@ from drivefine_core.metrics import constants as K
 from drivefine_core.metrics.batch_agents import agent_metrics, agent_pairs
 from drivefine_core.metrics.batch_map import inside_polygons, near_polyline, polygon_pairs
 from drivefine_core.metrics.cache import MetricCache
-from drivefine_core.metrics.ego_kernel import ego_boxes
+from drivefine_core.metrics.ego_kernel import bounds, ego_boxes
 from drivefine_core.metrics.map_kernels import arc_lengths
 from drivefine_core.metrics.scene_index import INTERSECTION, LANE_ON_ROUTE, ROUTE_BLOCK, SceneIndex, scene_index
 from drivefine_core.metrics.scene_metrics import driving_direction
@@ -67,13 +67,13 @@ def _traffic_lights(caches: Sequence[MetricCache], indexes: Sequence[SceneIndex]
     if not lit:
         return ok
     rows = (np.asarray(lit)[:, None] * g + np.arange(g)).ravel()
-    lo_all, hi_all = corners[rows].min(axis=2), corners[rows].max(axis=2)  # (len(lit) * g, t, 2)
+    lo_all, hi_all = bounds(corners[rows])  # (len(lit) * g, t, 2)
     for j, i in enumerate(lit):
         c, idx = caches[i], indexes[i]
         cs = corners[i * g : (i + 1) * g]
         lo, hi = lo_all[j * g : (j + 1) * g], hi_all[j * g : (j + 1) * g]
-        for poly, bounds, red in zip(idx.light_polygons, idx.light_bounds, c.light_red[:, :t]):
-            near = red[None] & np.all(lo <= bounds[2:], axis=-1) & np.all(hi >= bounds[:2], axis=-1)
+        for poly, box, red in zip(idx.light_polygons, idx.light_bounds, c.light_red[:, :t]):
+            near = red[None] & np.all(lo <= box[2:], axis=-1) & np.all(hi >= box[:2], axis=-1)
             rr, tt = np.nonzero(near)
             if len(rr):
                 hit = shapely.intersects(shapely.polygons(cs[rr, tt]), poly)

@@ -37,3 +37,25 @@ def ego_boxes(states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     h = flat[:, 2]
     centers, corners = _boxes(np.ascontiguousarray(flat[:, 0]), np.ascontiguousarray(flat[:, 1]), np.cos(h), np.sin(h))
     return centers.reshape(*shape, 2), corners.reshape(*shape, 4, 2)
+
+
+@numba.njit(cache=True)
+def _bounds(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n, k = points.shape[0], points.shape[1]
+    lo = np.empty((n, 2))
+    hi = np.empty((n, 2))
+    for i in range(n):
+        for d in range(2):
+            a = b = points[i, 0, d]
+            for j in range(1, k):
+                a = min(a, points[i, j, d])
+                b = max(b, points[i, j, d])
+            lo[i, d], hi[i, d] = a, b
+    return lo, hi
+
+
+def bounds(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(..., K, 2) -> the min and max over K, each (..., 2): points.min(axis=-2) / max(axis=-2) in one pass
+    (numpy reduces a short inner axis slowly)."""
+    lo, hi = _bounds(np.ascontiguousarray(points, dtype=np.float64).reshape(-1, *points.shape[-2:]))
+    return lo.reshape(*points.shape[:-2], 2), hi.reshape(*points.shape[:-2], 2)
