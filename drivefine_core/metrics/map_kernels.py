@@ -229,5 +229,5 @@ def arc_lengths(a: np.ndarray, ab: np.ndarray, seg_len: np.ndarray, cum: np.ndar
                 dist = np.sqrt(offx * offx + offy * offy)
                 if dist < best:
                     best, best_k, best_t = dist, k, t
-        out[q] = cum[best_k] + best_t * seg_len[best_k]
+        out[q] = cum[best_k] + best_t * seg_len[best_k] if best_k >= 0 else np.nan  # NaN point or no route
     return out
