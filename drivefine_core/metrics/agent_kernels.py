@@ -1,10 +1,10 @@
 """First contacts of the (row, agent) pairs for NC and TTC (batch_agents), compiled with numba.
 
-The array version tests every (pair, step, look-ahead) box of the batch and then looks for the first hit; at
-RL batch sizes most of that work comes after the first hit or for pairs that never come close. These kernels
-walk each pair's steps in the devkit's order (time-major, then look-ahead) and stop at the first hit, with the
-same bounding-circle prefilter and the same separating-axis arithmetic as geometry.boxes_overlap, so they find
-the same events (tests compare the two)."""
+As array code, every (pair, step, look-ahead) box of the batch was tested before the first hit was looked for;
+at RL batch sizes most of that work came after the first hit. These kernels walk each pair's steps in the
+devkit's order (time-major, then look-ahead) and stop at the first hit, with the bounding-circle prefilter and
+the separating-axis arithmetic of geometry.boxes_overlap, which stays the definition: the tests check the
+events against it at every step."""
 
 from __future__ import annotations
 

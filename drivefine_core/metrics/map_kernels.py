@@ -1,10 +1,11 @@
 """The map look-ups of batch_map compiled with numba, one scene's points at a time.
 
-The array version gathers every (point, cell row) pair of a batch into arrays and tests them in one pass; at
-RL batch sizes that spends more on building the pair arrays than on the tests. These kernels walk each point's
-cell rows directly, with the same cell arithmetic, the same piece cuts (edge_pieces.piece_ends) and the same
-crossing / distance formulas, so they answer exactly what the array version answers (tests compare the two).
-Points off the grid but inside a polygon index's bounds are left to the caller (`off`), as they are rare.
+As array code over a whole batch, every (point, cell row) pair had to be gathered into arrays first, which at RL
+batch sizes cost more than the tests themselves. Here each point walks its own cell's rows of the stored tables,
+with the same cell arithmetic, the same piece cuts (edge_pieces.piece_ends) and the same crossing / distance
+formulas as geometry's per-scene queries (PolygonIndex.query_pairs, PolylineNearIndex.within,
+project_to_polyline), which stay the definitions: the tests compare the answers exactly. Points off the grid but
+inside a polygon index's bounds are left to the caller (`off`), as they are rare.
 """
 
 from __future__ import annotations
