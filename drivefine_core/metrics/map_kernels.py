@@ -96,6 +96,21 @@ def _scan(grid: np.ndarray, slot: int, i: int, j: int, px: float, py: float, ptr
 
 
 @numba.njit(cache=True, inline="always")
+def _point(frame: np.ndarray, words: np.ndarray, ptr: np.ndarray, centre_poly: np.ndarray, edges: np.ndarray,
+           vertices: np.ndarray, px: float, py: float, state: np.ndarray, touched: np.ndarray) -> int:
+    """_scan of a point's own cell: how many polygons it touched; 0 in an empty cell or off the grid; -1 off the
+    grid but inside the polygons' bounds (frame [polygons, bbox lo, bbox hi, grid frame]: every edge needed)."""
+    grid = frame[5:]
+    i, j, cell = _cell_of(grid, px, py)
+    if cell < 0:
+        return -1 if frame[1] <= px <= frame[3] and frame[2] <= py <= frame[4] else 0
+    slot = _slot(words, cell)
+    if slot < 0:
+        return 0
+    return _scan(grid, slot, i, j, px, py, ptr, centre_poly, edges, vertices, state, touched)
+
+
+@numba.njit(cache=True, inline="always")
 def _inside(state: int) -> bool:
     return (state & _CENTRE != 0) != (state & _ODD != 0)  # centre inside XOR an odd number of crossings
 
@@ -108,7 +123,6 @@ def polygons_containing(frame: np.ndarray, words: np.ndarray, ptr: np.ndarray, c
     strictly inside (points in order, each point's polygons in order), and the points off the grid but inside
     the polygons' bounds, whose answer needs every edge (the caller's brute force)."""
     m = points.shape[0]
-    grid = frame[5:]
     state = np.zeros(int(frame[0]), dtype=np.int8)
     touched = np.empty(int(frame[0]), dtype=np.int64)
     out_pt = np.empty(max(16, 2 * m), dtype=np.int64)
@@ -116,15 +130,10 @@ def polygons_containing(frame: np.ndarray, words: np.ndarray, ptr: np.ndarray, c
     n_out = 0
     off = np.zeros(m, dtype=np.bool_)
     for q in range(m):
-        px, py = points[q, 0], points[q, 1]
-        i, j, cell = _cell_of(grid, px, py)
-        if cell < 0:
-            off[q] = frame[1] <= px <= frame[3] and frame[2] <= py <= frame[4]
+        n_touched = _point(frame, words, ptr, centre_poly, edges, vertices, points[q, 0], points[q, 1], state, touched)
+        if n_touched < 0:
+            off[q] = True
             continue
-        slot = _slot(words, cell)
-        if slot < 0:
-            continue
-        n_touched = _scan(grid, slot, i, j, px, py, ptr, centre_poly, edges, vertices, state, touched)
         for t in range(1, n_touched):  # insertion sort: a point touches a handful of polygons
             p, u = touched[t], t
             while u > 0 and touched[u - 1] > p:
@@ -150,21 +159,15 @@ def inside_any(frame: np.ndarray, words: np.ndarray, ptr: np.ndarray, centre_pol
     """(M,) whether each point is strictly inside some polygon of the index (polygons_containing's pairs,
     reduced per point), and the points off the grid but inside the bounds (the caller's brute force)."""
     m = points.shape[0]
-    grid = frame[5:]
     state = np.zeros(int(frame[0]), dtype=np.int8)
     touched = np.empty(int(frame[0]), dtype=np.int64)
     out = np.zeros(m, dtype=np.bool_)
     off = np.zeros(m, dtype=np.bool_)
     for q in range(m):
-        px, py = points[q, 0], points[q, 1]
-        i, j, cell = _cell_of(grid, px, py)
-        if cell < 0:
-            off[q] = frame[1] <= px <= frame[3] and frame[2] <= py <= frame[4]
+        n_touched = _point(frame, words, ptr, centre_poly, edges, vertices, points[q, 0], points[q, 1], state, touched)
+        if n_touched < 0:
+            off[q] = True
             continue
-        slot = _slot(words, cell)
-        if slot < 0:
-            continue
-        n_touched = _scan(grid, slot, i, j, px, py, ptr, centre_poly, edges, vertices, state, touched)
         for t in range(n_touched):
             p = touched[t]
             out[q] |= _inside(state[p])
