@@ -94,11 +94,10 @@ def agent_pairs(caches: Sequence[MetricCache], indexes: Sequence[SceneIndex], ro
             "stopped": cat("stopped")[used], "is_agent": cat("is_agent")[used], "removed": removed[used]}
 
 
-def _nc_events(rows: np.ndarray, areas: dict, ag: dict) -> dict[str, np.ndarray]:
+def _nc_events(areas: dict, ag: dict, ego: tuple, agents: Agents) -> dict[str, np.ndarray]:
     """Each (row, agent) pair's first contact: rows rr, agents nn, steps tt."""
     pr, pa = ag["row"], ag["agent"]
-    h = rows[..., H]
-    first = first_contacts(pr, pa, areas["centers"], np.cos(h), np.sin(h), Agents.of(ag))
+    first = first_contacts(pr, pa, areas["centers"], *ego, agents)
     k = np.flatnonzero(first >= 0)
     return {"rr": pr[k], "nn": pa[k], "tt": first[k]}
 
@@ -124,15 +123,15 @@ def _nc(rows: np.ndarray, areas: dict, ag: dict, ev: dict, multiple: np.ndarray)
     return nc1, nc2
 
 
-def _ttc_events(rows: np.ndarray, areas: dict, ag: dict, versions: list[str]) -> dict[str, dict[str, np.ndarray]]:
+def _ttc_events(rows: np.ndarray, areas: dict, ag: dict, versions: list[str], ego: tuple, agents: Agents
+                ) -> dict[str, dict[str, np.ndarray]]:
     """Per version, each (row, agent) pair's first TTC hit (time-major, then look-ahead: the devkit's order):
     v1 over steps 0..40, v2 over 0..31 without the agents removed at t = 0. The first hit over 0..40 is v2's
     too when it comes by step 31 (and v2 has none otherwise), so one search serves both."""
     pr, pa = ag["row"], ag["agent"]
     last = K.NUM_SIM_STEPS if "v1" in versions else K.V2_TTC_LAST_STEP
-    h = rows[..., H]
     speed = np.hypot(rows[..., VX], rows[..., VY])
-    tt, ll = first_ttc_hits(pr, pa, areas["centers"], np.cos(h), np.sin(h), speed, last, Agents.of(ag))
+    tt, ll = first_ttc_hits(pr, pa, areas["centers"], *ego, speed, last, agents)
     out = {}
     for version in versions:
         hit = tt >= 0
@@ -160,8 +159,10 @@ def agent_metrics(indexes: Sequence[SceneIndex], rows: np.ndarray, areas: dict, 
     versions = [v for v, on in (("v1", v1), ("v2", v2)) if on]
     if ag is None or not len(ag["row"]):
         return {f"{v}/{m}": np.ones(rows.shape[0]) for v in versions for m in ("nc", "ttc")}
-    events = [_nc_events(rows, areas, ag)]
-    ttc_events = _ttc_events(rows, areas, ag, versions)
+    h = rows[..., H]
+    ego, agents = (np.cos(h), np.sin(h)), Agents.of(ag)  # numpy's cos / sin, once for both searches
+    events = [_nc_events(areas, ag, ego, agents)]
+    ttc_events = _ttc_events(rows, areas, ag, versions, ego, agents)
     events += [ttc_events[v] for v in versions]
     multiple, rear = _event_areas(indexes, rows, areas["corners"], g, np.concatenate([e["rr"] for e in events]),
                                   np.concatenate([e["tt"] for e in events]))
