@@ -96,18 +96,13 @@ def _scan(grid: np.ndarray, slot: int, i: int, j: int, px: float, py: float, ptr
 
 
 @numba.njit(cache=True, inline="always")
-def _point(frame: np.ndarray, words: np.ndarray, ptr: np.ndarray, centre_poly: np.ndarray, edges: np.ndarray,
-           vertices: np.ndarray, px: float, py: float, state: np.ndarray, touched: np.ndarray) -> int:
-    """_scan of a point's own cell: how many polygons it touched; 0 in an empty cell or off the grid; -1 off the
-    grid but inside the polygons' bounds (frame [polygons, bbox lo, bbox hi, grid frame]: every edge needed)."""
-    grid = frame[5:]
-    i, j, cell = _cell_of(grid, px, py)
+def _locate(frame: np.ndarray, words: np.ndarray, px: float, py: float) -> tuple[int, int, int]:
+    """(i, j, slot) of a point's cell; slot -1 in an empty cell or off the grid, -2 off the grid but inside the
+    polygons' bounds (frame [polygons, bbox lo, bbox hi, grid frame]: every edge needed)."""
+    i, j, cell = _cell_of(frame[5:], px, py)
     if cell < 0:
-        return -1 if frame[1] <= px <= frame[3] and frame[2] <= py <= frame[4] else 0
-    slot = _slot(words, cell)
-    if slot < 0:
-        return 0
-    return _scan(grid, slot, i, j, px, py, ptr, centre_poly, edges, vertices, state, touched)
+        return i, j, -2 if frame[1] <= px <= frame[3] and frame[2] <= py <= frame[4] else -1
+    return i, j, _slot(words, cell)
 
 
 @numba.njit(cache=True, inline="always")
@@ -130,22 +125,31 @@ def polygons_containing(frame: np.ndarray, words: np.ndarray, ptr: np.ndarray, c
     n_out = 0
     off = np.zeros(m, dtype=np.bool_)
     for q in range(m):
-        n_touched = _point(frame, words, ptr, centre_poly, edges, vertices, points[q, 0], points[q, 1], state, touched)
-        if n_touched < 0:
-            off[q] = True
+        px, py = points[q, 0], points[q, 1]
+        i, j, slot = _locate(frame, words, px, py)
+        if slot < 0:
+            off[q] = slot == -2
             continue
+        if ptr[slot, 1] == ptr[slot + 1, 1]:  # no edge in the cell: exactly the polygons holding its centre
+            n_touched = 0
+            for r in range(int(ptr[slot, 0]), int(ptr[slot + 1, 0])):
+                touched[n_touched] = centre_poly[r]
+                state[centre_poly[r]] = _CENTRE
+                n_touched += 1
+        else:
+            n_touched = _scan(frame[5:], slot, i, j, px, py, ptr, centre_poly, edges, vertices, state, touched)
         for t in range(1, n_touched):  # insertion sort: a point touches a handful of polygons
             p, u = touched[t], t
             while u > 0 and touched[u - 1] > p:
                 touched[u] = touched[u - 1]
                 u -= 1
             touched[u] = p
+        while n_out + n_touched > len(out_pt):
+            out_pt = np.concatenate((out_pt, np.empty_like(out_pt)))
+            out_poly = np.concatenate((out_poly, np.empty_like(out_poly)))
         for t in range(n_touched):
             p = touched[t]
             if _inside(state[p]):
-                if n_out == len(out_pt):
-                    out_pt = np.concatenate((out_pt, np.empty_like(out_pt)))
-                    out_poly = np.concatenate((out_poly, np.empty_like(out_poly)))
                 out_pt[n_out] = q
                 out_poly[n_out] = p
                 n_out += 1
@@ -164,14 +168,21 @@ def inside_any(frame: np.ndarray, words: np.ndarray, ptr: np.ndarray, centre_pol
     out = np.zeros(m, dtype=np.bool_)
     off = np.zeros(m, dtype=np.bool_)
     for q in range(m):
-        n_touched = _point(frame, words, ptr, centre_poly, edges, vertices, points[q, 0], points[q, 1], state, touched)
-        if n_touched < 0:
-            off[q] = True
+        px, py = points[q, 0], points[q, 1]
+        i, j, slot = _locate(frame, words, px, py)
+        if slot < 0:
+            off[q] = slot == -2
             continue
+        if ptr[slot, 1] == ptr[slot + 1, 1]:  # no edge in the cell (most cells): inside iff its centre is
+            out[q] = ptr[slot + 1, 0] > ptr[slot, 0]
+            continue
+        n_touched = _scan(frame[5:], slot, i, j, px, py, ptr, centre_poly, edges, vertices, state, touched)
+        hit = False
         for t in range(n_touched):
             p = touched[t]
-            out[q] |= _inside(state[p])
+            hit |= _inside(state[p])
             state[p] = 0
+        out[q] = hit
     return out, off
 
 
