@@ -35,7 +35,8 @@ def polygon_pairs(indexes: Sequence, points: np.ndarray) -> tuple[np.ndarray, np
 
 def inside_polygons(indexes: Sequence, points: np.ndarray) -> np.ndarray:
     """(S, M, 2) points, one PolygonIndex per scene -> (S, M) bool: strictly inside some polygon of the
-    scene's index (polygon_pairs reduced per point, without listing the pairs)."""
+    scene's index (polygon_pairs reduced per point, without listing the pairs; the index's union-interior cells
+    answer without an edge test: PolygonIndex)."""
     s, m = points.shape[:2]
     points = np.ascontiguousarray(points, dtype=np.float64)
     out = np.zeros((s, m), dtype=bool)
@@ -43,7 +44,8 @@ def inside_polygons(indexes: Sequence, points: np.ndarray) -> np.ndarray:
         if not x.num_polygons:
             continue
         assert x.cells is not None
-        out[i], off = inside_any(x.frame, x.cells.words, x.cells.ptr, x.centre_poly, x.edges, x.vertices, points[i])
+        out[i], off = inside_any(x.frame, x.cells.words, x.cells.ptr, x.centre_poly, x.edges, x.vertices,
+                                  x.interior, points[i])
         if off.any():  # off the grid, inside the bounds: every edge (rare)
             at = np.flatnonzero(off)
             out[i, at] = x._brute(points[i, at]).any(axis=1)

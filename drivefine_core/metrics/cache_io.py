@@ -4,8 +4,8 @@ Arrays are stored as raw little-endian bytes with their dtype and shape, so a re
 pickle and a broken file fails loudly (naming the file, scene and field) instead of silently going wrong.
 Writing is incremental: only the logs present in `caches` are (re)written, each atomically.
 Next to the fields, columns `pre.<name>` hold what the scorer needs precomputed per scene
-(metrics.scene_tables). Files of format 1 have none and are scored after a lazy build; files of format 2 hold
-those tables in an older layout and are refused (the metric_cache stage rebuilds them: RULES_VERSION 5).
+(metrics.scene_tables). Files of format 1 have none and are scored after a lazy build; files of formats 2 and 3
+hold those tables in older layouts and are refused (the metric_cache stage rebuilds them: RULES_VERSION 6).
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ from drivefine_core.metrics.scene_index import SHARED_VERTICES
 from drivefine_core.storage.safe_paths import safe_name
 
 # 2: the scorer's precomputed tables (pre.* columns); 3: those tables in the form the queries read as they are
-# (grids over the occupied cells, named edge pieces, the whole scene index)
-_FORMAT_VERSION = 3
+# (grids over the occupied cells, named edge pieces, the whole scene index); 4: the drivable grid's cells inside
+# the union of the drivable polygons (PolygonIndex.interior)
+_FORMAT_VERSION = 4
 _READABLE = ("1", str(_FORMAT_VERSION))  # 1: no precomputed tables (built lazily)
 _META = b"drivefine_metric_cache"
 PRE_NAMES = scene_tables.NAMES

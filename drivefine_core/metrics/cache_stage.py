@@ -31,8 +31,9 @@ from drivefine_core.storage.safe_paths import UnsafePathError
 MANIFEST = "manifest.json"
 # Part of every log's key: bump it whenever a rule that changes what a cache holds changes (route centreline,
 # PDM-Closed, agents), so that caches built by earlier code are rebuilt instead of reused.
-RULES_VERSION = ("5: lane joints kept, NAVSIM batch-LQR velocity fit, PDM-Closed sees current detections only, "
-                 "the scorer's per-scene tables precomputed in the form its queries read (cache file format 3)")
+RULES_VERSION = ("6: lane joints kept, NAVSIM batch-LQR velocity fit, PDM-Closed sees current detections only, "
+                 "the scorer's per-scene tables precomputed in the form its queries read, with the drivable "
+                 "union's interior cells (cache file format 4)")
 
 
 class NothingBuiltError(RuntimeError):

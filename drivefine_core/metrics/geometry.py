@@ -15,6 +15,9 @@ from drivefine_core.metrics.grid_cells import CellTable, expand, narrow
 
 # Irrational-looking grid offset so cell centres do not fall on axis-aligned map edges.
 _GRID_JITTER = 0.1234567
+# A cell counts as inside the polygons' union only when it is, widened by this much on every side: a point in
+# it is then far beyond rounding from the union's boundary.
+_INTERIOR_MARGIN = 1e-6
 
 
 def ego_center(states: np.ndarray) -> np.ndarray:
@@ -126,6 +129,24 @@ class _Grid:
 Rings = Callable[[], tuple[np.ndarray, np.ndarray]]
 
 
+def _interior(polys: np.ndarray, g: _Grid, centre_ptr: np.ndarray, edge_ptr: np.ndarray) -> np.ndarray:
+    """(occupied cells,) bool in slot order (grid_cells.CellTable): the cell has edge pieces and, widened by
+    _INTERIOR_MARGIN, lies in the interior of the polygons' union. Cells without edges need no flag (their
+    points are inside exactly the polygons holding the centre). None is flagged where a polygon is invalid (its
+    region under the crossing rule need not be shapely's)."""
+    n_edges = np.diff(edge_ptr)
+    occupied = np.flatnonzero((np.diff(centre_ptr) > 0) | (n_edges > 0))
+    out = np.zeros(len(occupied), dtype=bool)
+    test = np.flatnonzero(n_edges[occupied] > 0)
+    if len(test) and shapely.is_valid(polys).all():
+        union = shapely.union_all(polys)
+        shapely.prepare(union)
+        lo = g.origin + np.stack([occupied[test] // g.ny, occupied[test] % g.ny], -1) * g.cell - _INTERIOR_MARGIN
+        hi = lo + g.cell + 2 * _INTERIOR_MARGIN
+        out[test] = shapely.contains_properly(union, shapely.box(lo[:, 0], lo[:, 1], hi[:, 0], hi[:, 1]))
+    return out
+
+
 class PolygonIndex:
     """Which of P polygons contain each query point (boundary excluded).
 
@@ -134,11 +155,17 @@ class PolygonIndex:
     iff the centre is inside XOR the segment centre -> point crosses that polygon's boundary an odd number of
     times: exact, and only the few edges near the point are touched. Points off the grid are tested against
     every edge. The edge table names its pieces (edge_pieces): rows [start vertex, end vertex, k, n, owner]
-    into `vertices`, an array several indexes of one scene may share."""
+    into `vertices`, an array several indexes of one scene may share.
+
+    With `union_interior`, `interior` marks the occupied cells with edges that lie inside the union of the
+    polygons (one flag per slot): a point there is inside some polygon without testing an edge. That answers
+    "inside any" (DAC), not "inside which". The per-polygon test gives the same answer there (a point on an edge
+    two polygons share goes to one of them) except in ties of the crossing rule (the segment from the cell
+    centre passing exactly through a vertex), where the union's answer is the geometric one."""
 
     def __init__(self, vertices: np.ndarray, offsets: np.ndarray, cell: float = 1.0,
                  extent: tuple[np.ndarray, np.ndarray] | None = None, shared: np.ndarray | None = None,
-                 vertex_ids: np.ndarray | None = None):
+                 vertex_ids: np.ndarray | None = None, union_interior: bool = False):
         """Build from polygons (vertices, offsets). `shared`, `vertex_ids`: vertices == shared[vertex_ids];
         the edge rows then name rows of `shared`."""
         if shared is None or vertex_ids is None:
@@ -146,7 +173,7 @@ class PolygonIndex:
         num_polygons = len(offsets) - 1
         if num_polygons == 0:
             self._load(np.zeros(1), None, np.zeros(0, dtype=np.uint8), np.zeros((0, 5), dtype=np.uint8), shared,
-                       lambda: (vertices, offsets))
+                       lambda: (vertices, offsets), np.zeros(0, dtype=bool))
             return
         counts = np.diff(offsets)
         owner = np.repeat(np.arange(num_polygons), counts)
@@ -182,8 +209,9 @@ class PolygonIndex:
         inside = shapely.contains_xy(polys[poly], centre[:, 0], centre[:, 1])
         centre_ptr, centre_poly = _csr(cells[inside], poly[inside], g.n)
         frame = np.array([num_polygons, *bbox, *g.frame()], dtype=np.float64)
+        interior = _interior(polys, g, centre_ptr, edge_ptr) if union_interior else np.zeros(0, dtype=bool)
         self._load(frame, CellTable.of([centre_ptr, edge_ptr]), narrow(centre_poly), narrow(rows[edge_piece]), shared,
-                   lambda: (vertices, offsets))
+                   lambda: (vertices, offsets), interior)
 
     @classmethod
     def of_tables(cls, tables: dict[str, np.ndarray], prefix: str, vertices: np.ndarray, rings: Rings) -> "PolygonIndex":
@@ -192,12 +220,14 @@ class PolygonIndex:
         index = cls.__new__(cls)
         frame = tables[prefix + "frame"]
         cells = CellTable(tables[prefix + "words"], tables[prefix + "ptr"]) if len(frame) > 1 else None
-        index._load(frame, cells, tables[prefix + "centre_poly"], tables[prefix + "edges"], vertices, rings)
+        index._load(frame, cells, tables[prefix + "centre_poly"], tables[prefix + "edges"], vertices, rings,
+                    tables[prefix + "interior"])
         return index
 
     def _load(self, frame: np.ndarray, cells: CellTable | None, centre_poly: np.ndarray, edges: np.ndarray,
-              vertices: np.ndarray, rings: Rings) -> None:
+              vertices: np.ndarray, rings: Rings, interior: np.ndarray) -> None:
         self.frame, self.cells, self.centre_poly, self.edges, self.vertices = frame, cells, centre_poly, edges, vertices
+        self.interior = interior
         self.num_polygons = int(frame[0])
         self._rings, self._segments = rings, None
         if self.num_polygons:
@@ -207,7 +237,8 @@ class PolygonIndex:
     def tables(self) -> dict[str, np.ndarray]:
         """What the build computed (the rest follows from the vertices): to keep, and pass back to of_tables."""
         cells = self.cells.arrays() if self.cells is not None else {}
-        return {"frame": self.frame, **cells, "centre_poly": self.centre_poly, "edges": self.edges}
+        return {"frame": self.frame, **cells, "centre_poly": self.centre_poly, "edges": self.edges,
+                "interior": self.interior}
 
     def query_pairs(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(Q, 2) -> (point, polygon) index pairs with the point strictly inside (each pair once, in no set order)."""

@@ -159,9 +159,10 @@ def polygons_containing(frame: np.ndarray, words: np.ndarray, ptr: np.ndarray, c
 
 @numba.njit(cache=True)
 def inside_any(frame: np.ndarray, words: np.ndarray, ptr: np.ndarray, centre_poly: np.ndarray, edges: np.ndarray,
-               vertices: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+               vertices: np.ndarray, interior: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(M,) whether each point is strictly inside some polygon of the index (polygons_containing's pairs,
-    reduced per point), and the points off the grid but inside the bounds (the caller's brute force)."""
+    reduced per point), and the points off the grid but inside the bounds (the caller's brute force).
+    `interior`: PolygonIndex.interior, one flag per slot (or empty): a flagged cell's points are inside."""
     m = points.shape[0]
     state = np.zeros(int(frame[0]), dtype=np.int8)
     touched = np.empty(int(frame[0]), dtype=np.int64)
@@ -175,6 +176,9 @@ def inside_any(frame: np.ndarray, words: np.ndarray, ptr: np.ndarray, centre_pol
             continue
         if ptr[slot, 1] == ptr[slot + 1, 1]:  # no edge in the cell (most cells): inside iff its centre is
             out[q] = ptr[slot + 1, 0] > ptr[slot, 0]
+            continue
+        if slot < len(interior) and interior[slot]:  # edges shared inside the union, none near its boundary
+            out[q] = True
             continue
         n_touched = _scan(frame[5:], slot, i, j, px, py, ptr, centre_poly, edges, vertices, state, touched)
         hit = False

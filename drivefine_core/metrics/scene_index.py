@@ -192,7 +192,8 @@ def build_index(cache: MetricCache) -> SceneIndex:
     indexes = {}
     for name in POLYGON_INDEXES:
         ids, offsets = _rings(cache, shared, name)
-        indexes[name] = PolygonIndex(shared[ids], offsets, extent=extent, shared=shared, vertex_ids=ids)
+        indexes[name] = PolygonIndex(shared[ids], offsets, extent=extent, shared=shared, vertex_ids=ids,
+                                     union_interior=name == "drivable")  # DAC asks "inside any" only
     n_inter = int(np.count_nonzero(cache.drivable_layers == INTERSECTION_LAYER))
     kind = np.concatenate([np.full(len(cache.drivable_ids), DRIVABLE), np.where(cache.lane_on_route, LANE_ON_ROUTE, LANE),
                            np.full(n_inter, INTERSECTION)]).astype(np.int8)

@@ -21,7 +21,7 @@ FIXED_KEYS = ("v1/nc", "v1/dac", "v1/ddc", "v1/progress", "v1/ttc", "v1/c",
               "v2/nc", "v2/dac", "v2/ddc", "v2/progress", "v2/ttc", "v2/tlc", "v2/lk", "v2/hc")
 # Every precomputed array, by name (an index without polygons has no words / ptr: stored empty).
 NAMES = (*(f"{index}.{table}" for index in POLYGON_INDEXES
-           for table in ("frame", "words", "ptr", "centre_poly", "edges")),
+           for table in ("frame", "words", "ptr", "centre_poly", "edges", "interior")),
          *(f"centerline.{table}" for table in ("frame", "words", "ptr", "pieces")),
          "agents", "agent_flags", "poly_kind", "route_kind", "route.seg_len", "route.cum", "route.blocks",
          "removed", "fixed_rows")
@@ -49,6 +49,7 @@ def _check(cache: MetricCache, pre: dict[str, np.ndarray]) -> None:
           and len(pre["poly_kind"]) == len(cache.drivable_ids) + len(cache.lane_ids) + n_inter
           and len(pre["route.seg_len"]) == len(cache.centerline) - 1
           and all(pre[f"{i}.edges"].ndim == 2 and pre[f"{i}.edges"][:, :2].max(initial=0) < max(n_vertices, 1)
+                  and len(pre[f"{i}.interior"]) in (0, max(len(pre[f"{i}.ptr"]) - 2, 0))
                   for i in POLYGON_INDEXES)
           and pre["centerline.pieces"][:, :2].max(initial=0) < len(cache.centerline))
     if not ok:

@@ -1,6 +1,7 @@
 """The compiled map look-ups (batch_map over map_kernels) against the indexes' own array queries."""
 
 import numpy as np
+import pytest
 
 from drivefine_core.metrics.batch_map import inside_polygons, near_polyline, polygon_pairs
 from drivefine_core.metrics.geometry import PolygonIndex, PolylineNearIndex
@@ -15,7 +16,7 @@ def _comb(x0: float, teeth: int, pitch: float) -> np.ndarray:
     return np.array([(x0, -2.0), *top, (x0 + teeth * pitch, -2.0)])
 
 
-def _index(rng: np.random.Generator) -> PolygonIndex:
+def _index(rng: np.random.Generator, union_interior: bool = False) -> PolygonIndex:
     rings = [_comb(0.0, 12, 0.3), _comb(1.0, 5, 0.7)]  # overlapping combs
     for _ in range(6):  # random star-shaped polygons, some overlapping the combs
         c = rng.uniform(-10, 10, 2)
@@ -24,12 +25,15 @@ def _index(rng: np.random.Generator) -> PolygonIndex:
     vertices = np.concatenate(rings)
     offsets = np.concatenate([[0], np.cumsum([len(r) for r in rings])])
     # the grid covers [-8, 8]^2 only: points beyond it but inside the bounds take the brute-force path
-    return PolygonIndex(vertices, offsets, cell=1.0, extent=(np.array([-8.0, -8.0]), np.array([8.0, 8.0])))
+    return PolygonIndex(vertices, offsets, cell=1.0, extent=(np.array([-8.0, -8.0]), np.array([8.0, 8.0])),
+                        union_interior=union_interior)
 
 
-def test_polygon_pairs_and_inside_match_the_index_query():
+@pytest.mark.parametrize("union_interior", [False, True])
+def test_polygon_pairs_and_inside_match_the_index_query(union_interior):
     rng = np.random.default_rng(0)
-    indexes = [_index(rng) for _ in range(3)]
+    indexes = [_index(rng, union_interior) for _ in range(3)]
+    assert all(x.interior.any() for x in indexes) == union_interior
     points = rng.uniform(-16, 16, size=(3, 3000, 2))
     points[:, :500] = rng.uniform(-0.5, 5.5, size=(3, 500, 2))  # among the comb teeth
     q, p = polygon_pairs(indexes, points)
@@ -45,6 +49,27 @@ def test_polygon_pairs_and_inside_match_the_index_query():
     expected = np.zeros(inside.shape, dtype=bool)
     expected[[a for a, _ in want]] = True
     np.testing.assert_array_equal(inside, expected)
+
+
+def test_union_interior_cells_answer_inside_across_shared_edges():
+    """A road of abutting rectangles (shared edges across it): the cells the shared edges cross are inside the
+    union and answer without an edge test, the same as the per-polygon test; cells on the outer boundary are
+    not flagged."""
+    xs = np.arange(0.0, 41.0, 4.0) + 0.37  # shared edges at 4.37, 8.37, ...
+    rings = [np.array([(a, -3.5), (b, -3.5), (b, 3.5), (a, 3.5)]) for a, b in zip(xs[:-1], xs[1:])]
+    vertices = np.concatenate(rings)
+    offsets = np.arange(len(rings) + 1) * 4
+    plain, fast = (PolygonIndex(vertices, offsets, cell=1.0, union_interior=u) for u in (False, True))
+    assert fast.interior.sum() > 0 and not plain.interior.any()
+    rng = np.random.default_rng(3)
+    points = np.stack([rng.uniform(-2, 43, 20000), rng.uniform(-5, 5, 20000)], axis=1)
+    want = plain.query(points).any(axis=1)
+    np.testing.assert_array_equal(inside_polygons([fast], points[None])[0], want)
+    np.testing.assert_array_equal(inside_polygons([plain], points[None])[0], want)
+    on_edge = np.array([[xs[3], 0.2]])  # on a shared edge: the crossing rule gives it to one side
+    assert plain.query(on_edge).sum() == 1 and inside_polygons([fast], on_edge[None])[0, 0]
+    edge = np.array([[xs[3] + 0.01, 3.49]])  # near the outer boundary: tested edge by edge
+    assert inside_polygons([fast], edge[None])[0, 0] and not inside_polygons([fast], (edge + [0, 0.02])[None])[0, 0]
 
 
 def test_near_polyline_matches_the_index_query():

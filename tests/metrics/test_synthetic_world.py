@@ -244,7 +244,7 @@ def test_cache_file_carries_the_scorer_tables_and_an_older_file_still_scores(den
     path, _, _ = dense_cache_dir
     (file,) = sorted(path.glob("*.parquet"))
     table = pq.read_table(file)
-    assert table.schema.metadata[b"drivefine_metric_cache"] == b"3"
+    assert table.schema.metadata[b"drivefine_metric_cache"] == b"4"
     pre = [n for n in table.column_names if n.startswith("pre.")]
     assert "pre.fixed_rows" in pre and "pre.drivable.edges" in pre and "pre.agents" in pre
     old = table.drop_columns(pre).replace_schema_metadata({b"drivefine_metric_cache": b"1"})
@@ -253,7 +253,8 @@ def test_cache_file_carries_the_scorer_tables_and_an_older_file_still_scores(den
     assert all(c.recalled("index") is None for c in older)
     plans = np.stack([random_candidates(np.random.default_rng(2), c, 3) for c in current])
     _assert_same(score_trajectories(older, plans), score_trajectories(current, plans))
-    # format 2 held the tables in an older layout: refused, naming the file
-    pq.write_table(table.replace_schema_metadata({b"drivefine_metric_cache": b"2"}), tmp_path / file.name)
-    with pytest.raises(ValueError, match=f"{file.name}: metric cache format 2.*metric_cache stage"):
-        read_metric_caches(tmp_path)
+    # formats 2 and 3 held the tables in older layouts: refused, naming the file
+    for version in ("2", "3"):
+        pq.write_table(table.replace_schema_metadata({b"drivefine_metric_cache": version.encode()}), tmp_path / file.name)
+        with pytest.raises(ValueError, match=f"{file.name}: metric cache format {version}.*metric_cache stage"):
+            read_metric_caches(tmp_path)
