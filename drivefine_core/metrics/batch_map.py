@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-from drivefine_core.metrics.map_kernels import inside_any, near_line, polygons_containing
+from drivefine_core.metrics.map_kernels import inside_any, kinds_containing, near_line, polygons_containing
 
 
 def polygon_pairs(indexes: Sequence, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -49,6 +49,27 @@ def inside_polygons(indexes: Sequence, points: np.ndarray) -> np.ndarray:
         if off.any():  # off the grid, inside the bounds: every edge (rare)
             at = np.flatnonzero(off)
             out[i, at] = x._brute(points[i, at]).any(axis=1)
+    return out
+
+
+def polygon_kinds(indexes: Sequence, kinds: Sequence[np.ndarray], points: np.ndarray) -> np.ndarray:
+    """(S, M, 2) points, one PolygonIndex per scene and its polygons' kinds (small ints < 8) -> (S, M) uint8:
+    bit k set when the point is strictly inside a polygon of kind k (polygon_pairs reduced per point and kind)."""
+    s, m = points.shape[:2]
+    points = np.ascontiguousarray(points, dtype=np.float64)
+    out = np.zeros((s, m), dtype=np.uint8)
+    for i, x in enumerate(indexes):
+        if not x.num_polygons:
+            continue
+        assert x.cells is not None
+        kind = np.ascontiguousarray(kinds[i], dtype=np.uint8)
+        out[i], off = kinds_containing(x.frame, x.cells.words, x.cells.ptr, x.centre_poly, x.edges, x.vertices, kind,
+                                       points[i])
+        if off.any():  # off the grid, inside the bounds: every edge (rare)
+            at = np.flatnonzero(off)
+            inside = x._brute(points[i, at])
+            for k in np.unique(kind):
+                out[i, at[inside[:, kind == k].any(axis=1)]] |= np.uint8(1 << int(k))
     return out
 
 

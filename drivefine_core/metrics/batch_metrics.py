@@ -14,7 +14,7 @@ import shapely
 
 from drivefine_core.metrics import constants as K
 from drivefine_core.metrics.batch_agents import agent_metrics, agent_pairs
-from drivefine_core.metrics.batch_map import inside_polygons, near_polyline, polygon_pairs
+from drivefine_core.metrics.batch_map import inside_polygons, near_polyline, polygon_kinds
 from drivefine_core.metrics.cache import MetricCache
 from drivefine_core.metrics.ego_kernel import bounds, ego_boxes
 from drivefine_core.metrics.map_kernels import arc_lengths
@@ -30,16 +30,10 @@ def _areas(indexes: Sequence[SceneIndex], corners: np.ndarray, centers: np.ndarr
     r, t = centers.shape[:2]
     n = g * t  # states per scene
     in_drivable = inside_polygons([x.drivable for x in indexes], corners.reshape(s, 4 * n, 2)).reshape(-1)
-    q, p = polygon_pairs([x.route_polygons for x in indexes], centers.reshape(s, n, 2))
-    kinds = np.concatenate([x.route_kind for x in indexes])
-    first = np.concatenate([[0], np.cumsum([len(x.route_kind) for x in indexes])[:-1]])
-    kind = kinds[first[q // n] + p]
-    on_route = np.zeros(r * t, dtype=bool)
-    on_route[q[kind == LANE_ON_ROUTE]] = True
-    inter = np.zeros(r * t, dtype=bool)
-    inter[q[kind == INTERSECTION]] = True
-    return {"non_drivable": ~in_drivable.reshape(r, t, 4).all(axis=-1), "oncoming": ~on_route.reshape(r, t),
-            "center_in_intersection": inter.reshape(r, t), "centers": centers, "corners": corners}
+    kinds = polygon_kinds([x.route_polygons for x in indexes], [x.route_kind for x in indexes],
+                          centers.reshape(s, n, 2)).reshape(r, t)
+    return {"non_drivable": ~in_drivable.reshape(r, t, 4).all(axis=-1), "oncoming": (kinds & (1 << LANE_ON_ROUTE)) == 0,
+            "center_in_intersection": (kinds & (1 << INTERSECTION)) != 0, "centers": centers, "corners": corners}
 
 
 def _progress_along_route(indexes: Sequence[SceneIndex], points: np.ndarray) -> np.ndarray:

@@ -191,6 +191,39 @@ def inside_any(frame: np.ndarray, words: np.ndarray, ptr: np.ndarray, centre_pol
 
 
 @numba.njit(cache=True)
+def kinds_containing(frame: np.ndarray, words: np.ndarray, ptr: np.ndarray, centre_poly: np.ndarray,
+                     edges: np.ndarray, vertices: np.ndarray, kind: np.ndarray, points: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """(M,) uint8 masks, bit k set when the point is strictly inside some polygon p with kind[p] == k
+    (polygons_containing's pairs reduced per point and kind, kinds < 8), and the points off the grid but
+    inside the bounds (the caller's brute force)."""
+    m = points.shape[0]
+    state = np.zeros(int(frame[0]), dtype=np.int8)
+    touched = np.empty(int(frame[0]), dtype=np.int64)
+    out = np.zeros(m, dtype=np.uint8)
+    off = np.zeros(m, dtype=np.bool_)
+    for q in range(m):
+        px, py = points[q, 0], points[q, 1]
+        i, j, slot = _locate(frame, words, px, py)
+        if slot < 0:
+            off[q] = slot == -2
+            continue
+        mask = 0
+        if ptr[slot, 1] == ptr[slot + 1, 1]:  # no edge in the cell: the kinds of the polygons holding its centre
+            for r in range(int(ptr[slot, 0]), int(ptr[slot + 1, 0])):
+                mask |= 1 << kind[centre_poly[r]]
+        else:
+            n_touched = _scan(frame[5:], slot, i, j, px, py, ptr, centre_poly, edges, vertices, state, touched)
+            for t in range(n_touched):
+                p = touched[t]
+                if _inside(state[p]):
+                    mask |= 1 << kind[p]
+                state[p] = 0
+        out[q] = mask
+    return out, off
+
+
+@numba.njit(cache=True)
 def near_line(frame: np.ndarray, words: np.ndarray, ptr: np.ndarray, pieces: np.ndarray, line: np.ndarray,
               radius: float, points: np.ndarray) -> np.ndarray:
     """geometry.PolylineNearIndex.within of one scene: (M, 2) points -> (M,) within `radius` of a piece in

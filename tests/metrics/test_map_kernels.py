@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from drivefine_core.metrics.batch_map import inside_polygons, near_polyline, polygon_pairs
+from drivefine_core.metrics.batch_map import inside_polygons, near_polyline, polygon_kinds, polygon_pairs
 from drivefine_core.metrics.geometry import PolygonIndex, PolylineNearIndex
 
 
@@ -49,6 +49,13 @@ def test_polygon_pairs_and_inside_match_the_index_query(union_interior):
     expected = np.zeros(inside.shape, dtype=bool)
     expected[[a for a, _ in want]] = True
     np.testing.assert_array_equal(inside, expected)
+    kinds = [rng.integers(0, 4, x.num_polygons) for x in indexes]
+    masks = polygon_kinds(indexes, kinds, points).reshape(-1)
+    expected_masks = np.zeros(masks.shape, dtype=np.uint8)
+    for a, b in want:
+        expected_masks[a] |= 1 << int(kinds[a // 3000][b])
+    np.testing.assert_array_equal(masks, expected_masks)
+    assert len(np.unique(masks)) > 4
 
 
 def test_union_interior_cells_answer_inside_across_shared_edges():
