@@ -5,7 +5,7 @@
     and static objects per scene);
   - the hand-made toy scenes (straight / curve / intersection, 0-8 agents), as before.
 
-Measured (best of 3 calls): one candidate per scene, v1+v2, scene seen for the first time (caches just read;
+Measured (best of 5 calls): one candidate per scene, v1+v2, scene seen for the first time (caches just read;
 nothing of them scored before) and seen before (scenes/s); batched RL rewards, G = 16 per scene (candidates/s); the plain
 reference scorer (metrics/reference_scorer.py) on a few scenes; the bytes per scene of what the metric cache
 stage precomputed, as kept in memory after reading. Targets per core: first time >= 2,500 scenes/s, RL rewards
@@ -48,7 +48,7 @@ from tests.metrics.toy_random import random_candidates, random_scenes  # noqa: E
 TARGET_FIRST, TARGET_RL, GROUP = 2_500.0, 20_000.0, 16
 
 
-REPEATS = 3
+REPEATS = 5
 
 
 def _timed(fn) -> float:
