@@ -179,6 +179,12 @@ class DriveFineModel(nn.Module):
         return torch.where(trace.commit_mask(), picked, torch.zeros_like(picked))
 
     # -- refinement expert -------------------------------------------------------------------------------
+    def refinement_parameters(self) -> list[nn.Parameter]:
+        """What the refinement loss and refinement RL train: the refinement expert's blocks, its norms and head
+        (it reads the shared trunk detached)."""
+        head = list(self.refine_head.parameters()) if self.refine_head is not None else []
+        return [*self.backbone.experts[REFINE].parameters(), *self.backbone.norms[REFINE].parameters(), *head]
+
     def refine_logits(self, batch: Batch, draft: Tensor) -> Tensor:
         """(B, 24) full draft -> (B, 24, K) logits of the refinement expert, one pass: over offsets
         -R..R from the draft (K = 2R + 1) or, with R = 0, over the vocabulary."""

@@ -66,6 +66,9 @@ class GRPOParams(_Section):
     clip_eps: float = Field(0.2, gt=0)
     kl_beta: float = Field(0.05, ge=0, description="KL to the frozen SFT policy (anchor)")
     bc_weight: float = Field(0.1, ge=0, description="behaviour-cloning (SFT loss on the logged target) anchor")
+    train_generator: bool = Field(True, description="GRPO (+ KL and BC) updates the generation side: trunk, "
+                                  "vision, generation expert, head. False: the rollouts only feed refinement "
+                                  "RL, which then trains the refinement expert alone on the frozen generator")
 
 
 class RefineRLParams(_Section):

@@ -104,12 +104,17 @@ def drivefine_rl_loss(model: DriveFineModel, ref: DriveFineModel | None, batch: 
                       caches: list[MetricCache], reward_fn: RewardFn, rl: RLParams,
                       g: torch.Generator | None) -> tuple[Tensor, dict[str, float]]:
     """One DriveFine RL step's loss on a batch of scenes: GRPO on the generation expert (rollouts drawn here),
-    + the behaviour-cloning anchor, + refinement RL on the rollouts' drafts."""
+    + the behaviour-cloning anchor, + refinement RL on the rollouts' drafts. Without grpo.train_generator the
+    rollouts only feed refinement RL (the generation side is not trained, so its terms are not computed)."""
     g_p, r_p = rl.grpo, rl.refine
     ro = rollout_mdm(model, ref, batch, caches, reward_fn, g_p, g)
-    loss, logs = grpo_mdm_loss(model, ro, g_p)
-    logs["loss_grpo"] = float(loss.detach())
-    if g_p.bc_weight > 0:
+    loss = torch.zeros((), device=ro.advantages.device)
+    logs: dict[str, float] = {"reward": float(ro.rewards.mean()), "reward_std": float(ro.rewards.std(axis=1).mean())}
+    if g_p.train_generator:
+        loss, grpo_logs = grpo_mdm_loss(model, ro, g_p)
+        logs.update(grpo_logs)
+        logs["loss_grpo"] = float(loss.detach())
+    if g_p.train_generator and g_p.bc_weight > 0:
         bc = model.generation_loss(batch, g)
         loss = loss + g_p.bc_weight * bc
         logs["loss_bc"] = float(bc.detach())
@@ -124,11 +129,14 @@ def drivefine_rl_loss(model: DriveFineModel, ref: DriveFineModel | None, batch: 
 def train_rl_drivefine(planner: DriveFinePlanner, scenes: Scenes, rl: RLParams, reward_fn: RewardFn, *,
                        accelerator: Accelerator | None = None, checkpoint_dir: str | Path | None = None,
                        log_metrics: MetricsCallback | None = None) -> TrainResult:
-    """GRPO on the generation expert + offline / online refinement RL, one optimizer over DriveFine."""
+    """GRPO on the generation expert + offline / online refinement RL, one optimizer over DriveFine (over the
+    refinement expert alone without grpo.train_generator)."""
     model = planner.drivefine
-    ref = frozen_copy(model) if rl.grpo.kl_beta > 0 else None
-    trainer = _trainer(planner, list(model.parameters()), rl, "drivefine", accelerator, checkpoint_dir,
-                       log_metrics)
+    if not rl.grpo.train_generator and not (rl.refine.enabled and rl.refine.weight > 0):
+        raise ValueError("rl: grpo.train_generator false and refinement RL off leave DriveFine nothing to train")
+    ref = frozen_copy(model) if rl.grpo.kl_beta > 0 and rl.grpo.train_generator else None
+    trained = list(model.parameters()) if rl.grpo.train_generator else model.refinement_parameters()
+    trainer = _trainer(planner, trained, rl, "drivefine", accelerator, checkpoint_dir, log_metrics)
     if ref is not None:
         ref.to(trainer.acc.device)
     select = RLSelection(planner, model, scenes, rl, RL_MODE["drivefine"], reward_fn, log_metrics)

@@ -142,3 +142,26 @@ def test_kl_anchor_pulls_the_generation_expert_back_to_the_sft_policy(sft_drivef
         loss.backward()
         opt.step()
     assert kls[0] > 0 and kls[-1] < 0.7 * kls[0], kls
+
+
+def test_without_generator_training_rl_moves_only_the_refinement_expert(sft_drivefine: DriveFinePlanner, scenes) -> None:
+    """grpo.train_generator false: the rl stage's DriveFine run trains the refinement expert alone on the
+    frozen generator's rollouts (the generation side, trunk and vision stay bit for bit the SFT ones)."""
+    from drivefine_core.training.params import OptimParams, RLParams
+    from drivefine_core.training.rl import train_rl
+
+    model = sft_drivefine.drivefine
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rl = RLParams(optim=OptimParams(steps=3, batch_size=3, lr=1e-2, warmup_steps=0, min_lr_ratio=1.0),
+                  grpo=GRPOParams(group_size=4, decode_steps=4, merge_tau=2, temperature=1.0, kl_beta=0.05,
+                                  train_generator=False),
+                  refine=RefineRLParams(online_k=1, max_pairs=4, temperature=1.0), validation_logs=0)
+    result = train_rl(sft_drivefine, "drivefine", scenes, rl, ScorerReward("v1/pdms"))
+    changed = _changed(before, model)
+    assert changed and all(k.startswith(REFINE_KEYS) for k in changed), sorted(changed)[:4]
+    assert len(changed) == len([k for k in before if k.startswith(REFINE_KEYS)])
+    assert not any("loss_grpo" in row or "loss_bc" in row for row in result.history)
+    assert any("loss_refine" in row for row in result.history)
+    with pytest.raises(ValueError, match="nothing to train"):
+        train_rl(sft_drivefine, "drivefine", scenes,
+                 rl.model_copy(update={"refine": RefineRLParams(enabled=False)}), ScorerReward("v1/pdms"))
