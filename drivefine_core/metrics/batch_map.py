@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-from drivefine_core.metrics.map_kernels import inside_any, kinds_containing, near_line, polygons_containing
+from drivefine_core.metrics.map_kernels import kinds_containing, near_line, polygons_containing
 
 
 def polygon_pairs(indexes: Sequence, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -37,34 +37,26 @@ def inside_polygons(indexes: Sequence, points: np.ndarray) -> np.ndarray:
     """(S, M, 2) points, one PolygonIndex per scene -> (S, M) bool: strictly inside some polygon of the
     scene's index (polygon_pairs reduced per point, without listing the pairs; the index's union-interior cells
     answer without an edge test: PolygonIndex)."""
-    s, m = points.shape[:2]
-    points = np.ascontiguousarray(points, dtype=np.float64)
-    out = np.zeros((s, m), dtype=bool)
-    for i, x in enumerate(indexes):
-        if not x.num_polygons:
-            continue
-        assert x.cells is not None
-        out[i], off = inside_any(x.frame, x.cells.words, x.cells.ptr, x.centre_poly, x.edges, x.vertices,
-                                  x.interior, points[i])
-        if off.any():  # off the grid, inside the bounds: every edge (rare)
-            at = np.flatnonzero(off)
-            out[i, at] = x._brute(points[i, at]).any(axis=1)
-    return out
+    one_kind = [np.zeros(x.num_polygons, dtype=np.uint8) for x in indexes]
+    return polygon_kinds(indexes, one_kind, points, union_interior=True) != 0
 
 
-def polygon_kinds(indexes: Sequence, kinds: Sequence[np.ndarray], points: np.ndarray) -> np.ndarray:
+def polygon_kinds(indexes: Sequence, kinds: Sequence[np.ndarray], points: np.ndarray,
+                  union_interior: bool = False) -> np.ndarray:
     """(S, M, 2) points, one PolygonIndex per scene and its polygons' kinds (small ints < 8) -> (S, M) uint8:
-    bit k set when the point is strictly inside a polygon of kind k (polygon_pairs reduced per point and kind)."""
+    bit k set when the point is strictly inside a polygon of kind k (polygon_pairs reduced per point and kind).
+    union_interior: the polygons are of one kind, so the indexes' union-interior cells may answer."""
     s, m = points.shape[:2]
     points = np.ascontiguousarray(points, dtype=np.float64)
     out = np.zeros((s, m), dtype=np.uint8)
+    none = np.zeros(0, dtype=bool)
     for i, x in enumerate(indexes):
         if not x.num_polygons:
             continue
         assert x.cells is not None
         kind = np.ascontiguousarray(kinds[i], dtype=np.uint8)
         out[i], off = kinds_containing(x.frame, x.cells.words, x.cells.ptr, x.centre_poly, x.edges, x.vertices, kind,
-                                       points[i])
+                                       x.interior if union_interior else none, points[i])
         if off.any():  # off the grid, inside the bounds: every edge (rare)
             at = np.flatnonzero(off)
             inside = x._brute(points[i, at])

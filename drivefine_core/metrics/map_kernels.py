@@ -158,45 +158,13 @@ def polygons_containing(frame: np.ndarray, words: np.ndarray, ptr: np.ndarray, c
 
 
 @numba.njit(cache=True)
-def inside_any(frame: np.ndarray, words: np.ndarray, ptr: np.ndarray, centre_poly: np.ndarray, edges: np.ndarray,
-               vertices: np.ndarray, interior: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(M,) whether each point is strictly inside some polygon of the index (polygons_containing's pairs,
-    reduced per point), and the points off the grid but inside the bounds (the caller's brute force).
-    `interior`: PolygonIndex.interior, one flag per slot (or empty): a flagged cell's points are inside."""
-    m = points.shape[0]
-    state = np.zeros(int(frame[0]), dtype=np.int8)
-    touched = np.empty(int(frame[0]), dtype=np.int64)
-    out = np.zeros(m, dtype=np.bool_)
-    off = np.zeros(m, dtype=np.bool_)
-    for q in range(m):
-        px, py = points[q, 0], points[q, 1]
-        i, j, slot = _locate(frame, words, px, py)
-        if slot < 0:
-            off[q] = slot == -2
-            continue
-        if ptr[slot, 1] == ptr[slot + 1, 1]:  # no edge in the cell (most cells): inside iff its centre is
-            out[q] = ptr[slot + 1, 0] > ptr[slot, 0]
-            continue
-        if slot < len(interior) and interior[slot]:  # edges shared inside the union, none near its boundary
-            out[q] = True
-            continue
-        n_touched = _scan(frame[5:], slot, i, j, px, py, ptr, centre_poly, edges, vertices, state, touched)
-        hit = False
-        for t in range(n_touched):
-            p = touched[t]
-            hit |= _inside(state[p])
-            state[p] = 0
-        out[q] = hit
-    return out, off
-
-
-@numba.njit(cache=True)
 def kinds_containing(frame: np.ndarray, words: np.ndarray, ptr: np.ndarray, centre_poly: np.ndarray,
-                     edges: np.ndarray, vertices: np.ndarray, kind: np.ndarray, points: np.ndarray
-                     ) -> tuple[np.ndarray, np.ndarray]:
+                     edges: np.ndarray, vertices: np.ndarray, kind: np.ndarray, interior: np.ndarray,
+                     points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(M,) uint8 masks, bit k set when the point is strictly inside some polygon p with kind[p] == k
     (polygons_containing's pairs reduced per point and kind, kinds < 8), and the points off the grid but
-    inside the bounds (the caller's brute force)."""
+    inside the bounds (the caller's brute force). `interior`: PolygonIndex.interior (one flag per slot) or
+    empty; only for polygons of one kind ("inside any"): a flagged cell's points are inside."""
     m = points.shape[0]
     state = np.zeros(int(frame[0]), dtype=np.int8)
     touched = np.empty(int(frame[0]), dtype=np.int64)
@@ -209,9 +177,11 @@ def kinds_containing(frame: np.ndarray, words: np.ndarray, ptr: np.ndarray, cent
             off[q] = slot == -2
             continue
         mask = 0
-        if ptr[slot, 1] == ptr[slot + 1, 1]:  # no edge in the cell: the kinds of the polygons holding its centre
+        if ptr[slot, 1] == ptr[slot + 1, 1]:  # no edge in the cell (most cells): the polygons holding its centre
             for r in range(int(ptr[slot, 0]), int(ptr[slot + 1, 0])):
                 mask |= 1 << kind[centre_poly[r]]
+        elif slot < len(interior) and interior[slot]:  # edges shared inside the union, none near its boundary
+            mask = 1 << kind[0]
         else:
             n_touched = _scan(frame[5:], slot, i, j, px, py, ptr, centre_poly, edges, vertices, state, touched)
             for t in range(n_touched):
