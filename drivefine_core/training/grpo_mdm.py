@@ -50,14 +50,16 @@ class MDMRollout:
     poses: np.ndarray  # (S, G, 8, 3)
     rewards: np.ndarray  # (S, G)
     advantages: Tensor  # (S*G,)
-    old_logp: Tensor  # (S*G, n, 24)
+    old_logp: Tensor | None  # (S*G, n, 24); None when the rollout only feeds refinement RL
     ref_logp: Tensor | None  # (S*G, n, 24) under the frozen SFT policy; None without KL
 
 
 @torch.no_grad()
 def rollout_mdm(model: DriveFineModel, ref: DriveFineModel | None, batch: Batch,
                 caches: Sequence[MetricCache], reward_fn: RewardFn, p: GRPOParams,
-                generator: torch.Generator | None) -> MDMRollout:
+                generator: torch.Generator | None, logprobs: bool = True) -> MDMRollout:
+    """G decodes of every scene and their rewards; with `logprobs`, the token log-probabilities GRPO's
+    surrogate and KL need (a forward pass each: skipped when the generator is not trained)."""
     s, g = len(caches), p.group_size
     rep = repeat_batch(batch, g)
     out = model.decode(rep, steps=p.decode_steps or model.p.mdm_steps, temperature=p.temperature,
@@ -68,8 +70,8 @@ def rollout_mdm(model: DriveFineModel, ref: DriveFineModel | None, batch: Batch,
     rewards = np.asarray(reward_fn(caches, poses), dtype=np.float64)
     adv = torch.as_tensor(group_advantages(rewards, p.normalise_std).reshape(-1), dtype=torch.float32,
                           device=out.tokens.device)
-    old = model.trace_logprobs(rep, trace)
-    ref_logp = ref.trace_logprobs(rep, trace) if ref is not None and p.kl_beta > 0 else None
+    old = model.trace_logprobs(rep, trace) if logprobs else None
+    ref_logp = ref.trace_logprobs(rep, trace) if logprobs and ref is not None and p.kl_beta > 0 else None
     return MDMRollout(rep, trace, poses, rewards, adv, old, ref_logp)
 
 
@@ -95,6 +97,7 @@ def clipped_token_loss(logp: Tensor, old_logp: Tensor, advantages: Tensor, mask:
 
 
 def grpo_mdm_loss(model: DriveFineModel, ro: MDMRollout, p: GRPOParams) -> tuple[Tensor, dict[str, float]]:
+    assert ro.old_logp is not None, "rollout_mdm(..., logprobs=False) feeds refinement RL only"
     logp = model.trace_logprobs(ro.batch, ro.trace)
     loss, logs = clipped_token_loss(logp, ro.old_logp, ro.advantages, ro.trace.commit_mask(), p.clip_eps,
                                     ro.ref_logp, p.kl_beta)

@@ -107,17 +107,17 @@ def drivefine_rl_loss(model: DriveFineModel, ref: DriveFineModel | None, batch: 
     + the behaviour-cloning anchor, + refinement RL on the rollouts' drafts. Without grpo.train_generator the
     rollouts only feed refinement RL (the generation side is not trained, so its terms are not computed)."""
     g_p, r_p = rl.grpo, rl.refine
-    ro = rollout_mdm(model, ref, batch, caches, reward_fn, g_p, g)
+    ro = rollout_mdm(model, ref, batch, caches, reward_fn, g_p, g, logprobs=g_p.train_generator)
     loss = torch.zeros((), device=ro.advantages.device)
     logs: dict[str, float] = {"reward": float(ro.rewards.mean()), "reward_std": float(ro.rewards.std(axis=1).mean())}
     if g_p.train_generator:
         loss, grpo_logs = grpo_mdm_loss(model, ro, g_p)
         logs.update(grpo_logs)
         logs["loss_grpo"] = float(loss.detach())
-    if g_p.train_generator and g_p.bc_weight > 0:
-        bc = model.generation_loss(batch, g)
-        loss = loss + g_p.bc_weight * bc
-        logs["loss_bc"] = float(bc.detach())
+        if g_p.bc_weight > 0:
+            bc = model.generation_loss(batch, g)
+            loss = loss + g_p.bc_weight * bc
+            logs["loss_bc"] = float(bc.detach())
     if r_p.enabled and r_p.weight > 0:
         rloss, rlogs = refine_rl_loss(model, batch, caches, ro.trace.tokens, ro.rewards, reward_fn, r_p, g)
         loss = loss + r_p.weight * rloss

@@ -165,3 +165,12 @@ def test_without_generator_training_rl_moves_only_the_refinement_expert(sft_driv
     with pytest.raises(ValueError, match="nothing to train"):
         train_rl(sft_drivefine, "drivefine", scenes,
                  rl.model_copy(update={"refine": RefineRLParams(enabled=False)}), ScorerReward("v1/pdms"))
+
+
+def test_a_rollout_for_refinement_rl_alone_skips_the_log_probabilities(sft_drivefine: DriveFinePlanner, scenes) -> None:
+    batch, caches = _batch(scenes)
+    ro = rollout_mdm(sft_drivefine.drivefine, None, batch, caches, ScorerReward("v1/pdms"), GP,
+                     torch.Generator().manual_seed(5), logprobs=False)
+    assert ro.old_logp is None and ro.ref_logp is None and ro.rewards.shape == (len(caches), GP.group_size)
+    with pytest.raises(AssertionError, match="refinement RL only"):
+        grpo_mdm_loss(sft_drivefine.drivefine, ro, GP)
