@@ -1,4 +1,4 @@
-"""Map look-ups of many scenes' points at once, with the scenes' own grids (geometry.PolygonIndex and
+"""Map look-ups of many scenes' points at once, with the scenes' own grids (map_index.PolygonIndex and
 PolylineNearIndex): each scene's points go through one compiled kernel (map_kernels) that reads the scene's
 stored tables as they are and answers what the index's own query answers."""
 

@@ -3,8 +3,8 @@
 As array code over a whole batch, every (point, cell row) pair had to be gathered into arrays first, which at RL
 batch sizes cost more than the tests themselves. Here each point walks its own cell's rows of the stored tables,
 with the same cell arithmetic, the same piece cuts (edge_pieces.piece_ends) and the same crossing / distance
-formulas as geometry's per-scene queries (PolygonIndex.query_pairs, PolylineNearIndex.within,
-project_to_polyline), which stay the definitions: the tests compare the answers exactly. Points off the grid but
+formulas as the per-scene queries (map_index's PolygonIndex.query_pairs and PolylineNearIndex.within,
+geometry.project_to_polyline), which stay the definitions: the tests compare the answers exactly. Points off the grid but
 inside a polygon index's bounds are left to the caller (`off`), as they are rare.
 """
 
@@ -114,7 +114,7 @@ def _inside(state: int) -> bool:
 def polygons_containing(frame: np.ndarray, words: np.ndarray, ptr: np.ndarray, centre_poly: np.ndarray,
                         edges: np.ndarray, vertices: np.ndarray, points: np.ndarray
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """geometry.PolygonIndex.query_pairs of one scene: (M, 2) points -> (point, polygon) pairs with the point
+    """map_index.PolygonIndex.query_pairs of one scene: (M, 2) points -> (point, polygon) pairs with the point
     strictly inside (points in order, each point's polygons in order), and the points off the grid but inside
     the polygons' bounds, whose answer needs every edge (the caller's brute force)."""
     m = points.shape[0]
@@ -196,7 +196,7 @@ def kinds_containing(frame: np.ndarray, words: np.ndarray, ptr: np.ndarray, cent
 @numba.njit(cache=True)
 def near_line(frame: np.ndarray, words: np.ndarray, ptr: np.ndarray, pieces: np.ndarray, line: np.ndarray,
               radius: float, points: np.ndarray) -> np.ndarray:
-    """geometry.PolylineNearIndex.within of one scene: (M, 2) points -> (M,) within `radius` of a piece in
+    """map_index.PolylineNearIndex.within of one scene: (M, 2) points -> (M,) within `radius` of a piece in
     the point's cell (geometry._point_segment_distance, the same operations)."""
     m = points.shape[0]
     out = np.zeros(m, dtype=np.bool_)

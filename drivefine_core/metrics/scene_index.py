@@ -15,7 +15,7 @@ import shapely
 
 from drivefine_core.metrics import constants as K
 from drivefine_core.metrics.cache import INTERSECTION_LAYER, MetricCache
-from drivefine_core.metrics.geometry import PolygonIndex, PolylineNearIndex
+from drivefine_core.metrics.map_index import PolygonIndex, PolylineNearIndex
 
 _GRID_EXTENT_M = 130.0
 TABLES = "scene_tables"  # runtime key of the tables the metric cache stage stored (scene_tables.install)

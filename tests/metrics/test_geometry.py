@@ -5,7 +5,8 @@ import shapely
 from shapely.geometry import LineString, Point, Polygon
 
 from drivefine_core.metrics.cache import flatten_polygons
-from drivefine_core.metrics.geometry import PolygonIndex, PolylineNearIndex, boxes_overlap, box_corners, segment_hits_box
+from drivefine_core.metrics.geometry import boxes_overlap, box_corners, segment_hits_box
+from drivefine_core.metrics.map_index import PolygonIndex, PolylineNearIndex
 
 
 def _random_polygons(rng, n):

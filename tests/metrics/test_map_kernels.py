@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from drivefine_core.metrics.batch_map import inside_polygons, near_polyline, polygon_kinds, polygon_pairs
-from drivefine_core.metrics.geometry import PolygonIndex, PolylineNearIndex
+from drivefine_core.metrics.map_index import PolygonIndex, PolylineNearIndex
 
 
 def _comb(x0: float, teeth: int, pitch: float) -> np.ndarray:
