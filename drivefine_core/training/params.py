@@ -108,6 +108,9 @@ class RLParams(_Section):
     variant_steps: dict[Variant, int] = Field(default_factory=dict, description="optimiser steps of one variant "
                                               "(absent: optim.steps); a flow GRPO step costs a tenth of a "
                                               "DriveFine one, so the flow can afford more of them")
+    variant_lr: dict[Variant, float] = Field(default_factory=dict, description="peak learning rate of one variant "
+                                             "(absent: optim.lr); DriveFine's refinement expert trained alone "
+                                             "takes larger steps than the whole model can")
     grpo: GRPOParams = GRPOParams()
     refine: RefineRLParams = RefineRLParams()
     flow: FlowGRPOParams = FlowGRPOParams()
@@ -123,14 +126,21 @@ class RLParams(_Section):
                                    "spaced (0 = all)")
 
     def optim_for(self, variant: str) -> OptimParams:
-        steps = self.variant_steps.get(variant)  # type: ignore[call-overload]
-        return self.optim if steps is None else self.optim.model_copy(update={"steps": steps})
+        update: dict[str, float] = {}
+        if variant in self.variant_steps:
+            update["steps"] = self.variant_steps[variant]  # type: ignore[index]
+        if variant in self.variant_lr:
+            update["lr"] = self.variant_lr[variant]  # type: ignore[index]
+        return self.optim.model_copy(update=update) if update else self.optim
 
     @model_validator(mode="after")
     def _check(self) -> "RLParams":
         bad = {k: v for k, v in self.variant_steps.items() if v < 1}
         if bad:
             raise ValueError(f"rl.variant_steps must be >= 1, got {bad}")
+        bad_lr = {k: v for k, v in self.variant_lr.items() if not v > 0}
+        if bad_lr:
+            raise ValueError(f"rl.variant_lr must be > 0, got {bad_lr}")
         if self.grpo.decode_steps is not None and self.grpo.merge_tau > self.grpo.decode_steps:
             raise ValueError(f"rl.grpo.merge_tau={self.grpo.merge_tau} exceeds decode_steps={self.grpo.decode_steps}")
         return self

@@ -82,3 +82,11 @@ def test_variant_steps_give_the_flow_its_own_step_count(sft_spanvla: SpanVLAPlan
     assert result.steps == 3
     with pytest.raises(ValueError, match="variant_steps"):
         RLParams(variant_steps={"spanvla": 0})
+
+
+def test_variant_lr_overrides_the_shared_lr_for_one_variant() -> None:
+    rl = RLParams(optim=OptimParams(steps=5, lr=1e-4), variant_lr={"drivefine": 3e-4}, variant_steps={"drivefine": 7})
+    assert (rl.optim_for("drivefine").lr, rl.optim_for("drivefine").steps) == (3e-4, 7)
+    assert (rl.optim_for("spanvla").lr, rl.optim_for("spanvla").steps) == (1e-4, 5)
+    with pytest.raises(ValueError, match="variant_lr"):
+        RLParams(variant_lr={"drivefine": 0.0})
