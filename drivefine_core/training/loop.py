@@ -29,7 +29,6 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, gather_object
 from torch import Tensor, nn
-from torch.optim.swa_utils import get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from drivefine_core.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -156,10 +155,6 @@ class Trainer:
         self.run_key = run_key if self.acc.num_processes == 1 else f"{run_key}/processes={self.acc.num_processes}"
         self.samples_per_micro = samples_per_micro or params.batch_size
         self.step = 0
-        # the weight average (params.ema_decay): updated after every optimiser step, saved with checkpoints,
-        # copied into the trained parameters when the run reaches its last step
-        self.ema = [q.detach().clone() for q in self.params] if params.ema_decay > 0 else None
-        self._ema_update = get_ema_multi_avg_fn(params.ema_decay)
 
     # -- checkpoints -------------------------------------------------------------------------------------
     def _state(self, history: list[dict[str, float]]) -> dict[str, Any]:
@@ -168,7 +163,6 @@ class Trainer:
             "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(), "rng": rng_state(), "data_position": self.step * self.p.grad_accum, "history": history,
-            **({"ema": [e.cpu() for e in self.ema]} if self.ema is not None else {}),
         }
 
     def save(self, history: list[dict[str, float]]) -> None:
@@ -194,11 +188,6 @@ class Trainer:
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
-        if self.ema is not None:
-            if "ema" not in state or len(state["ema"]) != len(self.ema):
-                raise ValueError(f"{where}: field 'ema' is missing or does not match the trained parameters")
-            for e, saved in zip(self.ema, state["ema"]):
-                e.copy_(saved)
         self.step = int(state["step"])
         return list(state.get("history", []))
 
@@ -222,10 +211,6 @@ class Trainer:
             q.requires_grad_(False)
         try:
             self._fit(Objective(self.model, batch_fn, loss_fn), result, on_step)
-            if self.ema is not None:  # the run ended: the average becomes the trained weights
-                with torch.no_grad():
-                    for q, e in zip(self.params, self.ema):
-                        q.copy_(e)
         finally:
             for q in frozen:
                 q.requires_grad_(True)
@@ -266,8 +251,6 @@ class Trainer:
             self.scaler.update()
             self.scheduler.step()  # not prepared: accelerate would step it once per process
             optimizer.zero_grad(set_to_none=True)
-            if self.ema is not None:
-                self._ema_update(self.ema, [q.detach() for q in self.params], self.step)
             self.step += 1
             elapsed = time.perf_counter() - t0
             logs["samples_per_s"] = samples0 / elapsed if elapsed > 0 else 0.0

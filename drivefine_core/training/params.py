@@ -25,9 +25,6 @@ class OptimParams(_Section):
     weight_decay: float = Field(0.01, ge=0)
     betas: tuple[float, float] = (0.9, 0.999)
     max_grad_norm: float = Field(1.0, ge=0, description="0 = no clipping")
-    ema_decay: float = Field(0.0, ge=0, lt=1, description="keep an exponential moving average of the trained "
-                             "weights, which replaces them when the run ends (0 = off): at a small final lr the "
-                             "weights still walk, and the average sits nearer the walk's centre")
     mixed_precision: Precision = "no"
     seed: int = 0
     checkpoint_every: int = Field(0, ge=0, description="save a resumable checkpoint every N steps (0 = never)")
