@@ -1,6 +1,6 @@
 """Recipe choices on the validation logs: train one SFT phase on a ladder clone's data and score it on the
-held-out train logs (rl.validation_logs), never on the test split. How the flow expert's recipe and DriveFine's
-step count were chosen (README, the ladder).
+held-out train logs (rl.validation_logs), never on the test split. How the flow expert's recipe, DriveFine's
+step count and the AR VLM's step count were chosen (docs/ladder-history.md).
 
     # the AR VLM (its weights saved to OUT), then a flow expert on it with model overrides:
     .venv/bin/python bench/validation_recipe.py --data LADDER_CLONE --phase ar --seed 0 --out /tmp/ar0
@@ -9,6 +9,9 @@ step count were chosen (README, the ladder).
     # DriveFine (generation + refinement expert); --load scores a saved planner without training:
     .venv/bin/python bench/validation_recipe.py --data LADDER_CLONE --phase drivefine --steps 3000 --out /tmp/df0
     .venv/bin/python bench/validation_recipe.py --data LADDER_CLONE --phase drivefine --load LADDER_CLONE/models/sft/drivefine
+    # --camera-ablation: also plan every scene with another validation log's camera (the evaluate stage's ablation)
+    .venv/bin/python bench/validation_recipe.py --data LADDER_CLONE --phase flow --load LADDER_CLONE/models/sft/spanvla \
+        --camera-ablation
 
 LADDER_CLONE is a clone whose data stages ran with bench/ladder_params.yaml (bench/ladder.py --dest leaves one).
 The flow phase trains the history-initialised expert only; the drivefine phase scores mdm and mdm+refine. Prints
@@ -19,6 +22,7 @@ v1 sub-scores, ADE, and the ego-MLP, constant velocity and human on the same sce
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import os
@@ -32,7 +36,9 @@ print = functools.partial(print, flush=True)  # progress shows even when piped
 SUBS = ("v1/nc", "v1/dac", "v1/ttc", "v1/c", "v1/ep")
 
 
-def validate(planner, mode: str, features: str, held: list[str], caches: list, baselines) -> None:
+def validate(planner, mode: str, features: str, held: list[str], caches: list, baselines,
+             camera_ablation: bool = False) -> None:
+    from drivefine_core.evaluation.agents import shuffled_images
     from drivefine_core.features.dataset import InMemoryFeatureDataset
     from drivefine_core.metrics.baselines import EgoStatusMLP, constant_velocity_agent, human_agent
     from drivefine_core.models import PlannerBatch
@@ -50,10 +56,12 @@ def validate(planner, mode: str, features: str, held: list[str], caches: list, b
     mlp_r = reward(val, mlp(val)[:, None])[:, 0]
     planner.eval()
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("v1/pdms", "ade", *SUBS)}
+    images: dict[str, torch.Tensor] = {}
     with torch.no_grad():
         for start in range(0, len(scenes), 32):
             samples, cc = collate_scenes(list(scenes[start : start + 32]))
             batch = PlannerBatch.of(samples, "cpu")
+            images.update(zip((c.token for c in cc), batch.image))
             poses = planner.plan(batch, mode, seed=0).poses.numpy().astype(np.float64)
             scores = reward.scores(cc, poses[:, None])
             for c in cc:
@@ -61,13 +69,28 @@ def validate(planner, mode: str, features: str, held: list[str], caches: list, b
             for k in ("v1/pdms", *SUBS):
                 parts[k].append(np.nan_to_num(scores[k][:, 0]) if k == "v1/pdms" else scores[k][:, 0])
             parts["ade"].append(np.linalg.norm(poses[..., :2] - batch["target"].numpy()[..., :2], axis=-1).mean(-1))
+        # the evaluate stage's camera ablation: every scene planned with the camera of a scene of another log
+        other_camera: list[np.ndarray] = []
+        if camera_ablation:
+            source = shuffled_images(val)
+            for start in range(0, len(scenes), 32):
+                samples, cc = collate_scenes(list(scenes[start : start + 32]))
+                batch = dataclasses.replace(PlannerBatch.of(samples, "cpu"),
+                                            image=torch.stack([images[source[c.token]] for c in cc]))
+                poses = planner.plan(batch, mode, seed=0).poses.numpy().astype(np.float64)
+                other_camera.append(np.nan_to_num(reward.scores(cc, poses[:, None])["v1/pdms"][:, 0]))
+                for c in cc:
+                    c.forget("index")
     r = {k: np.concatenate(v) for k, v in parts.items()}
+    if other_camera:
+        r["other_camera"] = np.concatenate(other_camera)
     print(f"{mode}: validation {len(val)} scenes ({int(curated.sum())} curated)")
     for name, sel in (("all", np.ones(len(val), dtype=bool)), ("curated", curated)):
         subs = " ".join(f"{k[3:]} {100 * np.nanmean(r[k][sel]):.1f}" for k in SUBS)
-        print(f"  {name:8s} PDMS {100 * r['v1/pdms'][sel].mean():.1f} ({subs}) ADE {r['ade'][sel].mean():.2f} m | "
-              f"ego-MLP {100 * mlp_r[sel].mean():.1f}, constant velocity {100 * cv[sel].mean():.1f}, "
-              f"human {100 * human[sel].mean():.1f}")
+        ablation = f", another log's camera {100 * r['other_camera'][sel].mean():.1f}" if "other_camera" in r else ""
+        print(f"  {name:8s} PDMS {100 * r['v1/pdms'][sel].mean():.1f}{ablation} ({subs}) ADE "
+              f"{r['ade'][sel].mean():.2f} m | ego-MLP {100 * mlp_r[sel].mean():.1f}, constant velocity "
+              f"{100 * cv[sel].mean():.1f}, human {100 * human[sel].mean():.1f}")
 
 
 def main() -> None:
@@ -80,6 +103,8 @@ def main() -> None:
     ap.add_argument("--model", default="{}", help="JSON overrides of the model params (training only)")
     ap.add_argument("--out", type=Path, help="where the trained planner is saved")
     ap.add_argument("--load", type=Path, help="score this saved planner (a directory Planner.load reads); no training")
+    ap.add_argument("--camera-ablation", action="store_true",
+                    help="also score every scene with the camera of a scene of another validation log")
     args = ap.parse_args()
     if (args.out is None) == (args.load is None):
         ap.error("give --out (train, then score) or --load (score a saved planner)")
@@ -114,7 +139,7 @@ def main() -> None:
     if load is not None:
         planner = Planner.load(load)
         for mode in modes:
-            validate(planner, mode, features, held, caches, params.metrics.baselines)
+            validate(planner, mode, features, held, caches, params.metrics.baselines, args.camera_ablation)
         return
     dataset = InMemoryFeatureDataset(features, logs=[log for log in logs if log not in held])
     if params.sft.bev_weight > 0:
@@ -133,7 +158,7 @@ def main() -> None:
     assert out is not None  # --out and --load exclude each other
     planner.save(out)
     for mode in modes:
-        validate(planner, mode, features, held, caches, params.metrics.baselines)
+        validate(planner, mode, features, held, caches, params.metrics.baselines, args.camera_ablation)
 
 
 if __name__ == "__main__":

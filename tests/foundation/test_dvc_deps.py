@@ -192,6 +192,7 @@ def _navsim_root(root: Path) -> Path:
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # ten real `dvc status` / `dvc commit` runs: about a minute
 def test_dvc_status_reports_the_stages_reading_changed_data_under_data_source(tmp_path):
     navsim = _navsim_root(tmp_path / "navsim")
     repo = make_repo_copy(tmp_path / "drivefine", {"data.source": str(navsim), "data.split_dirs": ["navtrain", "navtest"]})
