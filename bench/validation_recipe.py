@@ -61,7 +61,8 @@ def validate(planner, mode: str, features: str, held: list[str], caches: list, b
         for start in range(0, len(scenes), 32):
             samples, cc = collate_scenes(list(scenes[start : start + 32]))
             batch = PlannerBatch.of(samples, "cpu")
-            images.update(zip((c.token for c in cc), batch.image))
+            if camera_ablation:  # kept for the second pass
+                images.update(zip((c.token for c in cc), batch.image))
             poses = planner.plan(batch, mode, seed=0).poses.numpy().astype(np.float64)
             scores = reward.scores(cc, poses[:, None])
             for c in cc:
