@@ -55,33 +55,33 @@ def validate(planner, mode: str, features: str, held: list[str], caches: list, b
     mlp.fit([c for c in caches if c.log_name not in held])
     mlp_r = reward(val, mlp(val)[:, None])[:, 0]
     planner.eval()
+
+    def plan_and_score(batch, cc) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        poses = planner.plan(batch, mode, seed=0).poses.numpy().astype(np.float64)
+        scores = reward.scores(cc, poses[:, None])
+        for c in cc:
+            c.forget("index")
+        return poses, scores
+
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("v1/pdms", "ade", *SUBS)}
-    images: dict[str, torch.Tensor] = {}
+    kept = []  # the collated batches, for the camera ablation's second pass
     with torch.no_grad():
         for start in range(0, len(scenes), 32):
             samples, cc = collate_scenes(list(scenes[start : start + 32]))
             batch = PlannerBatch.of(samples, "cpu")
-            if camera_ablation:  # kept for the second pass
-                images.update(zip((c.token for c in cc), batch.image))
-            poses = planner.plan(batch, mode, seed=0).poses.numpy().astype(np.float64)
-            scores = reward.scores(cc, poses[:, None])
-            for c in cc:
-                c.forget("index")
+            if camera_ablation:
+                kept.append((batch, cc))
+            poses, scores = plan_and_score(batch, cc)
             for k in ("v1/pdms", *SUBS):
                 parts[k].append(np.nan_to_num(scores[k][:, 0]) if k == "v1/pdms" else scores[k][:, 0])
             parts["ade"].append(np.linalg.norm(poses[..., :2] - batch["target"].numpy()[..., :2], axis=-1).mean(-1))
         # the evaluate stage's camera ablation: every scene planned with the camera of a scene of another log
+        source = shuffled_images(val) if camera_ablation else {}
+        images = {c.token: image for batch, cc in kept for c, image in zip(cc, batch.image)}
         other_camera: list[np.ndarray] = []
-        if camera_ablation:
-            source = shuffled_images(val)
-            for start in range(0, len(scenes), 32):
-                samples, cc = collate_scenes(list(scenes[start : start + 32]))
-                batch = dataclasses.replace(PlannerBatch.of(samples, "cpu"),
-                                            image=torch.stack([images[source[c.token]] for c in cc]))
-                poses = planner.plan(batch, mode, seed=0).poses.numpy().astype(np.float64)
-                other_camera.append(np.nan_to_num(reward.scores(cc, poses[:, None])["v1/pdms"][:, 0]))
-                for c in cc:
-                    c.forget("index")
+        for batch, cc in kept:
+            moved = dataclasses.replace(batch, image=torch.stack([images[source[c.token]] for c in cc]))
+            other_camera.append(np.nan_to_num(plan_and_score(moved, cc)[1]["v1/pdms"][:, 0]))
     r = {k: np.concatenate(v) for k, v in parts.items()}
     if other_camera:
         r["other_camera"] = np.concatenate(other_camera)
