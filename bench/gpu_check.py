@@ -1,6 +1,6 @@
 """The GPU check in one go: on a CUDA machine, an SFT step of each phase and an RL step of each family at a
 realistic size in bf16, decode latency of every planning mode at batch 1 and 32, and the scorer's rate;
-one table, nothing else to set up.
+one table, printed row by row as each is measured (a run cut short keeps its rows), nothing else to set up.
 
     python bench/gpu_check.py                    # needs CUDA: exits 2 without it, printing no number
     python bench/gpu_check.py --device cpu --small   # the same code path on a CPU at a tiny size (tests)
@@ -101,13 +101,18 @@ def run(args: argparse.Namespace) -> tuple[str, list[Row]]:
     p = ModelParams(**(SMALL if args.small else REALISTIC))
     sft_batch, rl_batch, big = (4, 2, 32) if args.small else (32, 8, 32)
     scorer_scenes = 12 if args.small else 256
-    reps = 2 if args.small else 10
+    reps = 2 if args.small else args.reps
     caches = random_scenes(seed=1, count=max(big, sft_batch, scorer_scenes))
     g = torch.Generator().manual_seed(0)
     samples = [sample_from_cache(c, p, g) for c in caches[: max(big, sft_batch)]]
     torch.manual_seed(0)
     planners = {f: Planner.build(f, p) for f in FAMILIES}
     rows: list[Row] = []
+    print(header(acc.device, p, planners) + "\n\n" + HEAD, flush=True)
+
+    def add(row: Row) -> None:  # printed as measured: a run cut short still leaves its rows
+        rows.append(row)
+        print(line(row), flush=True)
 
     # training: one optimizer step per call (warm-up step first), bf16 autocast, AdamW, clipping
     opt = OptimParams(steps=1, batch_size=sft_batch, warmup_steps=0, mixed_precision=args.precision)
@@ -116,7 +121,7 @@ def run(args: argparse.Namespace) -> tuple[str, list[Row]]:
         clock.reset_peak()
         ms = clock.median_ms(lambda: train_phase(planners[family], phase, samples[:sft_batch], sft, accelerator=acc),
                              reps)
-        rows.append(Row(f"SFT step {phase}", f"batch {sft_batch}, {args.precision}", ms, sft_batch / ms * 1e3,
+        add(Row(f"SFT step {phase}", f"batch {sft_batch}, {args.precision}", ms, sft_batch / ms * 1e3,
                         "samples/s", clock.peak()))
     rl = RLParams(optim=OptimParams(steps=1, batch_size=rl_batch, lr=1e-4, warmup_steps=0, min_lr_ratio=1.0,
                                     mixed_precision=args.precision))
@@ -125,7 +130,7 @@ def run(args: argparse.Namespace) -> tuple[str, list[Row]]:
     for variant, group in (("drivefine", rl.grpo.group_size), ("spanvla", rl.flow.group_size)):
         clock.reset_peak()
         ms = clock.median_ms(lambda: train_rl(planners[variant], variant, scenes, rl, reward, accelerator=acc), reps)
-        rows.append(Row(f"RL step {variant}", f"{rl_batch} scenes x G {group}, {args.precision}", ms,
+        add(Row(f"RL step {variant}", f"{rl_batch} scenes x G {group}, {args.precision}", ms,
                         rl_batch / ms * 1e3, "scenes/s", clock.peak()))
 
     # decoding: every planning mode at batch 1 and 32, inference mode, the same autocast
@@ -141,7 +146,7 @@ def run(args: argparse.Namespace) -> tuple[str, list[Row]]:
                     planners[FAMILY_OF[mode]].plan(batch, mode, seed=0)
             clock.reset_peak()
             ms = clock.median_ms(plan, reps)
-            rows.append(Row(f"decode {mode}", f"batch {b}", ms, b / ms * 1e3, "scenes/s", clock.peak()))
+            add(Row(f"decode {mode}", f"batch {b}", ms, b / ms * 1e3, "scenes/s", clock.peak()))
 
     # the scorer (CPU): one candidate per scene seen for the first time, then G = 16 per scene (RL rewards)
     rng = np.random.default_rng(0)
@@ -150,21 +155,21 @@ def run(args: argparse.Namespace) -> tuple[str, list[Row]]:
     t0 = time.perf_counter()
     reward(fresh, one)
     ms = (time.perf_counter() - t0) * 1e3
-    rows.append(Row("scorer, first sight", f"{scorer_scenes} scenes x 1 candidate", ms, scorer_scenes / ms * 1e3,
+    add(Row("scorer, first sight", f"{scorer_scenes} scenes x 1 candidate", ms, scorer_scenes / ms * 1e3,
                     "candidates/s"))
     sixteen = np.stack([random_candidates(rng, c, 16) for c in fresh])
     ms = clock.median_ms(lambda: reward(fresh, sixteen), reps)
-    rows.append(Row("scorer, RL rewards", f"{scorer_scenes} scenes x 16 candidates", ms,
+    add(Row("scorer, RL rewards", f"{scorer_scenes} scenes x 16 candidates", ms,
                     16 * scorer_scenes / ms * 1e3, "candidates/s"))
     return header(acc.device, p, planners), rows
 
 
-def table(head: str, rows: list[Row]) -> str:
-    lines = [head, "", "| item | setting | ms | rate | peak GiB |", "|---|---|---:|---:|---:|"]
-    for r in rows:
-        peak = f"{r.peak_gib:.2f}" if r.peak_gib is not None else "-"
-        lines.append(f"| {r.item} | {r.setting} | {r.ms:.1f} | {r.rate:,.1f} {r.unit} | {peak} |")
-    return "\n".join(lines)
+HEAD = "| item | setting | ms | rate | peak GiB |\n|---|---|---:|---:|---:|"
+
+
+def line(r: Row) -> str:
+    peak = f"{r.peak_gib:.2f}" if r.peak_gib is not None else "-"
+    return f"| {r.item} | {r.setting} | {r.ms:.1f} | {r.rate:,.1f} {r.unit} | {peak} |"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cuda", help="cuda (default; the check) or cpu (with --small: tests)")
     ap.add_argument("--small", action="store_true", help="tiny model and batches (the code path, not the numbers)")
     ap.add_argument("--precision", default="bf16", choices=["bf16", "fp16", "no"])
+    ap.add_argument("--reps", type=int, default=10, help="timed repetitions per row (the median is shown)")
     ap.add_argument("--json", help="also write the rows to this JSON file")
     args = ap.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -184,7 +190,6 @@ def main(argv: list[str] | None = None) -> int:
         print("gpu_check: the realistic size on a CPU would take hours; add --small", file=sys.stderr)
         return 2
     head, rows = run(args)
-    print(table(head, rows))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"header": head, "rows": [asdict(r) for r in rows]}, f, indent=2)

@@ -95,8 +95,9 @@ def planner_agent(planner: Planner, mode: str, features: FeatureIndex, batch_siz
     planner.eval()
 
     def plan(batch: PlannerBatch, seed_: int) -> np.ndarray:
+        device = planner.device  # features decode on the CPU; a planner may sit on a GPU
         with torch.no_grad():
-            return planner.plan(batch, mode, seed=seed_).poses.cpu().numpy().astype(np.float64)
+            return planner.plan(batch.map(lambda t: t.to(device)), mode, seed=seed_).poses.cpu().numpy().astype(np.float64)
 
     def agent(caches: Sequence[MetricCache]) -> np.ndarray:
         out = np.empty((len(caches), 8, 3))

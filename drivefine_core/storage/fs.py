@@ -70,14 +70,15 @@ def filesystem_for(uri: str | Path, params: StorageParams | None = None) -> tupl
 def _named(what: str, uri: str | Path) -> Iterator[None]:
     """Errors that name the URI: FileNotFoundError, or StorageError once the tries are spent on an endpoint
     that did not answer, or answered 5xx / slow down."""
-    from botocore.exceptions import ConnectionError as BotoConnectionError
-    from botocore.exceptions import HTTPClientError
-
     try:
         yield
     except FileNotFoundError as exc:
         raise FileNotFoundError(f"{uri}: no such file or object ({exc})") from None
     except Exception as exc:
+        # imported here: local reads never load botocore
+        from botocore.exceptions import ConnectionError as BotoConnectionError
+        from botocore.exceptions import HTTPClientError
+
         busy = isinstance(exc, OSError) and exc.errno in (getattr(errno, "EREMOTEIO", errno.EIO), errno.EBUSY)
         if busy or isinstance(exc, (BotoConnectionError, HTTPClientError, ConnectionError, TimeoutError)):
             raise StorageError(f"{what} {uri}: failed after its retries: {exc}") from exc
