@@ -87,7 +87,8 @@ def recipe(params, batch: int, seed: int, precision: str, small: bool):
     rl = params.rl.model_copy(update={"optim": params.rl.optim.model_copy(update={"seed": seed,
                                                                                    "mixed_precision": precision})})
     if small:
-        rl = rl.model_copy(update={"variant_steps": {"drivefine": 4, "spanvla": 4}, "validate_every": 2,
+        rl = rl.model_copy(update={"variant_optim": {v: {**rl.variant_optim.get(v, {}), "steps": 4}  # type: ignore[call-overload]
+                                                     for v in ("drivefine", "spanvla")}, "validate_every": 2,
                                    "validation_scenes": 8})
     return sft, rl
 
@@ -268,7 +269,7 @@ def main() -> int:
     print(f"\nGPU ladder, seed {args.seed}: {torch.cuda.get_device_name() if acc.device.type == 'cuda' else 'CPU'}; "
           f"model {model.model_dump(include=set(LARGER))} ({', '.join(f'{f} {m:.1f} M' for f, m in n_params.items())} "
           f"parameters); SFT batch {batch}, steps drivefine {sft.drivefine.steps}, ar {sft.ar.steps}, flow "
-          f"{sft.flow.steps}; RL steps {rl.variant_steps}; minutes {({k: round(v, 2) for k, v in minutes.items()})}; "
+          f"{sft.flow.steps}; RL steps {({v: rl.optim_for(v).steps for v in rl.variants})}; minutes {({k: round(v, 2) for k, v in minutes.items()})}; "
           f"whole run {clock.elapsed() / 60:.1f} min\n")
     print("Test split (x100):\n")
     print("\n".join(ladder.table([scores])))

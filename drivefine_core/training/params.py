@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from drivefine_core.models.modes import Family
 from drivefine_core.params_base import Section as _Section
@@ -105,12 +105,10 @@ class RLParams(_Section):
     variants: list[Variant] = Field(default_factory=lambda: ["drivefine", "spanvla"])
     reward: Literal["v1/pdms", "v2/epdms"] = "v1/pdms"
     optim: OptimParams = OptimParams(steps=20, batch_size=4, lr=1e-4, warmup_steps=0, min_lr_ratio=1.0)
-    variant_steps: dict[Variant, int] = Field(default_factory=dict, description="optimiser steps of one variant "
-                                              "(absent: optim.steps); a flow GRPO step costs a tenth of a "
-                                              "DriveFine one, so the flow can afford more of them")
-    variant_lr: dict[Variant, float] = Field(default_factory=dict, description="peak learning rate of one variant "
-                                             "(absent: optim.lr); DriveFine's refinement expert trained alone "
-                                             "takes larger steps than the whole model can")
+    variant_optim: dict[Variant, dict[str, Any]] = Field(
+        default_factory=dict, description="a variant's own optimiser settings over `optim` (any of its fields; "
+        "absent: optim): a flow GRPO step costs a tenth of a DriveFine one, so the flow affords more steps; "
+        "DriveFine's refinement expert trained alone takes a larger lr, warmed up and decayed")
     grpo: GRPOParams = GRPOParams()
     refine: RefineRLParams = RefineRLParams()
     flow: FlowGRPOParams = FlowGRPOParams()
@@ -126,21 +124,17 @@ class RLParams(_Section):
                                    "spaced (0 = all)")
 
     def optim_for(self, variant: str) -> OptimParams:
-        update: dict[str, float] = {}
-        if variant in self.variant_steps:
-            update["steps"] = self.variant_steps[variant]  # type: ignore[index]
-        if variant in self.variant_lr:
-            update["lr"] = self.variant_lr[variant]  # type: ignore[index]
-        return self.optim.model_copy(update=update) if update else self.optim
+        over = self.variant_optim.get(variant)  # type: ignore[call-overload]
+        return OptimParams.model_validate({**self.optim.model_dump(), **over}) if over else self.optim
 
     @model_validator(mode="after")
     def _check(self) -> "RLParams":
-        bad = {k: v for k, v in self.variant_steps.items() if v < 1}
-        if bad:
-            raise ValueError(f"rl.variant_steps must be >= 1, got {bad}")
-        bad_lr = {k: v for k, v in self.variant_lr.items() if not v > 0}
-        if bad_lr:
-            raise ValueError(f"rl.variant_lr must be > 0, got {bad_lr}")
+        for variant in self.variant_optim:
+            try:
+                self.optim_for(variant)
+            except ValidationError as exc:  # the error names rl.variant_optim.<variant>.<field>
+                fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+                raise ValueError(f"rl.variant_optim.{variant}: {fields}") from None
         if self.grpo.decode_steps is not None and self.grpo.merge_tau > self.grpo.decode_steps:
             raise ValueError(f"rl.grpo.merge_tau={self.grpo.merge_tau} exceeds decode_steps={self.grpo.decode_steps}")
         return self

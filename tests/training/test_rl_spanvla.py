@@ -75,18 +75,21 @@ def test_kl_anchor_stops_progress_reward_hacking(sft_spanvla: SpanVLAPlanner, sc
     assert abs(drift_anchored) < 0.2 * drift_free, (drift_free, drift_anchored)
 
 
-def test_variant_steps_give_the_flow_its_own_step_count(sft_spanvla: SpanVLAPlanner, scenes) -> None:
-    rl = _rl(2, w_negative=0.0, w_recovery=0.0).model_copy(update={"variant_steps": {"spanvla": 3}})
+def test_variant_optim_gives_the_flow_its_own_step_count(sft_spanvla: SpanVLAPlanner, scenes) -> None:
+    rl = _rl(2, w_negative=0.0, w_recovery=0.0).model_copy(update={"variant_optim": {"spanvla": {"steps": 3}}})
     assert rl.optim_for("drivefine").steps == 2 and rl.optim_for("spanvla").steps == 3
     result = train_rl(copy.deepcopy(sft_spanvla), "spanvla", scenes, rl, ScorerReward("v1/pdms"))
     assert result.steps == 3
-    with pytest.raises(ValueError, match="variant_steps"):
-        RLParams(variant_steps={"spanvla": 0})
 
 
-def test_variant_lr_overrides_the_shared_lr_for_one_variant() -> None:
-    rl = RLParams(optim=OptimParams(steps=5, lr=1e-4), variant_lr={"drivefine": 3e-4}, variant_steps={"drivefine": 7})
-    assert (rl.optim_for("drivefine").lr, rl.optim_for("drivefine").steps) == (3e-4, 7)
-    assert (rl.optim_for("spanvla").lr, rl.optim_for("spanvla").steps) == (1e-4, 5)
-    with pytest.raises(ValueError, match="variant_lr"):
-        RLParams(variant_lr={"drivefine": 0.0})
+def test_variant_optim_overrides_any_optimiser_field_for_one_variant() -> None:
+    over = {"drivefine": {"lr": 3e-4, "steps": 7, "warmup_steps": 2, "min_lr_ratio": 0.1}}
+    rl = RLParams(optim=OptimParams(steps=5, lr=1e-4, warmup_steps=0, min_lr_ratio=1.0), variant_optim=over)
+    df, sv = rl.optim_for("drivefine"), rl.optim_for("spanvla")
+    assert (df.lr, df.steps, df.warmup_steps, df.min_lr_ratio, df.batch_size) == (3e-4, 7, 2, 0.1, rl.optim.batch_size)
+    assert sv == rl.optim
+    # a bad value or an unknown field is refused, naming the variant and the field
+    with pytest.raises(ValueError, match=r"rl\.variant_optim\.spanvla: steps"):
+        RLParams(variant_optim={"spanvla": {"steps": 0}})
+    with pytest.raises(ValueError, match=r"rl\.variant_optim\.drivefine: lr_peak"):
+        RLParams(variant_optim={"drivefine": {"lr_peak": 1e-3}})
