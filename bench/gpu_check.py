@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> tuple[str, list[Row]]:
         ms = clock.median_ms(lambda: train_phase(planners[family], phase, samples[:sft_batch], sft, accelerator=acc),
                              reps)
         add(Row(f"SFT step {phase}", f"batch {sft_batch}, {args.precision}", ms, sft_batch / ms * 1e3,
-                        "samples/s", clock.peak()))
+                "samples/s", clock.peak()))
     rl = RLParams(optim=OptimParams(steps=1, batch_size=rl_batch, lr=1e-4, warmup_steps=0, min_lr_ratio=1.0,
                                     mixed_precision=args.precision))
     reward = ScorerReward(rl.reward)
@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> tuple[str, list[Row]]:
         clock.reset_peak()
         ms = clock.median_ms(lambda: train_rl(planners[variant], variant, scenes, rl, reward, accelerator=acc), reps)
         add(Row(f"RL step {variant}", f"{rl_batch} scenes x G {group}, {args.precision}", ms,
-                        rl_batch / ms * 1e3, "scenes/s", clock.peak()))
+                rl_batch / ms * 1e3, "scenes/s", clock.peak()))
 
     # decoding: every planning mode at batch 1 and 32, inference mode, the same autocast
     for planner in planners.values():
@@ -156,11 +156,11 @@ def run(args: argparse.Namespace) -> tuple[str, list[Row]]:
     reward(fresh, one)
     ms = (time.perf_counter() - t0) * 1e3
     add(Row("scorer, first sight", f"{scorer_scenes} scenes x 1 candidate", ms, scorer_scenes / ms * 1e3,
-                    "candidates/s"))
+            "candidates/s"))
     sixteen = np.stack([random_candidates(rng, c, 16) for c in fresh])
     ms = clock.median_ms(lambda: reward(fresh, sixteen), reps)
     add(Row("scorer, RL rewards", f"{scorer_scenes} scenes x 16 candidates", ms,
-                    16 * scorer_scenes / ms * 1e3, "candidates/s"))
+            16 * scorer_scenes / ms * 1e3, "candidates/s"))
     return header(acc.device, p, planners), rows
 
 

@@ -7,8 +7,8 @@ data of a CPU ladder clone, with a bigger model and batch.
 
 LADDER_CLONE is a folder holding the clone's params.yaml (the ladder's merged params), data/features/<split> and
 data/metric_cache/<split> (bench/ladder.py --dest leaves one; a copy of those paths is enough). Metric caches
-that are not there are built first from data/ingest/scenes and the maps (they are large; scenes and maps are not). The script
-imports no Prefect, DVC or MLflow, so it runs on a bare GPU machine.
+that are not there are built first from data/ingest/scenes and the maps (caches are large; scenes and maps are
+not). The script imports no Prefect, DVC or MLflow, so it runs on a bare GPU machine.
 
 Time: each SFT phase is timed for a few steps first; if the ladder's step counts (scaled by the batch) do not
 fit the SFT share of the budget, every phase is shortened by the same factor, which the output states. RL runs
@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ladder.py: the
 
 print = functools.partial(print, flush=True)  # progress shows even when piped
 
-# larger than the CPU ladder (width 128, depth 4, vision 64 x 2, flow 48): about 4x the trunk's parameters
+# larger than the CPU ladder (width 128, depth 4, vision 64 x 2, flow 48): about 4x its parameters
 LARGER = dict(width=256, depth=6, heads=8, vision_width=128, vision_depth=3, flow_width=96)
 SMALL = dict(width=32, depth=2, heads=2, vision_width=16, vision_depth=1, flow_width=16, mdm_steps=4,
              refine_draft_steps=2)

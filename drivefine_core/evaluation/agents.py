@@ -95,9 +95,9 @@ def planner_agent(planner: Planner, mode: str, features: FeatureIndex, batch_siz
     planner.eval()
 
     def plan(batch: PlannerBatch, seed_: int) -> np.ndarray:
-        device = planner.device  # features decode on the CPU; a planner may sit on a GPU
+        on_device = batch.map(lambda t: t.to(planner.device))  # features decode on the CPU; the planner may sit on a GPU
         with torch.no_grad():
-            return planner.plan(batch.map(lambda t: t.to(device)), mode, seed=seed_).poses.cpu().numpy().astype(np.float64)
+            return planner.plan(on_device, mode, seed=seed_).poses.cpu().numpy().astype(np.float64)
 
     def agent(caches: Sequence[MetricCache]) -> np.ndarray:
         out = np.empty((len(caches), 8, 3))
