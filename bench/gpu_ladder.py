@@ -235,8 +235,9 @@ def main() -> int:
             continue
         planners[f"rl/{variant}"] = planner
         minutes[f"rl/{variant}"] = (time.perf_counter() - t0) / 60
-        print(f"gpu_ladder: rl {variant} in {minutes[f'rl/{variant}']:.2f} min, selected step "
-              f"{res.final('selected_step'):.0f} ({clock.left():.0f} s left)")
+        selected = next((h["selected_step"] for h in reversed(res.history) if "selected_step" in h), None)
+        chosen = f"selected step {selected:.0f}" if selected is not None else "final weights (no validation logs)"
+        print(f"gpu_ladder: rl {variant} in {minutes[f'rl/{variant}']:.2f} min, {chosen} ({clock.left():.0f} s left)")
 
     # the evaluate stage's table on the test split
     ev = params.evaluate
