@@ -42,7 +42,7 @@ bench: venv
 	  if [ "$$b" = bench/navsim_conformance.py ] && [ -z "$$NAVSIM_REF_PYTHON" ]; then \
 	    echo "skipping $$b: set NAVSIM_REF_PYTHON to a NAVSIM v1.1 environment's python to run it"; continue; fi; \
 	  if [ "$$b" = bench/gpu_check.py ]; then echo "skipping $$b: make gpu-check runs it on a CUDA machine"; continue; fi; \
-	  case "$$b" in bench/_*) continue;; bench/validation_recipe.py|bench/rl_probe.py|bench/rl_signal.py) \
+	  case "$$b" in bench/_*) continue;; bench/validation_recipe.py|bench/rl_probe.py|bench/rl_signal.py|bench/gpu_ladder.py) \
 	    echo "skipping $$b: it reads a ladder clone (bench/ladder.py --dest DIR), run it with --data DIR"; continue;; esac; \
 	  $(PY) $$b || exit 1; done
 
