@@ -108,7 +108,8 @@ def run(args: argparse.Namespace) -> tuple[str, list[Row]]:
     torch.manual_seed(0)
     planners = {f: Planner.build(f, p) for f in FAMILIES}
     rows: list[Row] = []
-    print(header(acc.device, p, planners) + "\n\n" + HEAD, flush=True)
+    head = header(acc.device, p, planners)
+    print(head + "\n\n" + HEAD, flush=True)
 
     def add(row: Row) -> None:  # printed as measured: a run cut short still leaves its rows
         rows.append(row)
@@ -161,7 +162,7 @@ def run(args: argparse.Namespace) -> tuple[str, list[Row]]:
     ms = clock.median_ms(lambda: reward(fresh, sixteen), reps)
     add(Row("scorer, RL rewards", f"{scorer_scenes} scenes x 16 candidates", ms,
             16 * scorer_scenes / ms * 1e3, "candidates/s"))
-    return header(acc.device, p, planners), rows
+    return head, rows
 
 
 HEAD = "| item | setting | ms | rate | peak GiB |\n|---|---|---:|---:|---:|"

@@ -76,14 +76,14 @@ def step_seconds(family: str, phase: str, model, dataset, sft, acc, refine: bool
     train_phase(Planner.build(family, model), phase, dataset, p, accelerator=acc, on_step=on_step)
     return float(np.median(np.diff(stamps[2:])))
 
+
 def recipe(params, batch: int, seed: int, precision: str, small: bool):
     """(sft, rl) params: the ladder's lr; its steps at its batch give the samples, at least half its steps."""
-    sft = params.sft.model_copy(update={
-        ph: getattr(params.sft, ph).model_copy(update={
-            "batch_size": batch, "seed": seed, "mixed_precision": precision,
-            "steps": max(getattr(params.sft, ph).steps // 2,
-                         getattr(params.sft, ph).steps * getattr(params.sft, ph).batch_size // batch)})
-        for ph in ("drivefine", "ar", "flow")})
+    def at_batch(p):
+        return p.model_copy(update={"batch_size": batch, "seed": seed, "mixed_precision": precision,
+                                    "steps": max(p.steps // 2, p.steps * p.batch_size // batch)})
+
+    sft = params.sft.model_copy(update={ph: at_batch(getattr(params.sft, ph)) for ph in ("drivefine", "ar", "flow")})
     rl = params.rl.model_copy(update={"optim": params.rl.optim.model_copy(update={"seed": seed,
                                                                                    "mixed_precision": precision})})
     if small:
@@ -93,16 +93,15 @@ def recipe(params, batch: int, seed: int, precision: str, small: bool):
     return sft, rl
 
 
-def timings(model, dataset, sft, acc) -> dict[tuple[str, str], float]:
+def timings(model, dataset, sft, acc) -> dict[str, float]:
     """Seconds per step of every SFT phase (DriveFine's generation-only and refinement steps apart)."""
     return {
-        ("drivefine", "gen"): step_seconds("drivefine", "drivefine", model, dataset, sft, acc, refine=False),
-        ("drivefine", "refine"): step_seconds("drivefine", "drivefine", model, dataset, sft, acc, refine=True),
-        ("ar", ""): step_seconds("spanvla", "ar", model, dataset, sft, acc, refine=False),
+        "drivefine/gen": step_seconds("drivefine", "drivefine", model, dataset, sft, acc, refine=False),
+        "drivefine/refine": step_seconds("drivefine", "drivefine", model, dataset, sft, acc, refine=True),
+        "ar": step_seconds("spanvla", "ar", model, dataset, sft, acc, refine=False),
         # the flow phase reads a VLM: an untrained one costs the same
-        ("flow", ""): step_seconds("spanvla", "flow", model, dataset, sft, acc, refine=False),
+        "flow": step_seconds("spanvla", "flow", model, dataset, sft, acc, refine=False),
     }
-
 
 def scaled_sft(sft, factor: float):
     """Every phase's steps (and warm-up) times `factor`, at least 20 steps."""
@@ -141,7 +140,7 @@ def main() -> int:
     from drivefine_core.data.scenes_io import read_scenes
     from drivefine_core.evaluation.agents import FeatureIndex, baseline_agents, planner_agent, shuffled_images
     from drivefine_core.evaluation.curation import curated_tokens, means_over
-    from drivefine_core.evaluation.ladder import SUMMARY_METRICS, score_table
+    from drivefine_core.evaluation.ladder import SUMMARY_METRICS, flat_scores, score_table
     from drivefine_core.executor.core import make_executor
     from drivefine_core.executor.params import ExecutorParams
     from drivefine_core.features.dataset import InMemoryFeatureDataset
@@ -193,12 +192,12 @@ def main() -> int:
         sft, rl = recipe(params, batch, args.seed, precision, args.small)
         per_step = timings(model, dataset, sft, acc)
     rs = sft.refine_start
-    need = (sft.drivefine.steps * (rs * per_step[("drivefine", "gen")] + (1 - rs) * per_step[("drivefine", "refine")])
-            + sft.ar.steps * per_step[("ar", "")] + sft.flow.steps * per_step[("flow", "")])
+    need = (sft.drivefine.steps * (rs * per_step["drivefine/gen"] + (1 - rs) * per_step["drivefine/refine"])
+            + sft.ar.steps * per_step["ar"] + sft.flow.steps * per_step["flow"])
     share = 0.6 * clock.left()
     factor = min(1.0, share / need)
     sft = scaled_sft(sft, factor) if factor < 1 else sft
-    print("gpu_ladder: ms per SFT step: " + ", ".join(f"{a}{'/' + b if b else ''} {1e3 * s:.1f}" for (a, b), s in per_step.items())
+    print("gpu_ladder: ms per SFT step: " + ", ".join(f"{k} {1e3 * s:.1f}" for k, s in per_step.items())
           + f"; the ladder's steps need {need:.0f} s of {share:.0f} s: steps x {factor:.2f} -> drivefine "
           f"{sft.drivefine.steps}, ar {sft.ar.steps}, flow {sft.flow.steps} at batch {batch}")
 
@@ -259,11 +258,10 @@ def main() -> int:
                                                                      shuffled_images(test))
     t0 = time.perf_counter()
     table, per_scene = score_table(test, agents, params.metrics, make_executor(ExecutorParams(workers=args.workers)))
-    scores = {f"{v}/{m}": float(x) for v, row in table.iterrows() for m, x in row.items() if np.isfinite(x)}
-    curated = curated_tokens(per_scene, ev.curated)
+    scores = flat_scores(table)
+    curated = curated_tokens(per_scene, ev.curated) if ev.curated.enabled else []
     if curated:
-        scores.update({f"curated/{v}/{m}": float(x) for v, row in means_over(per_scene, curated, SUMMARY_METRICS).iterrows()
-                       for m, x in row.items() if np.isfinite(x)})
+        scores.update(flat_scores(means_over(per_scene, curated, SUMMARY_METRICS), "curated/"))
     print(f"gpu_ladder: evaluated {len(agents)} agents on {len(test)} test scenes in {time.perf_counter() - t0:.0f} s")
 
     n_params = {f: sum(q.numel() for q in planners[f"sft/{f}"].parameters()) / 1e6 for f in sft.variants}
@@ -285,7 +283,7 @@ def main() -> int:
     if out_json is not None:
         out_json.write_text(json.dumps({"scores": scores, "minutes": minutes, "sft_steps": {
             ph: getattr(sft, ph).steps for ph in ("drivefine", "ar", "flow")}, "factor": factor,
-            "ms_per_step": {f"{a}/{b}": 1e3 * s for (a, b), s in per_step.items()}}, indent=2))
+            "ms_per_step": {k: 1e3 * s for k, s in per_step.items()}}, indent=2))
     return 0
 
 

@@ -18,7 +18,14 @@ from drivefine_core.evaluation.agents import (
     shuffled_images,
 )
 from drivefine_core.evaluation.curation import curated_tokens, means_over
-from drivefine_core.evaluation.ladder import SUMMARY_METRICS, best_and_worst, best_variant, plans_vary, score_table
+from drivefine_core.evaluation.ladder import (
+    SUMMARY_METRICS,
+    best_and_worst,
+    best_variant,
+    flat_scores,
+    plans_vary,
+    score_table,
+)
 from drivefine_core.evaluation.navhard import navhard_scores
 from drivefine_core.executor.core import make_executor
 from drivefine_core.metrics.cache_io import read_metric_caches
@@ -99,10 +106,9 @@ def run(params) -> None:
 
         Path("data/evaluation").mkdir(parents=True, exist_ok=True)
         write_file_atomic("data/evaluation/per_scene.parquet", per_scene.to_parquet())
-        metrics = {f"{v}/{m}": float(x) for v, row in table.iterrows() for m, x in row.items() if np.isfinite(x)}
+        metrics = flat_scores(table)
         if curated_table is not None:
-            metrics.update({f"curated/{v}/{m}": float(x) for v, row in curated_table.iterrows()
-                            for m, x in row.items() if np.isfinite(x)})
+            metrics.update(flat_scores(curated_table, "curated/"))
         summary = {"best_variant": best, "primary_metric": primary, "scenes": len(caches), "collapsed": collapsed,
                    "curated_scenes": len(curated),
                    "best": {m: float(x) for m, x in table.loc[best].items()} if best else {},
