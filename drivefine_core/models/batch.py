@@ -29,6 +29,9 @@ class PlannerBatch(Mapping[str, Tensor]):
     target         (B, 8, 3) future poses 0.5 .. 4.0 s, ego frame
     target_tokens  (B, 24) long: the tokenizer's ids of `target`
     bev            (B, C, F, L) auxiliary BEV raster targets; bev_valid (B,) 1 where the raster exists
+    prompt_kv      (B, layers, 2, heads, P, head_dim) the frozen SpanVLA VLM's prompt keys/values, cached by
+                   SFT's flow phase (training/prompt_cache.py); the flow experts read them instead of
+                   running the VLM
 
     Reads as a Mapping of its present fields (batch["image"], "bev" in batch), so models index it by name.
     """
@@ -42,6 +45,7 @@ class PlannerBatch(Mapping[str, Tensor]):
     target_tokens: Tensor | None = None
     bev: Tensor | None = None
     bev_valid: Tensor | None = None
+    prompt_kv: Tensor | None = None
 
     @classmethod
     def of(cls, fields: Mapping[str, Any], device: torch.device | str | None = None) -> PlannerBatch:

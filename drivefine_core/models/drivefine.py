@@ -90,8 +90,10 @@ class DriveFineModel(nn.Module):
     def generation_loss(self, batch: Batch, generator: torch.Generator | None = None) -> Tensor:
         return self.generation_losses(batch, generator)["mdm"]
 
-    def generation_losses(self, batch: Batch, generator: torch.Generator | None = None) -> dict[str, Tensor]:
-        """{"mdm": masked-token loss} (+ "bev": the auxiliary BEV loss when the batch has a "bev" target)."""
+    def generation_losses(self, batch: Batch, generator: torch.Generator | None = None,
+                          cache: PromptCache | None = None) -> dict[str, Tensor]:
+        """{"mdm": masked-token loss} (+ "bev": the auxiliary BEV loss when the batch has a "bev" target).
+        `cache`: the batch's generation prompt pass when the caller already ran it."""
         target = batch["target_tokens"]
         b, n = target.shape
         dev = target.device
@@ -100,7 +102,7 @@ class DriveFineModel(nn.Module):
         # at least one masked token per sample
         forced = torch.randint(0, n, (b,), device=dev, generator=generator)
         masked = masked | (F.one_hot(forced, n).bool() & ~masked.any(1, keepdim=True))
-        cache = self.backbone.encode_prompt(batch, GENERATE)
+        cache = cache if cache is not None else self.backbone.encode_prompt(batch, GENERATE)
         out: dict[str, Tensor] = {}
         if "bev" in batch:
             out["bev"] = bev_loss(self.backbone.bev_logits(cache), batch["bev"], batch.get("bev_valid"))
@@ -127,7 +129,9 @@ class DriveFineModel(nn.Module):
         generator: torch.Generator | None = None,
         use_cache: bool = True,
         return_trace: bool = False,
+        prompt: PromptCache | None = None,
     ) -> DecodeOutput:
+        """`prompt`: the batch's generation prompt pass when the caller already has it (read, not trained)."""
         steps = self.p.mdm_steps if steps is None else steps
         temperature = self.p.temperature if temperature is None else temperature
         remasking = self.p.remasking if remasking is None else remasking
@@ -139,7 +143,7 @@ class DriveFineModel(nn.Module):
         tokens = torch.full((b, NUM_ANSWER_TOKENS), self.mask_id, dtype=torch.long, device=dev)
         conf = torch.zeros(b, NUM_ANSWER_TOKENS, device=dev)
         step_of = torch.full((b, NUM_ANSWER_TOKENS), steps, dtype=torch.long, device=dev)
-        cache = self.backbone.encode_prompt(batch, GENERATE) if use_cache else None
+        cache = prompt if prompt is not None else self.backbone.encode_prompt(batch, GENERATE) if use_cache else None
         for step, k in enumerate(counts):
             if cache is not None:
                 logits = self.backbone.forward_answer(tokens, cache)

@@ -14,8 +14,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from drivefine_core.models.backbone import PromptCache
 from drivefine_core.models.batch import Batch
-from drivefine_core.models.drivefine import DriveFineModel, perturb_tokens
+from drivefine_core.models.drivefine import GENERATE, DriveFineModel, perturb_tokens
 from drivefine_core.models.params import ModelParams
 from drivefine_core.models.planner import Planner, PlanOutput, count, tokens_to_poses
 
@@ -38,19 +39,24 @@ class DriveFinePlanner(Planner):
 
     def _losses(self, batch: Batch, names: list[str], generator: torch.Generator | None) -> dict[str, Tensor]:
         out: dict[str, Tensor] = {}
-        if "mdm" in names:
+        prompt = self.drivefine.backbone.encode_prompt(batch, GENERATE) if "mdm" in names else None
+        if prompt is not None:
             out.update({"mdm" if k == "mdm" else f"mdm_{k}": v
-                        for k, v in self.drivefine.generation_losses(batch, generator).items()})
+                        for k, v in self.drivefine.generation_losses(batch, generator, prompt).items()})
         if "refine" in names:
-            out["refine"] = self.drivefine.refinement_loss(batch, self.refinement_drafts(batch, generator))
+            # without dropout the generation loss's prompt pass is the one the drafts' eval-mode decoding runs
+            shared = prompt if self.params.dropout == 0 else None
+            out["refine"] = self.drivefine.refinement_loss(batch, self.refinement_drafts(batch, generator, shared))
         return out
 
-    def refinement_drafts(self, batch: Batch, generator: torch.Generator | None = None) -> Tensor:
-        """SFT drafts for the refinement expert (params.refine_draft)."""
+    def refinement_drafts(self, batch: Batch, generator: torch.Generator | None = None,
+                          prompt: PromptCache | None = None) -> Tensor:
+        """SFT drafts for the refinement expert (params.refine_draft). `prompt`: the batch's generation prompt
+        pass, when the caller already ran it."""
         if self.params.refine_draft == "decode":
             was_training = self.training
             self.eval()
-            draft = self.drivefine.decode(batch, steps=self.params.refine_draft_steps,
+            draft = self.drivefine.decode(batch, steps=self.params.refine_draft_steps, prompt=prompt,
                                           temperature=self.params.refine_draft_temperature, generator=generator).tokens
             self.train(was_training)
             return draft

@@ -17,6 +17,16 @@ from torch import Tensor, nn
 KV = tuple[Tensor, Tensor]  # (B, heads, T, head_dim) each
 
 
+def stack_kv(kv: list[KV]) -> Tensor:
+    """Per-layer keys/values -> one (B, layers, 2, heads, T, head_dim) tensor (a sample's are contiguous)."""
+    return torch.stack([torch.stack(pair, 1) for pair in kv], 1)
+
+
+def unstack_kv(stacked: Tensor) -> list[KV]:
+    """The inverse of stack_kv."""
+    return [(stacked[:, i, 0], stacked[:, i, 1]) for i in range(stacked.shape[1])]
+
+
 def split_heads(x: Tensor, heads: int) -> Tensor:
     b, t, c = x.shape
     return x.view(b, t, heads, c // heads).transpose(1, 2)

@@ -18,6 +18,7 @@ from torch import Tensor
 from drivefine_core.models.autoregressive import AutoregressiveModel
 from drivefine_core.models.batch import Batch
 from drivefine_core.models.flow import FlowPolicy
+from drivefine_core.models.layers import unstack_kv
 from drivefine_core.models.params import NUM_POSES, ModelParams
 from drivefine_core.models.planner import Planner, PlanOutput, count, tokens_to_poses
 
@@ -46,14 +47,19 @@ class SpanVLAPlanner(Planner):
 
     def _losses(self, batch: Batch, names: list[str], generator: torch.Generator | None) -> dict[str, Tensor]:
         out: dict[str, Tensor] = {}
+        if "prompt_kv" in batch and "ar" in names:
+            raise ValueError("batch field 'prompt_kv' holds a frozen VLM's keys/values; it cannot go with "
+                             "the objective 'ar', which trains the VLM")
         if "ar" in names:
             out.update({"ar" if k == "ar" else f"ar_{k}": v for k, v in self.ar.losses(batch).items()})
         flows = [n for n in names if n != "ar"]
-        if flows:
+        if flows and "prompt_kv" in batch:
+            kv = unstack_kv(batch["prompt_kv"])
+        elif flows:
             with torch.no_grad():  # stop-gradient: the expert reads the trained VLM
                 kv = self.ar.encode_prompt(batch).kv
-            for name in flows:
-                out[name] = self.expert(name).loss(batch, kv, generator)
+        for name in flows:
+            out[name] = self.expert(name).loss(batch, kv, generator)
         return out
 
     def parameter_counts(self) -> dict[str, int]:

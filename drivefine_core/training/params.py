@@ -47,6 +47,9 @@ class SFTParams(_Section):
     ar: OptimParams = OptimParams()
     flow: OptimParams = OptimParams()
     train_flow_noise: bool = Field(True, description="also train the noise-initialised flow (pi0 ablation)")
+    flow_prompt_cache_mb: float = Field(4096, ge=0, description="the flow phase computes the frozen VLM's "
+                                        "prompt keys/values once per sample when they fit in this many MiB "
+                                        "(training/prompt_cache.py; 0 = encode every step)")
     max_samples: int = Field(0, ge=0, description="cap on training samples (0 = all)")
     # leave out the logs RL selects its checkpoint on (rl.validation_logs), so that the selection compares
     # policies on logs that neither SFT nor RL trained on

@@ -7,7 +7,8 @@
   blocks, so the two losses can simply be added.
 - The vision towers also learn the auxiliary BEV raster when the samples carry one ("bev"; sft.bev_weight).
 - SpanVLA: the autoregressive VLM first (it is also the AR baseline), then the flow expert(s) on the frozen
-  VLM (the planner detaches the VLM's keys/values; only the expert's parameters are optimised).
+  VLM (the planner detaches the VLM's keys/values; only the expert's parameters are optimised). The frozen
+  VLM's prompt keys/values are computed once per sample when they fit (training/prompt_cache.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from drivefine_core.models import DriveFinePlanner, Planner, PlannerBatch, SpanV
 from drivefine_core.training.data import SeededBatches
 from drivefine_core.training.loop import MetricsCallback, Trainer, TrainResult, make_accelerator
 from drivefine_core.training.params import OptimParams, SFTParams
+from drivefine_core.training.prompt_cache import WithPromptKV, prompt_kv_of
 
 PHASES = {"drivefine": ("drivefine",), "spanvla": ("ar", "flow")}
 
@@ -63,6 +65,11 @@ def train_phase(
         modules = [planner.expert(o) for o in objectives]
     params = [q for m in modules for q in m.parameters()]
     acc = accelerator or make_accelerator()
+    if phase == "flow" and planner.params.dropout == 0:  # the VLM is frozen: its prompt pass, once per sample
+        assert isinstance(planner, SpanVLAPlanner)
+        planner.to(acc.device)
+        kv = prompt_kv_of(lambda b: planner.ar.encode_prompt(b).kv, dataset, sft.flow_prompt_cache_mb, acc.device)
+        dataset = WithPromptKV(dataset, kv) if kv is not None else dataset
     trainer = Trainer(planner, params, p, accelerator=acc, checkpoint_dir=checkpoint_dir,
                       log_metrics=log_metrics, name=f"sft_{phase}", run_key=f"sft/{phase}/{p.model_dump_json()}")
     batch_fn = _batches(dataset, p, acc)

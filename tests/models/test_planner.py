@@ -150,3 +150,19 @@ def test_refinement_drafts_from_decoding() -> None:
     assert planner.training  # decoding ran in eval mode and the mode came back
     assert torch.equal(draft, planner.drivefine.decode(batch).tokens)  # greedy drafts: the plain decode
     assert float(planner.losses(batch, "refine")["refine"].detach()) > 0
+
+
+def test_drafts_reuse_the_generation_prompt_pass() -> None:
+    """The refinement drafts read the generation loss's prompt pass (no dropout: the same one eval-mode decoding
+    runs): sampled drafts equal those of a decode that encodes on its own, under the same random stream."""
+    p = tiny_params(refine_draft="decode", refine_draft_temperature=1.0)
+    planner = DriveFinePlanner(p).train()
+    batch = make_batch(p, b=4)
+    prompt = planner.drivefine.backbone.encode_prompt(batch, "generate")
+    shared = planner.refinement_drafts(batch, torch.Generator().manual_seed(3), prompt)
+    own = planner.refinement_drafts(batch, torch.Generator().manual_seed(3))
+    assert torch.equal(shared, own)
+    assert not torch.equal(shared, planner.refinement_drafts(batch, torch.Generator().manual_seed(4), prompt))
+    # the prompt pass is used as given: a different one changes the drafts
+    other = planner.drivefine.backbone.encode_prompt(make_batch(p, b=4, seed=1), "generate")
+    assert not torch.equal(shared, planner.refinement_drafts(batch, torch.Generator().manual_seed(3), other))
