@@ -117,13 +117,8 @@ class Backbone(nn.Module):
         self.norms = nn.ModuleDict({name: nn.LayerNorm(p.width) for name in experts})
         self.head = nn.Linear(p.width, p.vocab_size, bias=False)
         self.bev = BEVHead(p)  # auxiliary, training only
-        # x/y positions may emit only x/y bins and heading positions only heading bins
-        allowed = torch.zeros(NUM_ANSWER_TOKENS, p.vocab_size, dtype=torch.bool)
-        is_heading = torch.from_numpy(position_is_heading(NUM_ANSWER_TOKENS))
-        allowed[~is_heading, :XY_BINS] = True
-        allowed[is_heading, XY_BINS:] = True
-        blocked = ~allowed if p.constrain_vocab else torch.zeros_like(allowed)
-        self.register_buffer("blocked", blocked, persistent=False)
+        # constrain_vocab: x/y positions may emit only x/y bins and heading positions only heading bins (logits)
+        self._slot_cache: dict[tuple[int, int, str], list[tuple[Tensor, slice]]] = {}
         lo, hi = kind_bounds(NUM_ANSWER_TOKENS, torch.device("cpu"))
         self.register_buffer("tok_lo", lo, persistent=False)
         self.register_buffer("tok_hi", hi, persistent=False)
@@ -152,11 +147,28 @@ class Backbone(nn.Module):
         return torch.no_grad() if frozen else contextlib.nullcontext()
 
     def logits(self, hidden: Tensor, task: str, start: int = 0) -> Tensor:
-        """Final norm + LM head over the answer hidden states of slots [start, start + T)."""
+        """Final norm + LM head over the answer hidden states of slots [start, start + T). With
+        constrain_vocab a slot's logits outside its kind's bins are -inf, and only its kind's rows of the
+        head are multiplied (x/y slots 4,000 of the 5,800, heading slots 1,800: 46% less head work)."""
         h = self.norms[task](hidden)
         weight = self.head.weight.detach() if task in self.detached_experts else self.head.weight
-        logits = F.linear(h, weight)
-        return logits.masked_fill(self.blocked[start : start + hidden.shape[1]], float("-inf"))
+        if not self.p.constrain_vocab:
+            return F.linear(h, weight)
+        parts = [(slots, vocab, F.linear(h[..., slots, :], weight[vocab]))
+                 for slots, vocab in self._kind_slots(start, h.shape[-2], h.device)]
+        out = parts[0][2].new_full((*h.shape[:-1], weight.shape[0]), float("-inf"))  # the matmul's dtype (autocast)
+        for slots, vocab, part in parts:
+            out[..., slots, vocab] = part
+        return out
+
+    def _kind_slots(self, start: int, length: int, device: torch.device) -> list[tuple[Tensor, slice]]:
+        """(slots of [start, start + length) of one kind, that kind's vocabulary range), kinds present only."""
+        key = (start, length, str(device))
+        if key not in self._slot_cache:
+            heading = torch.from_numpy(position_is_heading(NUM_ANSWER_TOKENS))[start : start + length]
+            kinds = ((~heading, slice(0, XY_BINS)), (heading, slice(XY_BINS, self.p.vocab_size)))
+            self._slot_cache[key] = [(m.nonzero()[:, 0].to(device), v) for m, v in kinds if bool(m.any())]
+        return self._slot_cache[key]
 
     def token_loss(self, logits: Tensor, target: Tensor, start: int = 0) -> Tensor:
         """(B, T, V) logits of answer slots [start, start + T), (B, T) target ids -> (B, T) soft-label CE."""

@@ -72,3 +72,29 @@ def test_sample_ids_follows_the_distribution_and_never_draws_a_zero() -> None:
     assert torch.allclose(freq, torch.tensor([0.2, 0.5, 0.3]), atol=0.02)
     again = sample_ids(rows, torch.Generator().manual_seed(0))
     assert torch.equal(ids, again)  # seeded: the same draws
+
+
+def test_head_scores_each_slot_over_its_own_kind_only() -> None:
+    """The LM head multiplies only a slot's kind's rows: its logits there are the full head's, -inf elsewhere,
+    for any window of slots (the AR decoder asks one slot at a time) and with gradients to both kinds' rows."""
+    from drivefine_core.features.tokenizer import position_is_heading
+    from drivefine_core.models import ModelParams
+    from drivefine_core.models.backbone import Backbone
+
+    torch.manual_seed(0)
+    bb = Backbone(ModelParams(width=32, depth=2, heads=2, image_height=32, image_width=32, patch_size=16,
+                              vision_width=16, vision_depth=1, vision_heads=2), ("generate",), 1, causal=False)
+    heading = torch.from_numpy(position_is_heading(24))
+    for start, length in ((0, 24), (2, 1), (4, 1), (5, 7)):
+        h = torch.randn(3, length, 32, requires_grad=True)
+        out = bb.logits(h, "generate", start)
+        full = torch.nn.functional.linear(bb.norms["generate"](h), bb.head.weight)
+        own = torch.zeros(length, V, dtype=torch.bool)
+        for i, is_h in enumerate(heading[start : start + length].tolist()):
+            own[i, XY_BINS:], own[i, :XY_BINS] = is_h, not is_h
+        assert torch.equal(torch.isinf(out), ~own.expand_as(out))
+        assert torch.allclose(out[own.expand_as(out)], full[own.expand_as(out)], atol=1e-6)
+    loss = bb.logits(torch.randn(2, 24, 32), "generate").clamp_min(-1e4).sum()
+    loss.backward()
+    assert bb.head.weight.grad is not None and bool((bb.head.weight.grad[:XY_BINS] != 0).any())
+    assert bool((bb.head.weight.grad[XY_BINS:] != 0).any())
