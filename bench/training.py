@@ -1,6 +1,6 @@
 """Training throughput per core at a given model size: optimizer steps/s of every SFT phase and of both RL
-variants (rollouts + scorer + update), all measured in this one run, and the wall time a full SFT + RL run
-of the proposed `bench` size would take.
+variants (rollouts + scorer + update), all measured in this one run, the flow phase's speed-up from caching the
+frozen VLM's prompt keys/values, and the wall time a full SFT + RL run of the proposed `bench` size would take.
 
     python bench/training.py [--width 96] [--depth 4] [--scenes 48] [--measure-steps 4]
 
@@ -27,6 +27,7 @@ import torch  # noqa: E402
 
 from drivefine_core.models import FAMILIES, ModelParams, Planner  # noqa: E402
 from drivefine_core.training.params import OptimParams, RLParams, SFTParams  # noqa: E402
+from drivefine_core.training.prompt_cache import prompt_kv_of  # noqa: E402
 from drivefine_core.training.reward import ScorerReward  # noqa: E402
 from drivefine_core.training.rl import train_rl  # noqa: E402
 from drivefine_core.training.sft import train_phase  # noqa: E402
@@ -67,6 +68,11 @@ def main() -> None:
     per_step: dict[str, float] = {}
     for phase, family in (("drivefine", "drivefine"), ("ar", "spanvla"), ("flow", "spanvla")):
         per_step[f"sft/{phase}"] = cpu_seconds(lambda: train_phase(planners[family], phase, data, sft)) / n
+    # the flow phase encoding every batch with the frozen VLM, as it does when its prompt cache does not fit
+    uncached = sft.model_copy(update={"flow_prompt_cache_mb": 0})
+    flow_uncached = cpu_seconds(lambda: train_phase(planners["spanvla"], "flow", data, uncached)) / n
+    vlm = planners["spanvla"].ar
+    cache_build = cpu_seconds(lambda: prompt_kv_of(lambda b: vlm.encode_prompt(b).kv, data, 4096, torch.device("cpu")))
     for variant in FAMILIES:
         per_step[f"rl/{variant}"] = cpu_seconds(lambda: train_rl(planners[variant], variant, scenes, rl, reward)) / n
     counts = {k: v for planner in planners.values() for k, v in planner.parameter_counts().items()}
@@ -77,6 +83,10 @@ def main() -> None:
     for name, s in per_step.items():
         batch = sft_batch if name.startswith("sft") else rl_batch
         print(f"{name:<16}{s:>9.3f}{1 / s:>9.2f}{batch / s:>11.1f}")
+    cached = per_step["sft/flow"] - cache_build / n  # the phase above built its cache once, then took n steps
+    print(f"flow phase: {cached:.3f} s/step reading the frozen VLM's cached prompt keys/values, {flow_uncached:.3f} "
+          f"encoding every batch ({flow_uncached / cached:.2f}x); the cache of {len(data)} samples built once in "
+          f"{cache_build:.2f} s, {cache_build / len(data) * 1e3:.1f} ms a sample")
     base = per_step["sft/drivefine"]
     print("cost per step relative to sft/drivefine: " +
           ", ".join(f"{k} {v / base:.2f}x" for k, v in per_step.items()))
