@@ -51,6 +51,11 @@ class PromptCache:
         kv = [(k.repeat_interleave(n, 0), v.repeat_interleave(n, 0)) for k, v in self.kv]
         return PromptCache(kv, self.hidden.repeat_interleave(n, 0), self.task)
 
+    def select(self, rows: Tensor) -> "PromptCache":
+        """Row i of the result is sample rows[i] (e.g. the scene of each of several drafts): a prompt encoded
+        once per scene serves all of them, gradients summed back where a trained block made it."""
+        return PromptCache([(k[rows], v[rows]) for k, v in self.kv], self.hidden[rows], self.task)
+
 
 class PromptEncoder(nn.Module):
     """Batch -> (B, P, width) prompt embeddings."""

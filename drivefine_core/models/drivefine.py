@@ -189,10 +189,13 @@ class DriveFineModel(nn.Module):
         head = list(self.refine_head.parameters()) if self.refine_head is not None else []
         return [*self.backbone.experts[REFINE].parameters(), *self.backbone.norms[REFINE].parameters(), *head]
 
-    def refine_logits(self, batch: Batch, draft: Tensor) -> Tensor:
+    def refine_logits(self, batch: Batch, draft: Tensor, rows: Tensor | None = None) -> Tensor:
         """(B, 24) full draft -> (B, 24, K) logits of the refinement expert, one pass: over offsets
-        -R..R from the draft (K = 2R + 1) or, with R = 0, over the vocabulary."""
+        -R..R from the draft (K = 2R + 1) or, with R = 0, over the vocabulary. `rows`: (B,) the scene of `batch`
+        each draft belongs to (its prompt is encoded once per scene); None: draft i is scene i's."""
         cache = self.backbone.encode_prompt(batch, REFINE)
+        if rows is not None:
+            cache = cache.select(rows)
         if self.refine_head is None:
             return self.backbone.forward_answer(draft, cache)
         h = self.backbone.norms[REFINE](self.backbone.answer_hidden(draft, cache))
@@ -225,11 +228,13 @@ class DriveFineModel(nn.Module):
 
     @torch.no_grad()
     def refine(
-        self, batch: Batch, draft: Tensor, temperature: float = 0.0, generator: torch.Generator | None = None
+        self, batch: Batch, draft: Tensor, temperature: float = 0.0, generator: torch.Generator | None = None,
+        rows: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """One refinement pass -> (tokens, confidence: probability mass of the decoding window). Greedy passes
-        add params.refine_keep_bias to the keep-the-draft logit; sampled ones (RL) read the plain policy."""
-        logits = self.refine_logits(batch, draft).float()
+        add params.refine_keep_bias to the keep-the-draft logit; sampled ones (RL) read the plain policy.
+        `rows` as in refine_logits."""
+        logits = self.refine_logits(batch, draft, rows).float()
         if temperature == 0 and self.refine_head is not None and self.p.refine_keep_bias:
             logits[..., self.p.refine_offset_bins] += self.p.refine_keep_bias
         probs = torch.softmax(logits / effective_temperature(temperature), -1)
@@ -241,9 +246,10 @@ class DriveFineModel(nn.Module):
         index, conf = window_decode(probs, centre, self.p.decode_window_bins, lo, hi)
         return self._refine_tokens(draft, index), conf
 
-    def refine_logprobs(self, batch: Batch, draft: Tensor, refined: Tensor, temperature: float = 0.0) -> Tensor:
-        """(B, 24) differentiable log pi_refine(refined | draft), for refinement RL."""
-        logits = self.refine_logits(batch, draft).float() / effective_temperature(temperature)
+    def refine_logprobs(self, batch: Batch, draft: Tensor, refined: Tensor, temperature: float = 0.0,
+                        rows: Tensor | None = None) -> Tensor:
+        """(B, 24) differentiable log pi_refine(refined | draft), for refinement RL (`rows` as in refine_logits)."""
+        logits = self.refine_logits(batch, draft, rows).float() / effective_temperature(temperature)
         index = self._refine_index(draft, refined)
         return torch.log_softmax(logits, -1).gather(-1, index[..., None])[..., 0]
 

@@ -28,6 +28,7 @@ from torch import Tensor
 
 from drivefine_core.metrics.cache import MetricCache
 from drivefine_core.models import DecodeTrace, DriveFineModel, repeat_batch
+from drivefine_core.models.drivefine import GENERATE
 from drivefine_core.models.batch import Batch, PlannerBatch
 from drivefine_core.models.planner import tokens_to_poses
 from drivefine_core.training.params import GRPOParams
@@ -62,8 +63,9 @@ def rollout_mdm(model: DriveFineModel, ref: DriveFineModel | None, batch: Batch,
     surrogate and KL need (a forward pass each: skipped when the generator is not trained)."""
     s, g = len(caches), p.group_size
     rep = repeat_batch(batch, g)
+    prompt = model.backbone.encode_prompt(batch, GENERATE).repeat(g)  # once per scene, not per sample
     out = model.decode(rep, steps=p.decode_steps or model.p.mdm_steps, temperature=p.temperature,
-                       generator=generator, return_trace=True)
+                       generator=generator, return_trace=True, prompt=prompt)
     assert out.trace is not None
     trace = out.trace.merged(p.merge_tau)
     poses = tokens_to_poses(out.tokens).cpu().numpy().reshape(s, g, 8, 3)

@@ -21,15 +21,15 @@ from torch import Tensor
 
 from drivefine_core.metrics.cache import MetricCache
 from drivefine_core.models import DriveFineModel
-from drivefine_core.models.batch import Batch, as_batch
+from drivefine_core.models.batch import Batch
 from drivefine_core.models.planner import tokens_to_poses
 from drivefine_core.training.params import RefineRLParams
 from drivefine_core.training.reward import RewardFn
 
 
-def _policy_term(model: DriveFineModel, batch: Batch, draft: Tensor, refined: Tensor,
+def _policy_term(model: DriveFineModel, batch: Batch, rows: Tensor, draft: Tensor, refined: Tensor,
                  adv: Tensor, temperature: float) -> Tensor:
-    logp = model.refine_logprobs(batch, draft, refined, temperature)
+    logp = model.refine_logprobs(batch, draft, refined, temperature, rows)
     rho = torch.exp(logp - logp.detach())
     return -(rho * adv[:, None]).mean()
 
@@ -62,19 +62,19 @@ def refine_rl_loss(model: DriveFineModel, batch: Batch, caches: Sequence[MetricC
         scene, better, worse = idx[:, 0], idx[:, 0] * g + idx[:, 1], idx[:, 0] * g + idx[:, 2]
         adv = torch.as_tensor(rewards[idx[:, 0].cpu(), idx[:, 1].cpu()] - rewards[idx[:, 0].cpu(), idx[:, 2].cpu()],
                               dtype=torch.float32, device=dev)
-        sub = as_batch(batch).map(lambda v: v[scene])
-        terms.append(_policy_term(model, sub, drafts[worse], drafts[better], adv, p.temperature))
+        terms.append(_policy_term(model, batch, scene, drafts[worse], drafts[better], adv, p.temperature))
         logs["offline_pairs"] = float(len(pairs))
     if p.online_k > 0:
         k = p.online_k
         rep_idx = torch.arange(s * g, device=dev).repeat_interleave(k)  # draft index of every refinement
-        sub = as_batch(batch).map(lambda v: v[rep_idx // g])
+        rows = rep_idx // g  # each refinement's scene: the prompts are encoded once per scene
         with torch.no_grad():
-            refined, _ = model.refine(sub, drafts[rep_idx], temperature=p.temperature, generator=generator)
+            refined, _ = model.refine(batch, drafts[rep_idx], temperature=p.temperature, generator=generator,
+                                      rows=rows)
         r_hat = np.asarray(reward_fn(caches, tokens_to_poses(refined).cpu().numpy().reshape(s, g * k, 8, 3)))
         adv_np = r_hat.reshape(s * g * k) - rewards.reshape(-1)[rep_idx.cpu().numpy()]
         adv = torch.as_tensor(adv_np, dtype=torch.float32, device=dev)
-        terms.append(_policy_term(model, sub, drafts[rep_idx], refined, adv, p.temperature))
+        terms.append(_policy_term(model, batch, rows, drafts[rep_idx], refined, adv, p.temperature))
         logs["online_reward"] = float(r_hat.mean())
         logs["online_gain"] = float(adv_np.mean())
     if not terms:

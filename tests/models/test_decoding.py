@@ -93,6 +93,30 @@ def test_refine_logprobs(plain: tuple[DriveFinePlanner, SpanVLAPlanner], batch: 
     assert torch.allclose(dfm.refine_logprobs(batch, draft, refined).exp(), conf, atol=1e-5)
 
 
+def test_refinement_prompts_encoded_once_per_scene(plain: tuple[DriveFinePlanner, SpanVLAPlanner], batch: dict) -> None:
+    """Drafts that name their scene (`rows`) read that scene's prompt, encoded once: the same log-probs and the
+    same gradients on the refinement expert as a batch with every scene repeated per draft."""
+    from drivefine_core.models import PlannerBatch
+
+    dfm = plain[0].drivefine
+    b = PlannerBatch.of(batch)
+    rows = torch.tensor([0, 0, 2, 1, 2, 2])
+    drafts = dfm.decode(b.map(lambda v: v[rows]), temperature=1.0, generator=torch.Generator().manual_seed(0)).tokens
+    refined, _ = dfm.refine(b.map(lambda v: v[rows]), drafts, temperature=1.0, generator=torch.Generator().manual_seed(1))
+    shared, _ = dfm.refine(b, drafts, temperature=1.0, generator=torch.Generator().manual_seed(1), rows=rows)
+    assert torch.equal(refined, shared)
+    grads = []
+    for batch_, rows_ in ((b.map(lambda v: v[rows]), None), (b, rows)):
+        dfm.zero_grad()
+        lp = dfm.refine_logprobs(batch_, drafts, refined, 1.0, rows_)
+        (lp * torch.arange(1.0, 7.0)[:, None]).sum().backward()
+        grads.append((lp.detach(), [q.grad.clone() for q in dfm.refinement_parameters() if q.grad is not None]))
+    (lp0, g0), (lp1, g1) = grads
+    assert torch.allclose(lp0, lp1, atol=1e-5) and len(g0) == len(g1) > 0
+    assert all(torch.allclose(x, y, atol=1e-5) for x, y in zip(g0, g1))
+    assert not torch.allclose(lp0, dfm.refine_logprobs(b, drafts, refined, 1.0, torch.tensor([1, 0, 2, 1, 2, 0])), atol=1e-3)
+
+
 def test_trace_logprobs_merged_steps(drivefine: DriveFinePlanner, batch: dict) -> None:
     dfm = drivefine.drivefine
     out = dfm.decode(batch, steps=7, return_trace=True)
