@@ -28,8 +28,8 @@ from torch import Tensor
 
 from drivefine_core.metrics.cache import MetricCache
 from drivefine_core.models import DecodeTrace, DriveFineModel, repeat_batch
-from drivefine_core.models.drivefine import GENERATE
 from drivefine_core.models.batch import Batch, PlannerBatch
+from drivefine_core.models.drivefine import GENERATE
 from drivefine_core.models.planner import tokens_to_poses
 from drivefine_core.training.params import GRPOParams
 from drivefine_core.training.reward import RewardFn
