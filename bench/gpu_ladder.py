@@ -103,6 +103,7 @@ def timings(model, dataset, sft, acc) -> dict[str, float]:
         "flow": step_seconds("spanvla", "flow", model, dataset, sft, acc, refine=False),
     }
 
+
 def scaled_sft(sft, factor: float):
     """Every phase's steps (and warm-up) times `factor`, at least 20 steps."""
     update = {}

@@ -28,10 +28,10 @@ def score_table(caches: Sequence[MetricCache], agents: dict[str, Agent], params:
     return table, per_scene
 
 
-
 def flat_scores(table: pd.DataFrame, prefix: str = "") -> dict[str, float]:
     """A variant x metric table as metrics/evaluate.json's keys ("<prefix><variant>/<metric>"), finite cells only."""
     return {f"{prefix}{v}/{m}": float(x) for v, row in table.iterrows() for m, x in row.items() if np.isfinite(x)}
+
 
 def best_variant(table: pd.DataFrame, candidates: Sequence[str], metric: str) -> str:
     scores = table.loc[[c for c in candidates if c in table.index], metric]

@@ -46,10 +46,8 @@ class PromptCache:
 
     def repeat(self, n: int) -> "PromptCache":
         """Each sample repeated n times in a row (matches batch.repeat_batch)."""
-        if n == 1:
-            return self
-        kv = [(k.repeat_interleave(n, 0), v.repeat_interleave(n, 0)) for k, v in self.kv]
-        return PromptCache(kv, self.hidden.repeat_interleave(n, 0), self.task)
+        return self if n == 1 else self.select(torch.arange(self.hidden.shape[0], device=self.hidden.device)
+                                                 .repeat_interleave(n))
 
     def select(self, rows: Tensor) -> "PromptCache":
         """Row i of the result is sample rows[i] (e.g. the scene of each of several drafts): a prompt encoded

@@ -143,7 +143,9 @@ class DriveFineModel(nn.Module):
         tokens = torch.full((b, NUM_ANSWER_TOKENS), self.mask_id, dtype=torch.long, device=dev)
         conf = torch.zeros(b, NUM_ANSWER_TOKENS, device=dev)
         step_of = torch.full((b, NUM_ANSWER_TOKENS), steps, dtype=torch.long, device=dev)
-        cache = prompt if prompt is not None else self.backbone.encode_prompt(batch, GENERATE) if use_cache else None
+        cache = prompt
+        if cache is None and use_cache:
+            cache = self.backbone.encode_prompt(batch, GENERATE)
         for step, k in enumerate(counts):
             if cache is not None:
                 logits = self.backbone.forward_answer(tokens, cache)
