@@ -13,12 +13,17 @@ model's config at registration; `drivefine serve` passes the current ones in DRI
 rows per request, views per row, each view's encoded size and pixel count (read from its header), and
 every number finite and within range. A refusal is an MlflowException INVALID_PARAMETER_VALUE, which the
 scoring server answers with 400 and the message (row, field, limit), never a stack trace.
+
+The model's pip requirements are the distributions its code imports, pinned to the installed versions
+(SERVING_DISTRIBUTIONS); drivefine_core itself travels as code. MLflow's own inference would load the model in a
+second interpreter at every registration (about 10 s) and named the project (on no index) but not torch.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import importlib.metadata
 import io
 import json
 import os
@@ -205,6 +210,17 @@ class PlannerModel(mlflow.pyfunc.PythonModel):
         return pd.DataFrame({"x": list(poses[..., 0]), "y": list(poses[..., 1]), "heading": list(poses[..., 2])})
 
 
+# What the planner's code (drivefine_core on the model's load and predict path) imports beyond the standard library
+# and MLflow, which MLflow adds itself; tests/registry checks the list against those imports.
+SERVING_DISTRIBUTIONS = (
+    "torch", "numpy", "pandas", "pyarrow", "fsspec", "pillow", "pydantic", "pyyaml", "safetensors", "cloudpickle")
+
+
+def serving_requirements() -> list[str]:
+    """SERVING_DISTRIBUTIONS pinned to the versions installed here (the ones the model was tested with)."""
+    return [f"{name}=={importlib.metadata.version(name)}" for name in SERVING_DISTRIBUTIONS]
+
+
 def log_planner_model(planner_dir: str | Path, mode: str, input_example: pd.DataFrame,
                       registered_model: str | None = None, seed: int = 0,
                       limits: ServingParams | None = None) -> mlflow.models.model.ModelInfo:
@@ -222,6 +238,7 @@ def log_planner_model(planner_dir: str | Path, mode: str, input_example: pd.Data
         name="planner", python_model=PlannerModel(), artifacts={"planner": str(planner_dir)},
         model_config=config, signature=signature, input_example=input_example,
         registered_model_name=registered_model, code_paths=[str(Path(__file__).resolve().parents[1])],
+        pip_requirements=serving_requirements(),
     )
 
 

@@ -1,4 +1,5 @@
 import io
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -196,3 +197,51 @@ def test_served_model_answers_400_naming_the_field_without_a_stack_trace(tmp_pat
             proc.kill()
         log.close()
     assert not alive  # the scoring server's worker ended with the command
+
+
+_IMPORTS_ON_LOAD = r"""
+import ast, json, sys, importlib.metadata as md
+import mlflow.pyfunc, pandas as pd
+model = mlflow.pyfunc.load_model(sys.argv[1])
+model.predict(pd.read_json(sys.argv[2], orient="split"))
+dists = md.packages_distributions()
+names = set()
+for mod in [m for m in list(sys.modules.values()) if (getattr(m, "__name__", "") or "").startswith("drivefine_core")]:
+    if not getattr(mod, "__file__", None):
+        continue
+    for node in ast.parse(open(mod.__file__).read()).body:  # module-level: what loading it needs
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+third = {d.lower().replace("_", "-") for n in names - set(sys.stdlib_module_names) for d in dists.get(n, [])}
+print(json.dumps(sorted(third)))
+"""
+
+
+def test_logged_requirements_pin_every_distribution_the_planner_code_imports(tmp_path, planner_dir):
+    """The pinned list (no inference pass) covers what the drivefine_core modules loaded on the model's load and
+    predict path import at module level, names torch at the installed version, and never names the project."""
+    import importlib.metadata
+    import json
+    import subprocess
+    import sys
+
+    from drivefine_core.tracking.planner_pyfunc import SERVING_DISTRIBUTIONS
+
+    local_tracking(tmp_path, "reqs")
+    with mlflow.start_run():
+        info = log_planner_model(planner_dir, "flow", scene_frame(1))
+    local = mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(tmp_path / "model"))
+    reqs = (Path(local) / "requirements.txt").read_text().split()
+    assert f"torch=={importlib.metadata.version('torch')}" in reqs
+    assert not [r for r in reqs if r.lower().startswith("drivefine")]
+    example = tmp_path / "example.json"
+    example.write_text(scene_frame(2).to_json(orient="split"))
+    proc = subprocess.run([sys.executable, "-c", _IMPORTS_ON_LOAD, local, str(example)], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    imported = set(json.loads(proc.stdout.strip().splitlines()[-1]))
+    assert {"torch", "numpy", "pillow"} <= imported  # the check sees the planner's own imports
+    missing = imported - set(SERVING_DISTRIBUTIONS) - {"drivefine", "mlflow", "mlflow-skinny", "mlflow-tracing"}
+    assert not missing, f"the planner's code imports {sorted(missing)}, absent from SERVING_DISTRIBUTIONS"
