@@ -217,8 +217,9 @@ SERVING_DISTRIBUTIONS = (
 
 
 def serving_requirements() -> list[str]:
-    """SERVING_DISTRIBUTIONS pinned to the versions installed here (the ones the model was tested with)."""
-    return [f"{name}=={importlib.metadata.version(name)}" for name in SERVING_DISTRIBUTIONS]
+    """SERVING_DISTRIBUTIONS pinned to the versions installed here (the ones the model was tested with), without
+    a local build label (torch 2.x+cpu -> 2.x: the serving host installs the build for its own hardware)."""
+    return [f"{name}=={importlib.metadata.version(name).split('+')[0]}" for name in SERVING_DISTRIBUTIONS]
 
 
 def log_planner_model(planner_dir: str | Path, mode: str, input_example: pd.DataFrame,
