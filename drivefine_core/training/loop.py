@@ -20,7 +20,7 @@ same weights as 1 process x 2 micro-steps (up to float summation order).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,6 +120,8 @@ class Trainer:
 
     `model` is what a checkpoint saves and restores (its whole state dict); `parameters` is what the optimizer
     updates (e.g. only the flow expert). `batch_fn(k)` gives micro-batch k (k = step * grad_accum + micro).
+    `clip_groups` splits `parameters` into groups whose gradients are clipped each by its own norm: modules
+    trained side by side on a summed loss (the two flow experts) then train as each would alone.
     """
 
     def __init__(
@@ -134,11 +136,16 @@ class Trainer:
         name: str = "train",
         run_key: str = "",
         samples_per_micro: int | None = None,
+        clip_groups: Sequence[Iterable[nn.Parameter]] | None = None,
     ) -> None:
         self.model, self.p, self.name = model, params, name
         self.params = [q for q in parameters if q.requires_grad]
         if not self.params:
             raise ValueError(f"{name}: no trainable parameters")
+        groups = [[q for q in g if q.requires_grad] for g in clip_groups] if clip_groups is not None else [self.params]
+        if sorted(map(id, (q for g in groups for q in g))) != sorted(map(id, self.params)):
+            raise ValueError(f"{name}: clip_groups must split the trained parameters, each in exactly one group")
+        self.clip_groups = groups
         self.acc = accelerator or make_accelerator()
         self.model.to(self.acc.device)
         self.optimizer = torch.optim.AdamW(_decay_groups(self.params, params.weight_decay), lr=params.lr,
@@ -244,8 +251,9 @@ class Trainer:
                     logs[k] = logs.get(k, 0.0) + float(v) / p.grad_accum
                 samples0 += self.samples_per_micro * world
             self.scaler.unscale_(optimizer)
-            if p.max_grad_norm > 0:
-                logs["grad_norm"] = float(acc.clip_grad_norm_(self.params, p.max_grad_norm))
+            if p.max_grad_norm > 0:  # logged: the norm over all groups, before clipping
+                norms = [acc.clip_grad_norm_(g, p.max_grad_norm) for g in self.clip_groups]
+                logs["grad_norm"] = float(torch.stack([torch.as_tensor(n).float() for n in norms]).norm())
             logs["lr"] = self.scheduler.get_last_lr()[0]
             self.scaler.step(optimizer)  # skipped (and the scale lowered) on inf / nan gradients in fp16
             self.scaler.update()

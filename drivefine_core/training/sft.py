@@ -70,8 +70,10 @@ def train_phase(
         planner.to(acc.device)
         kv = prompt_kv_of(lambda b: planner.ar.encode_prompt(b).kv, dataset, sft.flow_prompt_cache_mb, acc.device)
         dataset = WithPromptKV(dataset, kv) if kv is not None else dataset
+    # one clipping group per module: the history flow and its noise-initialised ablation must not share a norm
     trainer = Trainer(planner, params, p, accelerator=acc, checkpoint_dir=checkpoint_dir,
-                      log_metrics=log_metrics, name=f"sft_{phase}", run_key=f"sft/{phase}/{p.model_dump_json()}")
+                      log_metrics=log_metrics, name=f"sft_{phase}", run_key=f"sft/{phase}/{p.model_dump_json()}",
+                      clip_groups=[list(m.parameters()) for m in modules])
     batch_fn = _batches(dataset, p, acc)
     refine_from = int(round(sft.refine_start * p.steps)) if phase == "drivefine" else 0
     warmed: list[bool] = []

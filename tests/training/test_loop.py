@@ -117,3 +117,16 @@ def test_checkpoint_holding_a_pickled_object_is_refused_not_run(tmp_path: Path) 
         load_checkpoint(tmp_path)
     with pytest.raises(ValueError, match="refused"):
         train_phase(DriveFinePlanner(p), "drivefine", data, sft, checkpoint_dir=tmp_path)
+
+
+def test_clip_groups_must_split_the_trained_parameters() -> None:
+    from drivefine_core.training.loop import Trainer
+
+    a, b = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    model = torch.nn.ModuleList([a, b])
+    params = OptimParams(steps=1, batch_size=1)
+    Trainer(model, model.parameters(), params, clip_groups=[list(a.parameters()), list(b.parameters())])
+    with pytest.raises(ValueError, match="clip_groups must split"):
+        Trainer(model, model.parameters(), params, clip_groups=[list(a.parameters())])
+    with pytest.raises(ValueError, match="clip_groups must split"):
+        Trainer(model, model.parameters(), params, clip_groups=[list(model.parameters()), list(a.parameters())])

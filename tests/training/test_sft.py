@@ -42,6 +42,24 @@ def test_flow_phase_trains_only_the_expert() -> None:
     assert changed and all(k.startswith("flow.") for k in changed), sorted(changed)[:5]
 
 
+def test_flow_experts_trained_side_by_side_train_as_each_would_alone() -> None:
+    """Each expert's gradient is clipped by its own norm (the clip is active at this max_grad_norm): the history
+    expert trained beside the noise-initialised one ends with the weights it has when trained alone."""
+    p = tiny_params()
+    scenes = [s for s, _ in toy_scenes(p)]
+    torch.manual_seed(0)
+    start = SpanVLAPlanner(p)
+    weights = {}
+    for both in (True, False):
+        planner = SpanVLAPlanner(p)
+        planner.load_state_dict(start.state_dict())
+        optim = OptimParams(steps=3, batch_size=3, lr=1e-2, warmup_steps=0, max_grad_norm=0.05)
+        hist = train_phase(planner, "flow", scenes, SFTParams(flow=optim, train_flow_noise=both)).history
+        assert all(r["grad_norm"] > 0.05 for r in hist)
+        weights[both] = {k: v for k, v in planner.state_dict().items() if k.startswith("flow.")}
+    assert all(torch.allclose(weights[True][k], weights[False][k], atol=1e-6) for k in weights[False])
+
+
 def test_flow_phase_prompt_cache_trains_as_encoding_every_step() -> None:
     """The cached prompt keys/values are the VLM's own: the same losses and weights as encoding each step."""
     p = tiny_params()
