@@ -50,7 +50,8 @@ class AutoregressiveModel(nn.Module):
         cache = self.encode_prompt(batch)
         out: dict[str, Tensor] = {}
         if "bev" in batch:
-            out["bev"] = bev_loss(self.backbone.bev_logits(cache), batch["bev"], batch.get("bev_valid"))
+            out["bev"] = bev_loss(self.backbone.bev_logits(cache), batch["bev"], batch.get("bev_valid"),
+                                 self.p.bev_dice_weight)
         logits = self.backbone.forward_answer(self.shifted_inputs(target), cache)
         out["ar"] = self.backbone.token_loss(logits, target).mean()
         return out

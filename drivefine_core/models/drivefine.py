@@ -105,7 +105,8 @@ class DriveFineModel(nn.Module):
         cache = cache if cache is not None else self.backbone.encode_prompt(batch, GENERATE)
         out: dict[str, Tensor] = {}
         if "bev" in batch:
-            out["bev"] = bev_loss(self.backbone.bev_logits(cache), batch["bev"], batch.get("bev_valid"))
+            out["bev"] = bev_loss(self.backbone.bev_logits(cache), batch["bev"], batch.get("bev_valid"),
+                                 self.p.bev_dice_weight)
         if self.p.complementary_masking:  # LaViDa: every sample twice, with the mask and its complement
             masked, t = torch.cat([masked, ~masked]), torch.cat([t, 1 - t])
             target, cache = torch.cat([target, target]), _stack_cache(cache)

@@ -47,14 +47,15 @@ def bev_raster(cache: MetricCache, p: ModelParams) -> np.ndarray:
         [cache.lane_polygon(i) for i in np.flatnonzero(cache.lane_on_route)],
         [_box_corners(b) for b in cache.agent_boxes[cache.agent_valid[:, 0], 0]] if cache.num_agents else [],
     ]
-    for group in polys:
+    min_cover = (0.5, 0.5, p.bev_agent_min_cover)
+    for group, cover in zip(polys, min_cover):
         img = Image.new("L", (cols * SUPERSAMPLE, rows * SUPERSAMPLE), 0)
         draw = ImageDraw.Draw(img)
         for poly in group:
             if len(poly) >= 3 and np.all(np.isfinite(poly)) and inside(np.asarray(poly)):
                 draw.polygon(to_px(np.asarray(poly)), fill=255)
         a = np.asarray(img, dtype=np.float32).reshape(rows, SUPERSAMPLE, cols, SUPERSAMPLE).mean(axis=(1, 3))
-        layers.append(a >= 127.5)
+        layers.append(a >= 255 * cover - 1e-3)
     return np.stack(layers).astype(np.uint8)
 
 

@@ -34,3 +34,15 @@ def test_with_bev_marks_scenes_without_cache() -> None:
     assert ds[0]["bev"].shape == (3, 32, 32) and float(ds[0]["bev_valid"]) == 1.0 and ds[0]["bev"].sum() > 0
     assert float(ds[1]["bev_valid"]) == 0.0 and ds[1]["bev"].sum() == 0
     assert "bev" not in data[0]  # the wrapped samples are not modified
+
+
+def test_agent_min_cover_sets_partly_covered_cells() -> None:
+    """A car at y = 0.8 spans y -0.2..1.8: a tenth of column 16 (y -2..0); set only below half cover."""
+    cache = straight_road([ToyAgent(x=21.0, y=0.8)])
+    half = bev_raster(cache, P)[2]
+    touched = bev_raster(cache, P.model_copy(update={"bev_agent_min_cover": 1 / 16}))[2]
+    assert set(np.nonzero(half)[1]) == {15}
+    assert set(np.nonzero(touched)[1]) == {15, 16}
+    assert (touched >= half).all()
+    other = bev_raster(cache, P.model_copy(update={"bev_agent_min_cover": 1 / 16}))[:2]
+    np.testing.assert_array_equal(other, bev_raster(cache, P)[:2])  # drivable area and route unchanged
