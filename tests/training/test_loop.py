@@ -130,3 +130,48 @@ def test_clip_groups_must_split_the_trained_parameters() -> None:
         Trainer(model, model.parameters(), params, clip_groups=[list(a.parameters())])
     with pytest.raises(ValueError, match="clip_groups must split"):
         Trainer(model, model.parameters(), params, clip_groups=[list(model.parameters()), list(a.parameters())])
+
+
+def _linear_run(ema_decay: float, tmp: Path | None = None, kill_at: int | None = None,
+                steps: int = 12) -> tuple[torch.nn.Linear, list[torch.Tensor]]:
+    """A linear model fitted to a fixed target; returns it and its raw weights after every step."""
+    from drivefine_core.training.loop import Trainer
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    x, y = torch.randn(16, 3), torch.randn(16, 1)
+    p = OptimParams(steps=steps, batch_size=16, lr=0.1, warmup_steps=0, ema_decay=ema_decay,
+                    checkpoint_every=1 if tmp is not None else 0)
+    trainer = Trainer(model, model.parameters(), p, checkpoint_dir=tmp)
+    raw: list[torch.Tensor] = []
+
+    def on_step(step: int) -> None:
+        raw.append(model.weight.detach().clone())
+        if step == kill_at:
+            raise StopTraining(f"killed at step {step}")
+
+    try:
+        trainer.fit(lambda k: None, lambda _b, _g: (((model(x) - y) ** 2).mean(), {}), on_step)
+    except StopTraining:
+        pass
+    return model, raw
+
+
+def test_ema_returns_the_moving_average_of_the_weights() -> None:
+    plain, raw = _linear_run(0.0)
+    torch.manual_seed(0)
+    expected = torch.nn.Linear(3, 1).weight.detach().clone()  # the average starts at the initial weights
+    for step, w in enumerate(raw):
+        decay = min(0.9, (1 + step) / (10 + step))
+        expected = decay * expected + (1 - decay) * w
+    averaged, raw_ema = _linear_run(0.9)
+    assert all(torch.equal(a, b) for a, b in zip(raw, raw_ema))  # the average does not change the training
+    assert torch.allclose(averaged.weight, expected, atol=1e-6)
+    assert not torch.allclose(averaged.weight, plain.weight, atol=1e-3)
+
+
+def test_ema_survives_a_kill_and_resume(tmp_path: Path) -> None:
+    whole, _ = _linear_run(0.9)
+    _linear_run(0.9, tmp_path, kill_at=5)
+    resumed, _ = _linear_run(0.9, tmp_path)
+    assert torch.allclose(resumed.weight, whole.weight, atol=1e-6)
