@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the toy scenes l
 
 import torch  # noqa: E402
 
-from drivefine_core.models import FAMILIES, ModelParams, Planner, SpanVLAPlanner  # noqa: E402
+from drivefine_core.models import FAMILIES, ModelParams, Planner  # noqa: E402
 from drivefine_core.training.params import OptimParams, RLParams, SFTParams  # noqa: E402
-from drivefine_core.training.prompt_cache import prompt_context_of  # noqa: E402
+from drivefine_core.training.prompt_cache import prompt_kv_of  # noqa: E402
 from drivefine_core.training.reward import ScorerReward  # noqa: E402
 from drivefine_core.training.rl import train_rl  # noqa: E402
 from drivefine_core.training.sft import train_phase  # noqa: E402
@@ -71,9 +71,8 @@ def main() -> None:
     # the flow phase encoding every batch with the frozen VLM, as it does when its prompt cache does not fit
     uncached = sft.model_copy(update={"flow_prompt_cache_mb": 0})
     flow_uncached = cpu_seconds(lambda: train_phase(planners["spanvla"], "flow", data, uncached)) / n
-    spanvla = planners["spanvla"]
-    assert isinstance(spanvla, SpanVLAPlanner)
-    cache_build = cpu_seconds(lambda: prompt_context_of(spanvla.flow_context, data, 4096, torch.device("cpu")))
+    vlm = planners["spanvla"].ar
+    cache_build = cpu_seconds(lambda: prompt_kv_of(lambda b: vlm.encode_prompt(b).kv, data, 4096, torch.device("cpu")))
     for variant in FAMILIES:
         per_step[f"rl/{variant}"] = cpu_seconds(lambda: train_rl(planners[variant], variant, scenes, rl, reward)) / n
     counts = {k: v for planner in planners.values() for k, v in planner.parameter_counts().items()}

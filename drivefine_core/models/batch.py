@@ -32,8 +32,6 @@ class PlannerBatch(Mapping[str, Tensor]):
     prompt_kv      (B, layers, 2, heads, P, head_dim) the frozen SpanVLA VLM's prompt keys/values, cached by
                    SFT's flow phase (training/prompt_cache.py); the flow experts read them instead of
                    running the VLM
-    prompt_bev     (B, C, F, L) that VLM's BEV prediction (probabilities), cached with prompt_kv when the
-                   experts read it (ModelParams.flow_bev_context)
 
     Reads as a Mapping of its present fields (batch["image"], "bev" in batch), so models index it by name.
     """
@@ -48,7 +46,6 @@ class PlannerBatch(Mapping[str, Tensor]):
     bev: Tensor | None = None
     bev_valid: Tensor | None = None
     prompt_kv: Tensor | None = None
-    prompt_bev: Tensor | None = None
 
     @classmethod
     def of(cls, fields: Mapping[str, Any], device: torch.device | str | None = None) -> PlannerBatch:

@@ -17,10 +17,7 @@ Two recipes share this network:
 Actions are the 8 ego-frame poses divided by fixed per-coordinate scales.
 With params.flow_state_token, the expert's sequence starts with pi0's state token: the ego velocity,
 acceleration and driving command embedded by the expert itself, so the expert reads the ego state directly
-rather than only through the VLM's keys/values. With params.flow_bev_context, BEV tokens come before it: the
-VLM's auxiliary BEV head's prediction (drivable area, route, vehicles as probabilities, frozen like the keys/
-values), cut into patches of flow_bev_patch x flow_bev_patch cells. The VLM's tokens hold the same camera, but
-the raster puts the road edge and the cars ahead in the ego frame the actions live in.
+rather than only through the VLM's keys/values.
 
 a_his: the history rolled forward at constant speed and yaw rate (the last history step's relative motion,
 repeated 8 times). It lives in exactly the space of the target (ego frame, 0.5 s spacing), costs no
@@ -30,7 +27,6 @@ correction; with no history motion it is "stand still".
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -43,28 +39,6 @@ from drivefine_core.models.params import NUM_POSES, ModelParams
 
 FlowKind = Literal["history", "noise"]
 STATE_DIM = 8  # velocity (2) and acceleration (2), scaled as the VLM's ego token; command one-hot (4)
-
-
-@dataclass
-class FlowContext:
-    """What the action expert reads of the frozen VLM: its prompt keys/values, one (k, v) per layer, and with
-    params.flow_bev_context its BEV head's prediction, (B, C, forward cells, lateral cells) probabilities."""
-
-    kv: list[KV]
-    bev: Tensor | None = None
-
-    def repeat(self, n: int) -> "FlowContext":
-        """Each sample n times in a row (as repeat_batch orders a group)."""
-        if n == 1:
-            return self
-        return FlowContext([(k.repeat_interleave(n, 0), v.repeat_interleave(n, 0)) for k, v in self.kv],
-                           None if self.bev is None else self.bev.repeat_interleave(n, 0))
-
-
-def bev_patches(bev: Tensor, k: int) -> Tensor:
-    """(B, C, F, L) -> (B, F/k * L/k, C*k*k): one token per k x k block of cells, rows of blocks forward-first."""
-    b, c, f, l_ = bev.shape
-    return bev.reshape(b, c, f // k, k, l_ // k, k).permute(0, 2, 4, 1, 3, 5).reshape(b, (f // k) * (l_ // k), c * k * k)
 
 
 def history_extrapolation(history: Tensor, num_poses: int = NUM_POSES) -> Tensor:
@@ -124,18 +98,11 @@ class FlowExpert(nn.Module):
         self.norm = nn.LayerNorm(w)
         self.action_out = nn.Linear(w, 3)
         self.state_in = nn.Linear(STATE_DIM, w) if p.flow_state_token else None
-        self.bev_patch = p.flow_bev_patch
-        n_bev = (p.bev_cells[0] // p.flow_bev_patch) * (p.bev_cells[1] // p.flow_bev_patch)
-        self.bev_in = nn.Linear(p.bev_channels * p.flow_bev_patch**2, w) if p.flow_bev_context else None
-        self.bev_pos = nn.Parameter(torch.zeros(1, n_bev, w)) if p.flow_bev_context else None
         init_weights(self)
         nn.init.normal_(self.slot, std=0.02)
-        if self.bev_pos is not None:
-            nn.init.normal_(self.bev_pos, std=0.02)
 
-    def forward(self, a: Tensor, tau: Tensor, ctx: FlowContext, state: Tensor | None = None) -> Tensor:
-        """state: (B, STATE_DIM) from FlowPolicy.state_of, required iff the expert has a state token; ctx.bev
-        required iff it reads the BEV prediction."""
+    def forward(self, a: Tensor, tau: Tensor, backbone_kv: list[KV], state: Tensor | None = None) -> Tensor:
+        """state: (B, STATE_DIM) from FlowPolicy.state_of, required iff the expert has a state token."""
         temb = self.time(sinusoidal_embedding(tau, self.slot.shape[-1]))[:, None].expand(-1, a.shape[1], -1)
         emb = self.action_in(a)
         x = emb + temb + self.fuse(torch.cat([emb, temb], -1)) + self.slot
@@ -143,13 +110,8 @@ class FlowExpert(nn.Module):
             raise ValueError("the flow expert's state token and the state given must both be present or absent")
         if self.state_in is not None and state is not None:
             x = torch.cat([self.state_in(state)[:, None], x], 1)
-        if (self.bev_in is None) != (ctx.bev is None):
-            raise ValueError("the flow expert reads a BEV prediction iff params.flow_bev_context: the context "
-                             f"{'lacks' if ctx.bev is None else 'has'} one")
-        if self.bev_in is not None and self.bev_pos is not None and ctx.bev is not None:
-            x = torch.cat([self.bev_in(bev_patches(ctx.bev.to(x.dtype), self.bev_patch)) + self.bev_pos, x], 1)
         for layer, src in zip(self.layers, self.layer_map):
-            k, v = ctx.kv[src]
+            k, v = backbone_kv[src]
             x = layer(x, (k.detach(), v.detach()))  # stop-gradient into the backbone
         return self.action_out(self.norm(x[:, -a.shape[1]:]))
 
@@ -179,7 +141,7 @@ class FlowPolicy(nn.Module):
     def denormalise(self, actions: Tensor) -> Tensor:
         return actions * self.scale
 
-    def loss(self, batch: Batch, ctx: FlowContext, generator: torch.Generator | None = None) -> Tensor:
+    def loss(self, batch: Batch, backbone_kv: list[KV], generator: torch.Generator | None = None) -> Tensor:
         """Flow-matching MSE for the batch's (B, 8, 3) target poses (metres / radians)."""
         history, state = batch["history"], self.state_of(batch)
         a = self.normalise(batch["target"].float())
@@ -190,13 +152,13 @@ class FlowPolicy(nn.Module):
             tau = torch.sigmoid(self.p.flow_tau_mu + self.p.flow_tau_sigma * z)  # the shifted (logit-)normal
             a0 = self.normalise(history_extrapolation(history.float())) + self.p.flow_train_noise * eps
             a_tau = tau[:, None, None] * a + (1 - tau[:, None, None]) * a0
-            return F.mse_loss(self.expert(a_tau, tau, ctx, state), a - a0)
+            return F.mse_loss(self.expert(a_tau, tau, backbone_kv, state), a - a0)
         t = _beta_a1(1.5, b, dev, generator) * 0.999 + 0.001
         x_t = t[:, None, None] * eps + (1 - t[:, None, None]) * a
-        return F.mse_loss(self.expert(x_t, t, ctx, state), eps - a)
+        return F.mse_loss(self.expert(x_t, t, backbone_kv, state), eps - a)
 
     @torch.no_grad()
-    def sample(self, batch: Batch, ctx: FlowContext, steps: int | None = None,
+    def sample(self, batch: Batch, backbone_kv: list[KV], steps: int | None = None,
                stochastic: bool = False, noise_std: float | None = None,
                generator: torch.Generator | None = None) -> Tensor:
         """(B, 8, 3) poses in metres / radians. History recipe: `stochastic` perturbs the initial state with
@@ -212,13 +174,13 @@ class FlowPolicy(nn.Module):
                 a = a + noise_std * torch.randn(a.shape, device=dev, generator=generator)
             for i in range(steps):
                 tau = torch.full((b,), i / steps, device=dev)
-                a = a + self.expert(a, tau, ctx, state) / steps
+                a = a + self.expert(a, tau, backbone_kv, state) / steps
             return self.denormalise(a)
         steps = self.p.flow_noise_steps if steps is None else steps
         x = torch.randn(b, NUM_POSES, 3, device=dev, generator=generator)
         for i in range(steps):
             t = torch.full((b,), 1 - i / steps, device=dev)
-            x = x - self.expert(x, t, ctx, state) / steps
+            x = x - self.expert(x, t, backbone_kv, state) / steps
         return self.denormalise(x)
 
 

@@ -41,7 +41,8 @@ class ModelParams(Section):
     bev_channels: int = Field(3, ge=1)
     bev_cells: tuple[int, int] = (32, 32)  # (forward, lateral) cells; must be even (2x2 cells per query)
     bev_cell_m: float = Field(2.0, gt=0)
-    # + this weight x the per-channel soft Dice loss (models/bev.py); 0: BCE alone
+    # + this weight x the per-channel soft Dice loss (models/bev.py); 0: BCE alone, under which the vehicle
+    # channel is learned as all zeros (docs/ladder-history.md)
     bev_dice_weight: float = Field(0.0, ge=0)
     # a vehicle's cell is set when its box covers at least this fraction of it (drivable area and route: half)
     bev_agent_min_cover: float = Field(0.5, gt=0, le=1)
@@ -62,11 +63,6 @@ class ModelParams(Section):
     # pi0's state token: ego velocity, acceleration and command as one more token of the expert's own sequence
     # (off here so that planners saved before it existed load as they were; params.yaml turns it on)
     flow_state_token: bool = False
-    # the expert also reads the VLM's BEV prediction (its auxiliary head's drivable area, route and vehicles,
-    # frozen) as tokens of flow_bev_patch x flow_bev_patch cells: the road edge and the cars ahead in the
-    # action's own ego frame (validation: docs/ladder-history.md); off so that older planners load as they were
-    flow_bev_context: bool = False
-    flow_bev_patch: int = Field(8, ge=1)
 
     # masked diffusion (DriveFine generation expert)
     mdm_steps: int = Field(12, ge=1, le=NUM_ANSWER_TOKENS)
@@ -120,9 +116,6 @@ class ModelParams(Section):
             )
         if any(c % 2 for c in self.bev_cells):
             raise ValueError(f"ModelParams.bev_cells={self.bev_cells} must both be even")
-        if self.flow_bev_context and any(c % self.flow_bev_patch for c in self.bev_cells):
-            raise ValueError(f"ModelParams.bev_cells={self.bev_cells} must be multiples of "
-                             f"flow_bev_patch={self.flow_bev_patch} when flow_bev_context is on")
         n_read = len(self.flow_read_layers)
         if n_read == 0:
             raise ValueError(f"ModelParams.flow_every_k={self.flow_every_k} reads no layer of depth={self.depth}")

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from drivefine_core.models.autoregressive import AutoregressiveModel
 from drivefine_core.models.batch import Batch
-from drivefine_core.models.flow import FlowContext, FlowPolicy
+from drivefine_core.models.flow import FlowPolicy
 from drivefine_core.models.layers import unstack_kv
 from drivefine_core.models.params import NUM_POSES, ModelParams
 from drivefine_core.models.planner import Planner, PlanOutput, count, tokens_to_poses
@@ -37,18 +37,12 @@ class SpanVLAPlanner(Planner):
     def expert(self, mode: str) -> FlowPolicy:
         return self.flow if mode == "flow" else self.flow_noise
 
-    def flow_context(self, batch: Batch) -> FlowContext:
-        """The VLM's prompt pass as the action experts read it (frozen: no graph is kept)."""
-        with torch.no_grad():
-            cache = self.ar.encode_prompt(batch)
-            bev = torch.sigmoid(self.ar.backbone.bev_logits(cache).float()) if self.params.flow_bev_context else None
-        return FlowContext(cache.kv, bev)
-
     def _plan(self, batch: Batch, mode: str, generator: torch.Generator | None, options: dict[str, Any]) -> PlanOutput:
         if mode == "ar":
             out = self.ar.decode(batch, generator=generator, **options)
             return PlanOutput(tokens_to_poses(out.tokens), out.confidences, out.tokens)
-        poses = self.expert(mode).sample(batch, self.flow_context(batch), generator=generator, **options)
+        kv = self.ar.encode_prompt(batch).kv
+        poses = self.expert(mode).sample(batch, kv, generator=generator, **options)
         return PlanOutput(poses, torch.ones(poses.shape[0], NUM_POSES, device=poses.device))
 
     def _losses(self, batch: Batch, names: list[str], generator: torch.Generator | None) -> dict[str, Tensor]:
@@ -60,11 +54,12 @@ class SpanVLAPlanner(Planner):
             out.update({"ar" if k == "ar" else f"ar_{k}": v for k, v in self.ar.losses(batch).items()})
         flows = [n for n in names if n != "ar"]
         if flows and "prompt_kv" in batch:
-            ctx = FlowContext(unstack_kv(batch["prompt_kv"]), batch.get("prompt_bev"))
-        elif flows:  # stop-gradient: the expert reads the trained VLM
-            ctx = self.flow_context(batch)
+            kv = unstack_kv(batch["prompt_kv"])
+        elif flows:
+            with torch.no_grad():  # stop-gradient: the expert reads the trained VLM
+                kv = self.ar.encode_prompt(batch).kv
         for name in flows:
-            out[name] = self.expert(name).loss(batch, ctx, generator)
+            out[name] = self.expert(name).loss(batch, kv, generator)
         return out
 
     def parameter_counts(self) -> dict[str, int]:

@@ -28,25 +28,29 @@ from torch import Tensor
 from drivefine_core.metrics.cache import MetricCache
 from drivefine_core.models import FlowPolicy, history_extrapolation
 from drivefine_core.models.batch import Batch
-from drivefine_core.models.flow import FlowContext
+from drivefine_core.models.layers import KV
 from drivefine_core.training.grpo_mdm import group_advantages
 from drivefine_core.training.negatives import SceneTargets, shaped_reward
 from drivefine_core.training.params import FlowGRPOParams
 from drivefine_core.training.reward import RewardFn
 
 
-def step_means(policy: FlowPolicy, states: Tensor, ctx: FlowContext, state: Tensor | None) -> Tensor:
+def _repeat_kv(kv: list[KV], n: int) -> list[KV]:
+    return [(k.repeat_interleave(n, 0), v.repeat_interleave(n, 0)) for k, v in kv]
+
+
+def step_means(policy: FlowPolicy, states: Tensor, kv: list[KV], state: Tensor | None) -> Tensor:
     """(B, N, 8, 3) chain states a_0..a_{N-1} -> (B, N, 8, 3) Euler means a_i + f(a_i, i/N) / N, all steps in
     one batched pass. state: the (B, STATE_DIM) ego state (FlowPolicy.state_of) or None."""
     b, n = states.shape[:2]
     tau = (torch.arange(n, device=states.device, dtype=states.dtype) / n).repeat(b)
     rep_state = state.repeat_interleave(n, 0) if state is not None else None
-    f = policy.expert(states.flatten(0, 1), tau, ctx.repeat(n), rep_state).view_as(states)
+    f = policy.expert(states.flatten(0, 1), tau, _repeat_kv(kv, n), rep_state).view_as(states)
     return states + f / n
 
 
 @torch.no_grad()
-def sample_chain(policy: FlowPolicy, batch: Batch, ctx: FlowContext, steps: int, step_noise: float,
+def sample_chain(policy: FlowPolicy, batch: Batch, kv: list[KV], steps: int, step_noise: float,
                  init_noise: float, generator: torch.Generator | None) -> Tensor:
     """(B, N + 1, 8, 3) normalised states of the stochastic Euler chain from the batch's history."""
     state = policy.state_of(batch)
@@ -56,7 +60,7 @@ def sample_chain(policy: FlowPolicy, batch: Batch, ctx: FlowContext, steps: int,
     chain = [a]
     for i in range(steps):
         tau = torch.full((a.shape[0],), i / steps, device=a.device)
-        a = a + policy.expert(a, tau, ctx, state) / steps + step_noise * torch.randn(a.shape, device=a.device,
+        a = a + policy.expert(a, tau, kv, state) / steps + step_noise * torch.randn(a.shape, device=a.device,
                                                                             generator=generator)
         chain.append(a)
     return torch.stack(chain, 1)
@@ -69,7 +73,7 @@ def gaussian_logp(x: Tensor, mean: Tensor, sigma: float) -> Tensor:
 
 @dataclass
 class FlowRollout:
-    ctx: FlowContext  # the frozen VLM's context, per repeated sample
+    kv: list[KV]  # detached VLM keys/values, per repeated sample
     state: Tensor | None  # (S*G, STATE_DIM) ego state of the expert's state token, per repeated sample
     chain: Tensor  # (S*G, N + 1, 8, 3)
     poses: np.ndarray  # (S, G, 8, 3)
@@ -81,30 +85,30 @@ class FlowRollout:
 
 
 @torch.no_grad()
-def rollout_flow(policy: FlowPolicy, ref: FlowPolicy | None, ctx: FlowContext, batch: Batch,
+def rollout_flow(policy: FlowPolicy, ref: FlowPolicy | None, kv: list[KV], batch: Batch,
                  caches: Sequence[MetricCache], targets: Sequence[SceneTargets], reward_fn: RewardFn,
                  p: FlowGRPOParams, steps: int, generator: torch.Generator | None) -> FlowRollout:
-    """ctx: the VLM's context of the S scenes (not repeated)."""
+    """kv: the VLM prompt keys/values of the S scenes (not repeated)."""
     s, g = len(caches), p.group_size
-    rep_ctx = ctx.repeat(g)
+    rep_kv = _repeat_kv(kv, g)
     # the fields the chain reads, each sample repeated g times in a row (as repeat_batch orders a group)
     rep = {k: batch[k].repeat_interleave(g, dim=0) for k in ("history", "velocity", "acceleration", "command")}
-    chain = sample_chain(policy, rep, rep_ctx, steps, p.step_noise, p.init_noise, generator)
+    chain = sample_chain(policy, rep, rep_kv, steps, p.step_noise, p.init_noise, generator)
     state = policy.state_of(rep)
     poses = policy.denormalise(chain[:, -1]).cpu().numpy().reshape(s, g, 8, 3)
     driving = np.asarray(reward_fn(caches, poses), dtype=np.float64)
     rewards, logs = shaped_reward(driving, poses, targets, p.w_negative, p.w_recovery, p.closeness_sigma_m)
     adv = torch.as_tensor(group_advantages(rewards, normalise_std=True).reshape(-1), dtype=torch.float32,
                           device=chain.device)
-    means = step_means(policy, chain[:, :-1], rep_ctx, state)
+    means = step_means(policy, chain[:, :-1], rep_kv, state)
     old = gaussian_logp(chain[:, 1:], means, p.step_noise).flatten(1).mean(1)
-    ref_means = step_means(ref, chain[:, :-1], rep_ctx, state) if ref is not None and p.kl_beta > 0 else None
+    ref_means = step_means(ref, chain[:, :-1], rep_kv, state) if ref is not None and p.kl_beta > 0 else None
     logs["reward"] = float(rewards.mean())
-    return FlowRollout(rep_ctx, state, chain, poses, rewards, adv, old, ref_means, logs)
+    return FlowRollout(rep_kv, state, chain, poses, rewards, adv, old, ref_means, logs)
 
 
 def grpo_flow_loss(policy: FlowPolicy, ro: FlowRollout, p: FlowGRPOParams) -> tuple[Tensor, dict[str, float]]:
-    means = step_means(policy, ro.chain[:, :-1], ro.ctx, ro.state)
+    means = step_means(policy, ro.chain[:, :-1], ro.kv, ro.state)
     logp = gaussian_logp(ro.chain[:, 1:], means, p.step_noise).flatten(1).mean(1)
     rho = torch.exp(logp - ro.old_logp)
     loss = -(rho * ro.advantages).mean()

@@ -70,7 +70,8 @@ def sampled_reward(planner: Planner, scenes: Scenes, variant: str, rl: RLParams,
                                           generator=g).tokens
         poses = tokens_to_poses(tokens)
     elif isinstance(planner, SpanVLAPlanner):
-        chain = sample_chain(planner.flow, rep, planner.flow_context(rep), planner.params.flow_steps, rl.flow.step_noise,
+        kv = planner.ar.encode_prompt(rep).kv
+        chain = sample_chain(planner.flow, rep, kv, planner.params.flow_steps, rl.flow.step_noise,
                              rl.flow.init_noise, g)
         poses = planner.flow.denormalise(chain[:, -1])
     else:
@@ -174,7 +175,9 @@ def train_rl_spanvla(planner: SpanVLAPlanner, scenes: Scenes, rl: RLParams, rewa
 
     def loss_fn(item: tuple[PlannerBatch, list[MetricCache]], g: torch.Generator) -> tuple[Tensor, dict[str, float]]:
         batch, caches = item
-        ro = rollout_flow(policy, ref, planner.flow_context(batch), batch, caches, scene_targets(caches), reward_fn, f_p,  # type: ignore[arg-type]
+        with torch.no_grad():
+            kv = planner.ar.encode_prompt(batch).kv
+        ro = rollout_flow(policy, ref, kv, batch, caches, scene_targets(caches), reward_fn, f_p,  # type: ignore[arg-type]
                           planner.params.flow_steps, g)
         loss, logs = grpo_flow_loss(policy, ro, f_p)
         logs["loss"] = float(loss.detach())

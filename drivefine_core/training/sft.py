@@ -24,7 +24,7 @@ from drivefine_core.models import DriveFinePlanner, Planner, PlannerBatch, SpanV
 from drivefine_core.training.data import SeededBatches
 from drivefine_core.training.loop import MetricsCallback, Trainer, TrainResult, make_accelerator
 from drivefine_core.training.params import OptimParams, SFTParams
-from drivefine_core.training.prompt_cache import WithPromptKV, prompt_context_of
+from drivefine_core.training.prompt_cache import WithPromptKV, prompt_kv_of
 
 PHASES = {"drivefine": ("drivefine",), "spanvla": ("ar", "flow")}
 
@@ -68,8 +68,8 @@ def train_phase(
     if phase == "flow" and planner.params.dropout == 0:  # the VLM is frozen: its prompt pass, once per sample
         assert isinstance(planner, SpanVLAPlanner)
         planner.to(acc.device)
-        cache = prompt_context_of(planner.flow_context, dataset, sft.flow_prompt_cache_mb, acc.device)
-        dataset = WithPromptKV(dataset, cache) if cache is not None else dataset
+        kv = prompt_kv_of(lambda b: planner.ar.encode_prompt(b).kv, dataset, sft.flow_prompt_cache_mb, acc.device)
+        dataset = WithPromptKV(dataset, kv) if kv is not None else dataset
     # one clipping group per module: the history flow and its noise-initialised ablation must not share a norm
     trainer = Trainer(planner, params, p, accelerator=acc, checkpoint_dir=checkpoint_dir,
                       log_metrics=log_metrics, name=f"sft_{phase}", run_key=f"sft/{phase}/{p.model_dump_json()}",

@@ -63,57 +63,14 @@ def test_state_token_reads_the_ego_state(batch: dict) -> None:
 
     torch.manual_seed(0)
     planner = SpanVLAPlanner(tiny_params(flow_state_token=True)).eval()
-    kv = planner.flow_context(batch)
+    kv = planner.ar.encode_prompt(batch).kv
     faster = {**batch, "velocity": batch["velocity"] + 3.0}
     a, b = planner.flow.sample(batch, kv), planner.flow.sample(faster, kv)
     assert not torch.allclose(a, b)
     assert planner.flow.state_of(batch).shape == (batch["history"].shape[0], 8)
     plain = SpanVLAPlanner(tiny_params()).eval()
-    kv = plain.flow_context(batch)
+    kv = plain.ar.encode_prompt(batch).kv
     assert plain.flow.state_of(batch) is None
     assert torch.equal(plain.flow.sample(batch, kv), plain.flow.sample(faster, kv))
     with torch.no_grad(), pytest.raises(ValueError, match="state token"):
         plain.flow.expert(torch.zeros(1, 8, 3), torch.zeros(1), kv, torch.zeros(1, 8))
-
-
-def test_bev_patches_keep_each_cell_in_its_token() -> None:
-    from drivefine_core.models.flow import bev_patches
-
-    bev = torch.zeros(1, 3, 32, 32)
-    bev[0, 2, 10, 21] = 1  # a vehicle cell: forward block 1, lateral block 2 of 4 x 4 blocks of 8 cells
-    tokens = bev_patches(bev, 8)
-    assert tokens.shape == (1, 16, 3 * 64)
-    token, feature = (int(i) for i in tokens[0].nonzero()[0])
-    assert token == 1 * 4 + 2 and feature == 2 * 64 + (10 - 8) * 8 + (21 - 16)
-
-
-def test_bev_context_reaches_the_plan(batch: dict) -> None:
-    """With flow_bev_context the expert reads the VLM's BEV prediction: the same keys/values with another
-    raster give another plan; a context without the raster is refused, and so is one for an expert without it."""
-    from dataclasses import replace
-
-    from tests.models.conftest import tiny_params
-
-    torch.manual_seed(0)
-    planner = SpanVLAPlanner(tiny_params(flow_state_token=True, flow_bev_context=True)).eval()
-    ctx = planner.flow_context(batch)
-    assert ctx.bev is not None and ctx.bev.shape == (batch["history"].shape[0], 3, 32, 32)
-    assert float(ctx.bev.min()) >= 0 and float(ctx.bev.max()) <= 1  # probabilities of the BEV head
-    other = replace(ctx, bev=1 - ctx.bev)
-    assert not torch.allclose(planner.flow.sample(batch, ctx), planner.flow.sample(batch, other))
-    assert torch.allclose(planner.flow.sample(batch, ctx), planner.plan(batch, "flow").poses)
-    with torch.no_grad(), pytest.raises(ValueError, match="BEV prediction"):
-        planner.flow.sample(batch, replace(ctx, bev=None))
-    plain = SpanVLAPlanner(tiny_params(flow_state_token=True)).eval()
-    with torch.no_grad(), pytest.raises(ValueError, match="BEV prediction"):
-        plain.flow.sample(batch, ctx)
-
-
-def test_bev_patch_must_divide_the_raster() -> None:
-    from pydantic import ValidationError
-
-    from tests.models.conftest import tiny_params
-
-    with pytest.raises(ValidationError, match="flow_bev_patch"):
-        tiny_params(flow_bev_context=True, bev_cells=(32, 20))
-    assert tiny_params(bev_cells=(32, 20)).bev_cells == (32, 20)  # only checked when the expert reads it

@@ -25,7 +25,7 @@ def _rl(steps: int, **flow: object) -> RLParams:
 def test_chain_log_prob_is_the_gaussian_density_of_its_steps(sft_spanvla: SpanVLAPlanner, scenes) -> None:
     samples, _ = collate_scenes(scenes[:2])
     batch = PlannerBatch.of(samples)
-    kv = sft_spanvla.flow_context(batch)
+    kv = sft_spanvla.ar.encode_prompt(batch).kv
     chain = sample_chain(sft_spanvla.flow, batch, kv, 3, 0.1, 0.0, torch.Generator().manual_seed(0))
     means = step_means(sft_spanvla.flow, chain[:, :-1], kv, sft_spanvla.flow.state_of(batch))
     ours = gaussian_logp(chain[:, 1:], means, 0.1).sum((1, 2, 3))

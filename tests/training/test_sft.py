@@ -9,7 +9,7 @@ import torch
 from drivefine_core.features.dataset import collate_features
 from drivefine_core.models import PlannerBatch, SpanVLAPlanner
 from drivefine_core.training.params import OptimParams, SFTParams
-from drivefine_core.training.prompt_cache import WithPromptKV, prompt_context_of
+from drivefine_core.training.prompt_cache import WithPromptKV, prompt_kv_of
 from drivefine_core.training.sft import train_phase
 from tests.training.scenes import tiny_params, toy_scenes
 
@@ -82,42 +82,24 @@ def test_prompt_cache_fits_its_budget_or_is_not_built() -> None:
     p = tiny_params()
     scenes = [s for s, _ in toy_scenes(p)]
     planner = SpanVLAPlanner(p)
-    cache = prompt_context_of(planner.flow_context, scenes, 64.0, torch.device("cpu"), chunk=4)
-    assert cache is not None and cache.kv.shape[:3] == (len(scenes), p.depth, 2) and cache.bev is None
-    kv = cache.kv
+    encode = lambda b: planner.ar.encode_prompt(b).kv  # noqa: E731
+    kv = prompt_kv_of(encode, scenes, 64.0, torch.device("cpu"), chunk=4)
+    assert kv is not None and kv.shape[:3] == (len(scenes), p.depth, 2)
     batch = PlannerBatch.of(collate_features(scenes[5:7]))
     with torch.no_grad():
         direct = planner.ar.encode_prompt(batch).kv
     assert torch.allclose(kv[5:7, -1, 0], direct[-1][0], atol=1e-6)
-    budget = kv[0].numel() * 4 * len(scenes) / 2**20 * 0.99
-    assert prompt_context_of(planner.flow_context, scenes, budget, torch.device("cpu")) is None
-    assert prompt_context_of(planner.flow_context, scenes, 0.0, torch.device("cpu")) is None
-
-
-def test_prompt_cache_holds_the_bev_prediction_when_the_flow_reads_it() -> None:
-    p = tiny_params(flow_bev_context=True)
-    scenes = [s for s, _ in toy_scenes(p)][:4]
-    planner = SpanVLAPlanner(p)
-    cache = prompt_context_of(planner.flow_context, scenes, 64.0, torch.device("cpu"), chunk=3)
-    assert cache is not None and cache.bev is not None and cache.bev.shape == (4, 3, 32, 32)
-    direct = planner.flow_context(PlannerBatch.of(collate_features(scenes)))
-    assert direct.bev is not None and torch.allclose(cache.bev, direct.bev, atol=1e-6)
-    batch = PlannerBatch.of(collate_features(list(WithPromptKV(scenes, cache))))
-    assert torch.equal(batch["prompt_bev"], cache.bev)
-    # the flow loss from the cached context equals the loss from the VLM's own pass
-    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
-    cached = planner.losses(batch, "flow", generator=g())["flow"]
-    fresh = planner.losses(batch.without("prompt_kv", "prompt_bev"), "flow", generator=g())["flow"]
-    assert torch.allclose(cached, fresh, atol=1e-5)
+    assert prompt_kv_of(encode, scenes, kv[0].numel() * 4 * len(scenes) / 2**20 * 0.99, torch.device("cpu")) is None
+    assert prompt_kv_of(encode, scenes, 0.0, torch.device("cpu")) is None
 
 
 def test_cached_prompts_cannot_train_the_vlm() -> None:
     p = tiny_params()
     scenes = [s for s, _ in toy_scenes(p)]
     planner = SpanVLAPlanner(p)
-    cache = prompt_context_of(planner.flow_context, scenes[:3], 64.0, torch.device("cpu"))
-    assert cache is not None
-    batch = PlannerBatch.of(collate_features(list(WithPromptKV(scenes[:3], cache))))
+    kv = prompt_kv_of(lambda b: planner.ar.encode_prompt(b).kv, scenes[:3], 64.0, torch.device("cpu"))
+    assert kv is not None
+    batch = PlannerBatch.of(collate_features(list(WithPromptKV(scenes[:3], kv))))
     assert "prompt_kv" in batch and planner(batch, "flow")[0].isfinite()
     with pytest.raises(ValueError, match="prompt_kv.*'ar'"):
         planner(batch, ("ar", "flow"))
