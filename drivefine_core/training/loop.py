@@ -162,8 +162,6 @@ class Trainer:
         self.run_key = run_key if self.acc.num_processes == 1 else f"{run_key}/processes={self.acc.num_processes}"
         self.samples_per_micro = samples_per_micro or params.batch_size
         self.step = 0
-        # the moving average of the trained weights (OptimParams.ema_decay), swapped in when the run ends
-        self.ema = [q.detach().clone() for q in self.params] if params.ema_decay > 0 else None
 
     # -- checkpoints -------------------------------------------------------------------------------------
     def _state(self, history: list[dict[str, float]]) -> dict[str, Any]:
@@ -172,7 +170,6 @@ class Trainer:
             "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(), "rng": rng_state(), "data_position": self.step * self.p.grad_accum, "history": history,
-            "ema": [e.detach().cpu() for e in self.ema] if self.ema is not None else None,
         }
 
     def save(self, history: list[dict[str, float]]) -> None:
@@ -198,9 +195,6 @@ class Trainer:
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
-        if self.ema is not None:
-            for e, saved in zip(self.ema, state["ema"]):
-                e.copy_(saved)
         self.step = int(state["step"])
         return list(state.get("history", []))
 
@@ -224,9 +218,6 @@ class Trainer:
             q.requires_grad_(False)
         try:
             self._fit(Objective(self.model, batch_fn, loss_fn), result, on_step)
-            if self.ema is not None:  # the run's weights are the average (a checkpoint keeps both)
-                with torch.no_grad():
-                    torch._foreach_copy_(self.params, self.ema)
         finally:
             for q in frozen:
                 q.requires_grad_(True)
@@ -268,10 +259,6 @@ class Trainer:
             self.scaler.update()
             self.scheduler.step()  # not prepared: accelerate would step it once per process
             optimizer.zero_grad(set_to_none=True)
-            if self.ema is not None:
-                decay = min(p.ema_decay, (1 + self.step) / (10 + self.step))
-                with torch.no_grad():
-                    torch._foreach_lerp_(self.ema, [q.detach() for q in self.params], 1 - decay)
             self.step += 1
             elapsed = time.perf_counter() - t0
             logs["samples_per_s"] = samples0 / elapsed if elapsed > 0 else 0.0

@@ -29,9 +29,6 @@ class OptimParams(_Section):
     seed: int = 0
     checkpoint_every: int = Field(0, ge=0, description="save a resumable checkpoint every N steps (0 = never)")
     log_every: int = Field(1, ge=1)
-    # > 0: the run returns the exponential moving average of the trained weights (decay per step, warmed up
-    # as min(decay, (1 + step) / (10 + step)) so that the first steps do not pin the average to the init)
-    ema_decay: float = Field(0.0, ge=0, lt=1)
 
 
 class SFTParams(_Section):
