@@ -1,9 +1,7 @@
 """BEV raster targets for the vision towers' auxiliary head, drawn from the metric cache.
 
 Channels: 0 drivable area (every drivable polygon), 1 the route's lanes and connectors, 2 the agents' boxes
-at the current time, 3 the free corridor ahead: the cells of the ego's own width (|y| < CORRIDOR_HALF_M) from
-the ego up to the nearest agent box that reaches into it (the gap a planner must keep; `ModelParams.
-bev_channels` 4 adds it). Cells are `ModelParams.bev_cell_m` wide; rows run forward from the ego (x in
+at the current time. Cells are `ModelParams.bev_cell_m` wide; rows run forward from the ego (x in
 [0, rows * cell)), columns from the left (y from +cols * cell / 2 down to -cols * cell / 2), the area the
 front camera sees. Each cell is set when at least half of it is covered (drawn 4x finer, then averaged).
 """
@@ -21,7 +19,6 @@ from drivefine_core.metrics.cache import MetricCache
 from drivefine_core.models.params import ModelParams
 
 SUPERSAMPLE = 4
-CORRIDOR_HALF_M = 1.75  # half a lane: an agent reaching closer to the ego's axis is in its way
 
 
 def _box_corners(box: np.ndarray) -> np.ndarray:
@@ -32,7 +29,7 @@ def _box_corners(box: np.ndarray) -> np.ndarray:
 
 
 def bev_raster(cache: MetricCache, p: ModelParams) -> np.ndarray:
-    """(4, rows, cols) uint8 {0, 1} raster of one scene."""
+    """(3, rows, cols) uint8 {0, 1} raster of one scene."""
     rows, cols = p.bev_cells
     cell = p.bev_cell_m / SUPERSAMPLE
     half = cols * p.bev_cell_m / 2
@@ -59,21 +56,7 @@ def bev_raster(cache: MetricCache, p: ModelParams) -> np.ndarray:
                 draw.polygon(to_px(np.asarray(poly)), fill=255)
         a = np.asarray(img, dtype=np.float32).reshape(rows, SUPERSAMPLE, cols, SUPERSAMPLE).mean(axis=(1, 3))
         layers.append(a >= 255 * cover - 1e-3)
-    layers.append(_free_corridor(cache, rows, cols, p.bev_cell_m))
     return np.stack(layers).astype(np.uint8)
-
-
-def _free_corridor(cache: MetricCache, rows: int, cols: int, cell_m: float) -> np.ndarray:
-    """Cells whose centre lies within CORRIDOR_HALF_M of the ego's axis and before the nearest agent ahead."""
-    gap = rows * cell_m
-    for box in cache.agent_boxes[cache.agent_valid[:, 0], 0] if cache.num_agents else []:
-        corners = _box_corners(box)
-        if np.all(np.isfinite(corners)) and corners[:, 0].max() > 0 and np.abs(corners[:, 1]).min() < CORRIDOR_HALF_M \
-                and corners[:, 1].min() < CORRIDOR_HALF_M and corners[:, 1].max() > -CORRIDOR_HALF_M:
-            gap = min(gap, max(float(corners[:, 0].min()), 0.0))
-    centre_x = (np.arange(rows) + 0.5) * cell_m
-    centre_y = cols * cell_m / 2 - (np.arange(cols) + 0.5) * cell_m
-    return (centre_x[:, None] < gap) & (np.abs(centre_y)[None, :] < CORRIDOR_HALF_M)
 
 
 class WithBEV:
