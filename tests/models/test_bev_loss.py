@@ -15,7 +15,7 @@ def _target() -> torch.Tensor:
     return t
 
 
-def test_dice_charges_a_missed_rare_channel_as_much_as_a_missed_road() -> None:
+def test_dice_charges_a_missed_rare_channel_what_cross_entropy_does_not() -> None:
     t = _target()
     perfect = (t * 2 - 1) * 20
     no_vehicle = perfect.clone()
