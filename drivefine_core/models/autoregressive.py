@@ -13,7 +13,6 @@ from torch import Tensor, nn
 
 from drivefine_core.models.backbone import Backbone, PromptCache
 from drivefine_core.models.batch import Batch
-from drivefine_core.models.bev import bev_loss
 from drivefine_core.models.drivefine import DecodeOutput, effective_temperature
 from drivefine_core.models.layers import KV
 from drivefine_core.models.params import NUM_ANSWER_TOKENS, ModelParams
@@ -50,8 +49,7 @@ class AutoregressiveModel(nn.Module):
         cache = self.encode_prompt(batch)
         out: dict[str, Tensor] = {}
         if "bev" in batch:
-            out["bev"] = bev_loss(self.backbone.bev_logits(cache), batch["bev"], batch.get("bev_valid"),
-                                 self.p.bev_dice_weight)
+            out["bev"] = self.backbone.bev_loss(cache, batch)
         logits = self.backbone.forward_answer(self.shifted_inputs(target), cache)
         out["ar"] = self.backbone.token_loss(logits, target).mean()
         return out

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from drivefine_core.features.tokenizer import position_is_heading, XY_BINS
 from drivefine_core.models.batch import Batch
-from drivefine_core.models.bev import BEVHead
+from drivefine_core.models.bev import BEVHead, bev_loss
 from drivefine_core.models.layers import KV, Block, answer_mask, init_weights, prefix_mask
 from drivefine_core.models.params import NUM_ANSWER_TOKENS, NUM_HISTORY_POSES, ModelParams
 from drivefine_core.models.token_codec import ValueEmbedding, kind_bounds, soft_token_ce, window_decode
@@ -187,6 +187,10 @@ class Backbone(nn.Module):
         if cache.vision is None:
             raise ValueError("this prompt cache holds no vision tokens (repeated or stacked caches drop them)")
         return self.bev(cache.vision)
+
+    def bev_loss(self, cache: PromptCache, batch: Batch) -> Tensor:
+        """The auxiliary BEV loss of the prompt's vision tokens against the batch's "bev" raster."""
+        return bev_loss(self.bev_logits(cache), batch["bev"], batch.get("bev_valid"), self.p.bev_dice_weight)
 
     def embed_answer(self, tokens: Tensor, start: int = 0) -> Tensor:
         return self.tok(tokens) + self.ans_pos[:, start : start + tokens.shape[1]]

@@ -26,7 +26,6 @@ from torch import Tensor, nn
 
 from drivefine_core.models.backbone import Backbone, PromptCache
 from drivefine_core.models.batch import Batch
-from drivefine_core.models.bev import bev_loss
 from drivefine_core.models.params import NUM_ANSWER_TOKENS, ModelParams
 from drivefine_core.models.schedules import cosine_commit_counts
 from drivefine_core.models.token_codec import kind_bounds, sample_ids, soft_token_ce, window_decode
@@ -105,8 +104,7 @@ class DriveFineModel(nn.Module):
         cache = cache if cache is not None else self.backbone.encode_prompt(batch, GENERATE)
         out: dict[str, Tensor] = {}
         if "bev" in batch:
-            out["bev"] = bev_loss(self.backbone.bev_logits(cache), batch["bev"], batch.get("bev_valid"),
-                                 self.p.bev_dice_weight)
+            out["bev"] = self.backbone.bev_loss(cache, batch)
         if self.p.complementary_masking:  # LaViDa: every sample twice, with the mask and its complement
             masked, t = torch.cat([masked, ~masked]), torch.cat([t, 1 - t])
             target, cache = torch.cat([target, target]), _stack_cache(cache)

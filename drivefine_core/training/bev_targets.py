@@ -55,7 +55,7 @@ def bev_raster(cache: MetricCache, p: ModelParams) -> np.ndarray:
             if len(poly) >= 3 and np.all(np.isfinite(poly)) and inside(np.asarray(poly)):
                 draw.polygon(to_px(np.asarray(poly)), fill=255)
         a = np.asarray(img, dtype=np.float32).reshape(rows, SUPERSAMPLE, cols, SUPERSAMPLE).mean(axis=(1, 3))
-        layers.append(a >= 255 * cover - 1e-3)
+        layers.append(a >= 255 * cover - 1e-3)  # a in steps of 255/16: the tolerance keeps 8/16 >= half
     return np.stack(layers).astype(np.uint8)
 
 

@@ -39,10 +39,10 @@ def test_with_bev_marks_scenes_without_cache() -> None:
 def test_agent_min_cover_sets_partly_covered_cells() -> None:
     """A car at y = 0.8 spans y -0.2..1.8: a tenth of column 16 (y -2..0); set only below half cover."""
     cache = straight_road([ToyAgent(x=21.0, y=0.8)])
-    half = bev_raster(cache, P)[2]
-    touched = bev_raster(cache, P.model_copy(update={"bev_agent_min_cover": 1 / 16}))[2]
+    half_all = bev_raster(cache, P)
+    touched_all = bev_raster(cache, P.model_copy(update={"bev_agent_min_cover": 1 / 16}))
+    half, touched = half_all[2], touched_all[2]
     assert set(np.nonzero(half)[1]) == {15}
     assert set(np.nonzero(touched)[1]) == {15, 16}
     assert (touched >= half).all()
-    other = bev_raster(cache, P.model_copy(update={"bev_agent_min_cover": 1 / 16}))[:2]
-    np.testing.assert_array_equal(other, bev_raster(cache, P)[:2])  # drivable area and route unchanged
+    np.testing.assert_array_equal(touched_all[:2], half_all[:2])  # drivable area and route unchanged
