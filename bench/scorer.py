@@ -32,14 +32,9 @@ from pathlib import Path  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the toy scenes live under tests/
 
 import numpy as np  # noqa: E402
+from _world import synthetic_caches  # noqa: E402
 
-from drivefine_core.data.openscene_reader import load_log  # noqa: E402
-from drivefine_core.data.params import SceneFilter  # noqa: E402
-from drivefine_core.data.scene_filter import cut_scenes  # noqa: E402
-from drivefine_core.data.synthetic.params import GenerateParams  # noqa: E402
-from drivefine_core.data.synthetic.world import generate_world  # noqa: E402
 from drivefine_core.metrics.cache_io import read_metric_caches  # noqa: E402
-from drivefine_core.metrics.cache_stage import build_metric_cache_dir  # noqa: E402
 from drivefine_core.metrics.reference_scorer import reference_score  # noqa: E402
 from drivefine_core.metrics.scene_index import TABLES  # noqa: E402
 from drivefine_core.metrics.scorer import score_trajectories  # noqa: E402
@@ -56,23 +51,6 @@ def _timed(fn) -> float:
     t0 = time.process_time()
     fn()
     return time.process_time() - t0
-
-
-def synthetic_caches(root: Path, logs: int, frames: int, density: float) -> Path:
-    """Generate a world (no images) and build the test split's metric caches with the stage's code."""
-    params = GenerateParams(num_logs=logs, frames_per_log=frames, render_images=False, seed=0, workers=1,
-                            vehicle_density_per_100m=1.0 * density, sidewalk_pedestrians_per_100m=0.5 * density,
-                            static_objects_per_100m=0.6 * density, pedestrians_per_crosswalk=1.0 * density)
-    world = generate_world(root / "world", params)
-    scenes = []
-    for name in world.logs["test"]:
-        log = load_log(str(root / "world" / "navsim_logs" / "test" / f"{name}.pkl"), require_annotations=True,
-                       required_cameras=())
-        scenes += cut_scenes(log.frames, SceneFilter(frame_interval=1), log.log_name, log.map_location)
-    report = build_metric_cache_dir(scenes, root / "world" / "maps", root / "cache")
-    if report.failures or not report.scenes:
-        raise SystemExit(f"metric cache failed: {report.failures[:3]}")
-    return root / "cache"
 
 
 def precomputed_bytes(caches) -> float:

@@ -76,6 +76,9 @@ def load_params_or_exit() -> Params:
 
 def main(stage_main: Callable[[Params], None]) -> None:
     """Run a stage's main with params.yaml, mapping failures to exit codes the flow understands."""
+    from drivefine_core.storage.arrow_memory import use_fast_arrow_pool
+
+    use_fast_arrow_pool()
     params = load_params_or_exit()
     try:
         stage_main(params)

@@ -68,7 +68,8 @@ def run(params) -> None:
     with open_run("evaluate", params, {"evaluate": ev, "metrics": params.metrics}):
         caches = read_metric_caches(f"data/metric_cache/{ev.split}")
         train_split = params.ingest.split.train_name
-        train = read_metric_caches(f"data/metric_cache/{train_split}") if "ego_mlp" in ev.baselines else []
+        train = (read_metric_caches(f"data/metric_cache/{train_split}", scorer_tables=False)  # the ego-MLP's fit only
+                 if "ego_mlp" in ev.baselines else [])
         agents = baseline_agents(ev.baselines, train, params.metrics.baselines)
         features = FeatureIndex(f"data/features/{ev.split}")
         caches = [c for c in caches if c.token in features]  # scenes whose features were quarantined drop out

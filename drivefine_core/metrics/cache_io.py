@@ -162,8 +162,11 @@ def _row_to_cache(row: dict, source: str) -> MetricCache:
     return cache
 
 
-def read_metric_caches(path: str | os.PathLike, logs: Iterable[str] | None = None) -> list[MetricCache]:
-    """Read every log file under `path` (or only `logs`), ordered by log then timestamp."""
+def read_metric_caches(path: str | os.PathLike, logs: Iterable[str] | None = None, *,
+                       scorer_tables: bool = True) -> list[MetricCache]:
+    """Read every log file under `path` (or only `logs`), ordered by log then timestamp.
+    scorer_tables=False leaves the precomputed `pre.*` columns unread (about two thirds of a file): for readers
+    of the scene's fields only (the BEV targets); scoring such a cache builds its tables lazily."""
     root = Path(path)
     if logs is None:
         files = sorted(root.glob("*.parquet"))
@@ -174,7 +177,8 @@ def read_metric_caches(path: str | os.PathLike, logs: Iterable[str] | None = Non
         if not f.exists():
             raise FileNotFoundError(f"metric cache file {f} does not exist")
         try:
-            table = pq.read_table(f)
+            columns = None if scorer_tables else [n for n in pq.read_schema(f).names if not n.startswith("pre.")]
+            table = pq.read_table(f, columns=columns)
         except Exception as e:  # pyarrow raises several types for corrupt files
             raise ValueError(f"{f}: not a readable Parquet metric cache ({e})") from e
         version = (table.schema.metadata or {}).get(_META, b"1").decode()

@@ -34,8 +34,8 @@ def bev_raster(cache: MetricCache, p: ModelParams) -> np.ndarray:
     cell = p.bev_cell_m / SUPERSAMPLE
     half = cols * p.bev_cell_m / 2
 
-    def to_px(xy: np.ndarray) -> list[tuple[float, float]]:
-        return [(float((half - y) / cell), float(x / cell)) for x, y in xy]  # (column, row)
+    def to_px(xy: np.ndarray) -> list[float]:  # flat (column, row) pairs, as ImageDraw takes them
+        return np.stack([(half - xy[:, 1]) / cell, xy[:, 0] / cell], axis=1).ravel().tolist()
 
     def inside(poly: np.ndarray) -> bool:  # bounding box overlaps the raster (most of a 100 m map crop does not)
         return bool(poly[:, 0].max() >= 0 and poly[:, 0].min() <= rows * p.bev_cell_m
