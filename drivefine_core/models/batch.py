@@ -52,6 +52,9 @@ class PlannerBatch(Mapping[str, Tensor]):
         """From collated feature rows or a serving request's tensors: camera views (B, V, 3, H, W) are folded
         onto channels (the only place that happens), tensors moved to `device`, other keys (scene tokens,
         log names) left out. A missing prompt field or a non-tensor value is a ValueError naming the field."""
+        if not isinstance(fields, Mapping):  # e.g. a list of uncollated feature rows
+            raise TypeError(f"batch: expected a mapping of field name -> tensor, got {type(fields).__name__} "
+                            "(collate rows with features.dataset.collate_features first)")
         values: dict[str, Tensor] = {}
         for name in FIELDS:
             if name not in fields:

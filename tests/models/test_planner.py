@@ -118,6 +118,8 @@ def test_batch_errors_name_the_field(drivefine: DriveFinePlanner, spanvla: SpanV
         drivefine.plan(missing, "mdm")
     with pytest.raises(ValueError, match="missing field 'command'"):
         PlannerBatch.of(missing)
+    with pytest.raises(TypeError, match="expected a mapping.*got list.*collate_features"):
+        PlannerBatch.of([missing, missing])  # type: ignore[arg-type]  # rows not collated
     wrong_kind = batch["target_tokens"].clone()
     wrong_kind[1, 2] = 5  # an x/y bin in a heading slot
     with pytest.raises(ValueError, match="target_tokens.*sample 1 position 2"):
