@@ -67,8 +67,8 @@ def run(params) -> None:
             raise ValueError(f"{features}: the feature store holds no training sample")
         if sft.bev_weight > 0:  # the vision towers' auxiliary BEV targets, drawn from the metric caches
             # the scenes' fields only (nothing is scored here); the caches are dropped once the rasters are drawn
-            caches = f"data/metric_cache/{train}"
-            dataset = WithBEV(dataset, dataset.tokens, read_metric_caches(caches, scorer_tables=False), params.model)
+            cache_dir = f"data/metric_cache/{train}"
+            dataset = WithBEV(dataset, dataset.tokens, read_metric_caches(cache_dir, scorer_tables=False), params.model)
         metrics: dict[str, float] = {"train_samples": float(len(dataset)), "processes": float(acc.num_processes),
                                      "validation_logs_held_out": float(len(held))}
         curves: dict[str, list[list[float]]] = {}

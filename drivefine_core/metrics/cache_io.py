@@ -166,7 +166,7 @@ def read_metric_caches(path: str | os.PathLike, logs: Iterable[str] | None = Non
                        scorer_tables: bool = True) -> list[MetricCache]:
     """Read every log file under `path` (or only `logs`), ordered by log then timestamp.
     scorer_tables=False leaves the precomputed `pre.*` columns unread (about two thirds of a file): for readers
-    of the scene's fields only (the BEV targets); scoring such a cache builds its tables lazily."""
+    of the scene's fields only (BEV targets, the ego-MLP's fit); scoring such a cache builds its tables lazily."""
     root = Path(path)
     if logs is None:
         files = sorted(root.glob("*.parquet"))

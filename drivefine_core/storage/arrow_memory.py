@@ -13,19 +13,14 @@ import os
 
 import pyarrow as pa
 
-POOLS = ("jemalloc", "system")
-
 
 def use_fast_arrow_pool() -> str:
     """Make jemalloc (else the system allocator) Arrow's default pool unless ARROW_DEFAULT_MEMORY_POOL names
     one; returns the backend in use. Buffers allocated before keep the pool they came from."""
-    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
-        return pa.default_memory_pool().backend_name
-    for name in POOLS:
+    if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
         try:
-            pool = pa.jemalloc_memory_pool() if name == "jemalloc" else pa.system_memory_pool()
+            pool = pa.jemalloc_memory_pool()
         except NotImplementedError:  # ArrowNotImplementedError: this build has no jemalloc
-            continue
+            pool = pa.system_memory_pool()
         pa.set_memory_pool(pool)
-        return pool.backend_name
     return pa.default_memory_pool().backend_name

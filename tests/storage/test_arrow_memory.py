@@ -19,7 +19,7 @@ def _run(env_pool: str | None) -> list[str]:
     return out.stdout.split()
 
 
-def test_the_stages_leave_mimalloc_for_jemalloc_or_the_system_allocator():
+def test_mimalloc_is_left_for_jemalloc_or_the_system_allocator():
     got, default = _run(None)
     assert got == default and got in ("jemalloc", "system")
 
