@@ -10,6 +10,7 @@ from drivefine_core.data.map_api import MapAPI
 from drivefine_core.data.road_network import Intersection, Lane, LaneConnector, RoadNetwork, Roadblock, RoadblockConnector
 from drivefine_core.data.schema import Annotations, EgoStatus, Frame, Scene
 from tests.metrics import toy_scenes as T
+from tests.metrics.cache_compare import assert_same_cache
 from drivefine_core.metrics.cache_builder import build_metric_cache
 from drivefine_core.metrics.cache_io import read_metric_caches, write_metric_caches
 from drivefine_core.metrics.scorer import score_trajectories
@@ -92,20 +93,6 @@ def test_empty_route_is_rejected_with_the_field_name():
         build_metric_cache(sc, MapAPI(network()))
 
 
-def _assert_same(a, b):
-    for name in a.__dataclass_fields__:
-        if name.startswith("_"):
-            continue
-        x, y = getattr(a, name), getattr(b, name)
-        if isinstance(x, np.ndarray):
-            assert x.dtype == y.dtype and x.shape == y.shape, name
-            np.testing.assert_array_equal(x, y, err_msg=name)
-        elif isinstance(x, float) and np.isnan(x):
-            assert np.isnan(y), name
-        else:
-            assert x == y, name
-
-
 def test_parquet_round_trip_and_incremental_logs(tmp_path):
     a1 = T.straight_road([T.ToyAgent(20, 0, 0, 3)], token="a1", log_name="log-a", timestamp_us=0)
     a2 = T.curved_road(token="a2", log_name="log-a", timestamp_us=500_000)
@@ -115,7 +102,7 @@ def test_parquet_round_trip_and_incremental_logs(tmp_path):
     back = read_metric_caches(tmp_path)
     assert [c.token for c in back] == ["a1", "a2", "b1"]
     for x, y in zip([a1, a2, b1], back):
-        _assert_same(x, y)
+        assert_same_cache(x, y)
     # Rewriting log-b leaves log-a's file untouched; no temp files remain.
     before = os.stat(tmp_path / "log-a.parquet").st_mtime_ns
     write_metric_caches([b1], tmp_path)

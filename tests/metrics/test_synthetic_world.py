@@ -263,20 +263,15 @@ def test_cache_file_carries_the_scorer_tables_and_an_older_file_still_scores(den
 def test_reading_without_the_scorer_tables_keeps_every_field_and_score(dense_cache_dir):
     """scorer_tables=False (the SFT stage's BEV targets, the ego-MLP's fit) reads the same fields and no
     precomputed table; scoring such a cache builds its tables and gives the very same numbers."""
-    from dataclasses import fields
-
-    from drivefine_core.metrics.cache import MetricCache
     from drivefine_core.metrics.cache_io import read_metric_caches
     from drivefine_core.metrics.scene_index import TABLES
+    from tests.metrics.cache_compare import assert_same_cache
 
     path, _, _ = dense_cache_dir
     full, bare = read_metric_caches(path), read_metric_caches(path, scorer_tables=False)
     assert [c.token for c in bare] == [c.token for c in full]
     assert all(c.recalled(TABLES) is None and c.recalled("fixed_rows") is None for c in bare)
     for a, b in zip(full, bare):
-        for f in fields(MetricCache):
-            if not f.name.startswith("_"):
-                x, y = getattr(a, f.name), getattr(b, f.name)
-                assert (np.array_equal(x, y, equal_nan=x.dtype.kind == "f") if isinstance(x, np.ndarray) else x == y), f.name
+        assert_same_cache(a, b)
     plans = np.stack([random_candidates(np.random.default_rng(4), c, 3) for c in full])
     _assert_same(score_trajectories(bare, plans, "both"), score_trajectories(full, plans, "both"))
